@@ -1,0 +1,52 @@
+"""Keyed, deterministic pseudonyms for identifiers, UIDs and date shifts.
+
+One secret key drives every replacement, so the same input maps to the same output across files,
+centers and runs with the same key, and nobody without the key can reverse or re-link it
+(HMAC-SHA256, RFC 2104). Used by DICOM de-identification, report de-identification and the
+pseudonymisation of label tables, so that all three agree on a patient's pseudonym.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+# Maximum shift in days for "Retain Longitudinal Temporal Information with Modified Dates".
+MAX_DATE_SHIFT_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class Pseudonymizer:
+    """Maps identifiers to keyed pseudonyms. ``key`` must be secret and at least 16 bytes."""
+
+    key: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.key) < 16:
+            raise ValueError(
+                "The pseudonymisation secret must be at least 16 bytes; set BRAINFM_DEID_SECRET "
+                "(or BRAINFM_DEID_SECRET_FILE) to a long random value, e.g. `openssl rand -hex 32`."
+            )
+
+    def _digest(self, namespace: str, value: str) -> bytes:
+        return hmac.new(self.key, f"{namespace}\x1f{value}".encode(), hashlib.sha256).digest()
+
+    def uid(self, uid: str) -> str:
+        """A DICOM UID in the ``2.25.<128-bit integer>`` form (PS3.5 B.2), at most 44 characters."""
+        return "2.25." + str(int.from_bytes(self._digest("uid", uid.strip())[:16], "big"))
+
+    def patient_id(self, patient_id: str) -> str:
+        """A non-empty pseudonym such as ``PX7Q2M4K9C1ABD3EF``; same patient, same pseudonym."""
+        raw = self._digest("patient", patient_id.strip())[:10]
+        return "P" + base64.b32encode(raw).decode().rstrip("=")
+
+    def token(self, namespace: str, value: str, length: int = 12) -> str:
+        """A short hex pseudonym for other keys (accession numbers, study keys, file names)."""
+        return self._digest(namespace, value.strip()).hex()[:length]
+
+    def date_shift_days(self, patient_id: str) -> int:
+        """A per-patient shift in days, in [-MAX_DATE_SHIFT_DAYS, -1]: intervals within a patient stay exact."""
+        raw = int.from_bytes(self._digest("date", patient_id.strip())[:8], "big")
+        return -(1 + raw % MAX_DATE_SHIFT_DAYS)

@@ -1,0 +1,55 @@
+"""Materialize the whole asset graph in order: the unpartitioned head, every center, then the rest.
+
+Used by ``make demo`` and the end-to-end test. Centers found under the raw folder are registered as
+dynamic partitions first (the same step the new-data sensor performs in a deployment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dagster as dg
+
+from assets.partitions import CENTERS
+from assets.resources import PathsResource
+from brainfm.raw_layout import RawLayout
+
+
+def register_centers(instance: dg.DagsterInstance, paths: PathsResource) -> list[str]:
+    """Add every center folder of the raw layout as a partition; return the full sorted list."""
+    centers = RawLayout(paths.raw).centers()
+    known = set(instance.get_dynamic_partitions(CENTERS.name))
+    new = [c for c in centers if c not in known]
+    if new:
+        instance.add_dynamic_partitions(CENTERS.name, new)
+    return centers
+
+
+def materialize_all(
+    defs: dg.Definitions, instance: dg.DagsterInstance, log: Callable[[str], None] = print
+) -> list[dg.ExecuteInProcessResult]:
+    """Run every asset and check of ``defs``; stop at the first failed run and return all results."""
+    graph = defs.resolve_asset_graph()
+    keys = set(graph.get_all_asset_keys())
+    partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
+    after = dg.AssetSelection.keys(*partitioned).downstream().resolve(graph) if partitioned else set()
+    head, tail = keys - partitioned - after, after - partitioned
+    nodes = [*defs.assets, *defs.asset_checks]  # type: ignore[list-item]
+    resources = dict(defs.resources or {})
+
+    def run(selection: set[dg.AssetKey], partition: str | None = None) -> dg.ExecuteInProcessResult:
+        log(f"materializing {len(selection)} asset(s)" + (f" for center {partition}" if partition else ""))
+        return dg.materialize(
+            nodes, selection=dg.AssetSelection.keys(*selection), instance=instance, resources=resources,
+            partition_key=partition, raise_on_error=False,
+        )
+
+    results = [run(head)] if head else []
+    if partitioned and all(r.success for r in results):
+        for center in register_centers(instance, resources["paths"]):  # type: ignore[arg-type]
+            results.append(run(partitioned, center))
+            if not results[-1].success:
+                break
+    if tail and all(r.success for r in results):
+        results.append(run(tail))
+    return results
