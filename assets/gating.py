@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import dagster as dg
-from dagster import AssetCheckExecutionContext
 import pandas as pd
+from dagster import AssetCheckExecutionContext
 
 from brainfm.validation import validate_frame
 

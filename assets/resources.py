@@ -20,6 +20,7 @@ class PathsResource(dg.ConfigurableResource):
     raw_dir: str = Field(default="raw", description="Raw input (holds identifiers; never tracked).")
     data_dir: str = Field(default="data", description="De-identified and derived outputs, tracked by data.dvc.")
     quarantine_dir: str = Field(default="quarantine", description="Rejected inputs with reasons (untracked).")
+    outputs_dir: str = Field(default="outputs", description="Human-facing figures and reports (untracked).")
 
     def _resolve(self, value: str) -> Path:
         path = Path(value)
@@ -36,6 +37,10 @@ class PathsResource(dg.ConfigurableResource):
     @property
     def quarantine(self) -> Path:
         return self._resolve(self.quarantine_dir)
+
+    @property
+    def outputs(self) -> Path:
+        return self._resolve(self.outputs_dir)
 
     def output(self, asset_name: str, partition: str | None = None) -> Path:
         """The folder an asset (partition) writes to: ``data/<asset>[/<partition>]``."""

@@ -13,6 +13,9 @@ from brainfm import __version__
 # ``parser.set_defaults(func=handler)``; the handler takes the parsed namespace and returns an exit code.
 COMMAND_MODULES: tuple[str, ...] = (
     "brainfm.versioning_cli",
+    "brainfm.dicom.cli",
+    "brainfm.reports.cli",
+    "brainfm.synth.cli",
 )
 
 

@@ -43,8 +43,12 @@ class Pseudonymizer:
         return "P" + base64.b32encode(raw).decode().rstrip("=")
 
     def token(self, namespace: str, value: str, length: int = 12) -> str:
-        """A short hex pseudonym for other keys (accession numbers, study keys, file names)."""
+        """A short hex pseudonym for other keys (study keys, file names)."""
         return self._digest(namespace, value.strip()).hex()[:length]
+
+    def accession(self, accession_number: str) -> str:
+        """The pseudonym of an AccessionNumber: the key that links a report to its de-identified study."""
+        return self.token("accession", accession_number, 16)
 
     def date_shift_days(self, patient_id: str) -> int:
         """A per-patient shift in days, in [-MAX_DATE_SHIFT_DAYS, -1]: intervals within a patient stay exact."""

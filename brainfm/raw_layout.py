@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,3 +47,10 @@ class RawLayout:
                 "digits and '_', starting with a letter, at most 32 characters); rename them, e.g. center_a."
             )
         return names
+
+    def planted_identifiers(self) -> list[str]:
+        """Every identifier a synthetic cohort planted (its manifest maps kind → values); a site's data lists none."""
+        if not self.manifest.is_file():
+            return []
+        planted = json.loads(self.manifest.read_text(encoding="utf-8")).get("identifiers", {})
+        return sorted({value for values in planted.values() for value in values})

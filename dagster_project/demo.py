@@ -16,7 +16,7 @@ def main() -> int:
     print("\nOutputs:")
     for result in results:
         for event in result.get_asset_materialization_events():
-            mat = event.asset_materialization
+            mat = event.materialization
             assert mat is not None
             where = mat.metadata.get("output")
             part = f"[{mat.partition}]" if mat.partition else ""

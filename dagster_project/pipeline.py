@@ -14,6 +14,9 @@ from assets.partitions import CENTERS
 from assets.resources import PathsResource
 from brainfm.raw_layout import RawLayout
 
+# Step events at INFO, not DEBUG: progress stays readable; the full event log is in the Dagster instance.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 
 def register_centers(instance: dg.DagsterInstance, paths: PathsResource) -> list[str]:
     """Add every center folder of the raw layout as a partition; return the full sorted list."""
@@ -41,7 +44,7 @@ def materialize_all(
         log(f"materializing {len(selection)} asset(s)" + (f" for center {partition}" if partition else ""))
         return dg.materialize(
             nodes, selection=dg.AssetSelection.keys(*selection), instance=instance, resources=resources,
-            partition_key=partition, raise_on_error=False,
+            partition_key=partition, raise_on_error=False, run_config=_QUIET,
         )
 
     results = [run(head)] if head else []

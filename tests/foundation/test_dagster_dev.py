@@ -41,7 +41,7 @@ def test_dagster_dev_answers_and_stops(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         # A background process inherits SIGINT as ignored; restore it so dagster dev can be stopped.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 (no threads here)
         start_new_session=True,
     )
     try:

@@ -1,0 +1,181 @@
+"""Report structuring per center, and the stage-2 vision-language data built from it."""
+
+# No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import great_expectations as gx
+import pandas as pd
+from pydicom import dcmread
+
+from assets.cohort import raw_cohort
+from assets.gating import gx_asset_check
+from assets.ingest import deidentified_studies
+from assets.partitions import CENTERS
+from assets.resources import DeidSecretResource, DvcResource, PathsResource, ProfileResource
+from assets.versioning import versioned
+from brainfm.raw_layout import RawLayout
+from brainfm.reports import build_instruction_data, check_no_identifiers, structure_jsonl, validate_structured
+
+STRUCTURED_FILE = "structured.jsonl"
+PAIRS_FILE = "pairs.jsonl"
+INSTRUCTIONS_FILE = "instructions.jsonl"
+# Share of image-report pairs that must find their de-identified study: a report without images is
+# normal now and then (an outside study, a deleted series), a low share means the keys do not link.
+MIN_LINKED_PAIRS = 0.9
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n" for record in records)
+
+
+@dg.asset(partitions_def=CENTERS, deps=[raw_cohort], group_name="reports", description=
+          "Chinese free-text reports structured into sections, categories, laterality, locations, size, negations "
+          "and ontology terms, with de-identified text; keys pseudonymised.")
+def structured_reports(
+    context: dg.AssetExecutionContext, paths: PathsResource, deid_secret: DeidSecretResource, dvc: DvcResource
+) -> dg.MaterializeResult:
+    center = context.partition_key
+    source = RawLayout(paths.raw).reports / f"{center}.jsonl"
+    if not source.is_file():
+        raise dg.Failure(f"No report file for {center}: expected {source} (one JSON line per report: id, text).")
+    out = paths.output("structured_reports", center)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = structure_jsonl(source, out / STRUCTURED_FILE, pseudonymizer=deid_secret.pseudonymizer())
+    quarantine = paths.quarantine / "structured_reports" / f"{center}.jsonl"
+    _write_jsonl(quarantine, [{"line": n, "reason": reason} for n, reason in summary.quarantined])
+    return dg.MaterializeResult(metadata={
+        "reports": summary.n_written,
+        "quarantined_lines": len(summary.quarantined),
+        "primary_categories": dg.MetadataValue.json(summary.categories),
+        **versioned(out, paths, dvc),
+    })
+
+
+def _accession_to_study(paths: PathsResource) -> dict[str, str]:
+    """Accession pseudonym → new StudyInstanceUID, read from one de-identified file per study."""
+    links: dict[str, str] = {}
+    for study_dir in sorted(paths.output("deidentified_studies").glob("*/*")):
+        first = next(study_dir.rglob("*.dcm"), None)
+        if first is not None:
+            accession = str(dcmread(first, stop_before_pixels=True, specific_tags=["AccessionNumber"]).get("AccessionNumber", ""))
+            if accession:
+                links[accession] = study_dir.name
+    return links
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("vl_pairs", deps=[structured_reports, deidentified_studies], group_name="reports",
+                     description="Image-report pairs (findings + impression) linked to de-identified studies, 8:2 by patient."),
+        dg.AssetSpec("instruction_pairs", deps=[structured_reports], group_name="reports",
+                     description="Instruction-response records: report generation, patient explanation, QA on "
+                                 "location/size/category, multi-turn dialogue; 8:2 by patient."),
+    ]
+)
+def vision_language_data(
+    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, dvc: DvcResource
+):
+    records = [r for path in sorted(paths.output("structured_reports").glob(f"*/{STRUCTURED_FILE}")) for r in _read_jsonl(path)]
+    pairs, instructions = build_instruction_data(records, seed=profile.seed)
+    links = _accession_to_study(paths)
+    for pair in pairs:
+        pair["study"] = links.get(pair["image"])
+    pairs_dir, instr_dir = paths.output("vl_pairs"), paths.output("instruction_pairs")
+    _write_jsonl(pairs_dir / PAIRS_FILE, pairs)
+    _write_jsonl(instr_dir / INSTRUCTIONS_FILE, instructions)
+    yield dg.MaterializeResult(asset_key="vl_pairs", metadata={
+        "pairs": len(pairs),
+        "linked_to_study": sum(p["study"] is not None for p in pairs),
+        "split": dg.MetadataValue.json(dict(Counter(p["split"] for p in pairs))),
+        **versioned(pairs_dir, paths, dvc),
+    })
+    yield dg.MaterializeResult(asset_key="instruction_pairs", metadata={
+        "records": len(instructions),
+        "tasks": dg.MetadataValue.json(dict(Counter(r["task"] for r in instructions))),
+        "split": dg.MetadataValue.json(dict(Counter(r["split"] for r in instructions))),
+        **versioned(instr_dir, paths, dvc),
+    })
+
+
+# -- gating checks -----------------------------------------------------------------------------------------
+
+
+def _structured_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
+    """One row per structured report: schema/vocabulary problems and identifiers left (counts only)."""
+    paths: PathsResource = context.resources.paths
+    planted = RawLayout(paths.raw).planted_identifiers()
+    records = _read_jsonl(paths.output("structured_reports", context.partition_key) / STRUCTURED_FILE)
+    return pd.DataFrame({
+        "problems": [len(validate_structured([r])) for r in records],
+        "identifiers": [len(check_no_identifiers([r], planted)) for r in records],
+    })
+
+
+def _training_text_frame(asset: str, file: str):
+    def load(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
+        paths: PathsResource = context.resources.paths
+        records = _read_jsonl(paths.output(asset) / file)
+        planted = RawLayout(paths.raw).planted_identifiers()
+        frame = pd.DataFrame({
+            "patient": [r["patient"] for r in records],
+            "split": [r["split"] for r in records],
+            "identifiers": [len(check_no_identifiers([r], planted)) for r in records],
+        })
+        if asset == "vl_pairs":
+            frame["linked"] = [r["study"] is not None for r in records]
+        frame["sides"] = frame.groupby("patient")["split"].transform("nunique")
+        return frame
+
+    return load
+
+
+def _training_text_expectations(linked: bool):
+    def expectations() -> list[Any]:
+        out = [
+            gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="identifiers", min_value=0, max_value=0),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="sides", min_value=1, max_value=1),
+            gx.expectations.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "val"]),
+        ]
+        if linked:
+            out.append(gx.expectations.ExpectColumnValuesToBeInSet(column="linked", value_set=[True], mostly=MIN_LINKED_PAIRS))
+        return out
+
+    return expectations
+
+
+structured_reports_valid = gx_asset_check(
+    asset=structured_reports, name="schema_vocabulary_identifiers",
+    description="Every record has the documented schema and vocabulary, and no planted identifier in text_deid.",
+    frame=_structured_frame,
+    expectations=lambda: [
+        gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
+        gx.expectations.ExpectColumnValuesToBeBetween(column="problems", min_value=0, max_value=0),
+        gx.expectations.ExpectColumnValuesToBeBetween(column="identifiers", min_value=0, max_value=0),
+    ],
+    required_resource_keys={"paths"}, partitions_def=CENTERS,
+)
+vl_pairs_valid = gx_asset_check(
+    asset="vl_pairs", name="no_identifiers_split_linked",
+    description=f"No identifier in any training text, no patient on both sides, ≥{MIN_LINKED_PAIRS:.0%} linked to a study.",
+    frame=_training_text_frame("vl_pairs", PAIRS_FILE), expectations=_training_text_expectations(linked=True),
+    required_resource_keys={"paths"},
+)
+instruction_pairs_valid = gx_asset_check(
+    asset="instruction_pairs", name="no_identifiers_split",
+    description="No identifier in any instruction or response, no patient on both sides of the split.",
+    frame=_training_text_frame("instruction_pairs", INSTRUCTIONS_FILE), expectations=_training_text_expectations(linked=False),
+    required_resource_keys={"paths"},
+)

@@ -1,0 +1,449 @@
+"""Processing one center folder: manifest, de-identification, normalisation (the asset layer's entry points).
+
+Work is split by input folder (a hospital export keeps a series in one folder) and run in a process pool.
+Each worker reads a file once and, depending on the entry point, de-identifies and writes it and/or
+normalises its series, so the combined :func:`ingest_center` decodes each file once. A series found in
+more than one folder is re-normalised afterwards from the de-identified tree, which groups it by new UIDs.
+Outputs are staged and swapped in whole (:func:`brainfm.imaging.shards.atomic_directory`), so a re-run after
+a crash gives the same bytes and never duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import polars as pl
+from pydicom.dataset import Dataset
+from tqdm import tqdm
+
+from brainfm.dicom.deid import Deidentifier
+from brainfm.dicom.export import output_relpath, write_deidentified
+from brainfm.dicom.manifest import bad_row, file_token, instance_row, manifest_frame
+from brainfm.dicom.quarantine import BadInput, QuarantineEntry, Reason, write_quarantine
+from brainfm.dicom.reading import (
+    FrameGeometry,
+    burned_in_reason,
+    decode_frames,
+    frame_geometries,
+    infer_sequence,
+    lookup,
+    read_dataset,
+    require_uids,
+)
+from brainfm.imaging.normalize import normalize_volume
+from brainfm.imaging.qc import DEFAULT_THRESHOLDS, QCThresholds
+from brainfm.imaging.shards import INDEX_FILE, QC_FILE, ShardWriter, atomic_directory
+from brainfm.imaging.volumes import Frame, build_volumes
+from brainfm.pseudonym import Pseudonymizer
+from brainfm.splits import PRETRAIN_TRAIN_FRACTION, split_patients
+
+_PARTS = ".parts"  # per-series normalised arrays inside the staging directory, removed before the swap
+INDEX_SCHEMA = {
+    "slice_id": pl.String(), "patient": pl.String(), "study": pl.String(), "series": pl.String(),
+    "volume": pl.Int32(), "sequence": pl.String(), "plane": pl.String(), "slice_index": pl.Int32(),
+    "shard": pl.Int32(), "row": pl.Int32(), "split": pl.String(), "center": pl.String(),
+}  # fmt: skip
+QC_SCHEMA = {
+    "patient": pl.String(), "study": pl.String(), "series": pl.String(), "volume": pl.Int32(),
+    "sequence": pl.String(), "slice_index": pl.Int32(), "reason": pl.String(), "center": pl.String(),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeidSummary:
+    """Counts of one center's de-identification (files)."""
+
+    exported: int
+    quarantined: int
+    reasons: dict[str, int]
+
+    def line(self) -> str:
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(self.reasons.items()))
+        return f"exported {self.exported} files, quarantined {self.quarantined}" + (f" ({detail})" if detail else "")
+
+
+@dataclass(frozen=True)
+class NormalizeSummary:
+    """Counts of one center's normalisation (slices and series)."""
+
+    series: int
+    slices: int
+    excluded: int
+    exclusion_reasons: dict[str, int]
+    patients: dict[str, int]  # split name → number of patients
+
+
+@dataclass(frozen=True)
+class _Job:
+    root: Path
+    files: tuple[str, ...]  # relative to root: one folder, or one series when re-normalising
+    center: str
+    key: bytes
+    deidentify: bool  # False: input is already de-identified (no manifest rows, no burned-in check)
+    deid_out: Path | None  # write de-identified files here
+    parts_out: Path | None  # normalise, writing per-volume arrays here
+    thresholds: QCThresholds
+    tag: str  # unique per job, names its part files
+
+
+@dataclass
+class _VolumePart:
+    file: str  # part file name under parts_out
+    slice_index: list[int]
+    excluded: list[tuple[int, str]]
+    plane: str
+
+
+@dataclass
+class _SeriesPart:
+    patient: str
+    study: str
+    series: str
+    sequence: str
+    relpaths: list[str]  # de-identified relative paths of the series' files in this job
+    volumes: list[_VolumePart] = field(default_factory=list)
+    unusable: str | None = None  # series-level exclusion reason
+
+
+@dataclass
+class _JobResult:
+    manifest: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[QuarantineEntry] = field(default_factory=list)
+    written: list[tuple[str, str]] = field(default_factory=list)  # (input path, output path), both relative
+    series: list[_SeriesPart] = field(default_factory=list)
+
+
+def _frames(ds: Dataset, pixels: np.ndarray, geometries: list[FrameGeometry]) -> list[Frame]:
+    """Real-valued frames (stored value × slope + intercept) with geometry and phase-encoding axis."""
+    phase = {"COL": 0, "ROW": 1}.get(str(lookup(ds, "InPlanePhaseEncodingDirection") or "").upper())
+    return [
+        Frame((p.astype(np.float32) * np.float32(g.slope) + np.float32(g.intercept)), g, phase)
+        for p, g in zip(pixels, geometries, strict=True)
+    ]
+
+
+@contextlib.contextmanager
+def _quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's warnings and log lines: they quote header values, which may identify a patient."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _run_job(job: _Job) -> _JobResult:
+    """Read every file of one folder once; de-identify/write and/or collect frames per series; normalise."""
+    with _quiet_pydicom():
+        return _process_job(job)
+
+
+def _process_job(job: _Job) -> _JobResult:
+    pseudonymizer = Pseudonymizer(job.key) if job.deidentify else None
+    deidentifier = Deidentifier(pseudonymizer) if pseudonymizer else None
+    result = _JobResult()
+    frames: dict[str, list[Frame]] = defaultdict(list)
+    series: dict[str, _SeriesPart] = {}
+    sequences: dict[str, Counter[str]] = defaultdict(Counter)
+    written: set[str] = set()
+    for rel in job.files:
+        try:
+            ds = read_dataset(job.root / rel)
+            require_uids(ds)
+            if job.deidentify and (reason := burned_in_reason(ds)) is not None:
+                raise BadInput(reason)
+            geometries, sequence = frame_geometries(ds), infer_sequence(ds)  # from the original header
+            row = None
+            if pseudonymizer:
+                row = instance_row(ds, rel, job.center, pseudonymizer, geometry=geometries[0], sequence=sequence)
+            if job.deid_out is None and job.parts_out is None:
+                result.manifest.append(row)  # manifest scan: headers only, pixels not decoded
+                continue
+            pixels = decode_frames(ds)
+            if deidentifier:
+                deidentifier(ds)
+            out_rel = str(output_relpath(ds))
+            if out_rel in written:
+                raise BadInput(Reason.DUPLICATE_INSTANCE, "another file of this folder has the same SOP Instance UID")
+            written.add(out_rel)
+            if job.deid_out is not None:
+                # Tagged by job: the parent keeps the first job's copy of a SOP Instance UID seen twice.
+                write_deidentified(ds, job.deid_out / f"{out_rel}.{job.tag}")
+                result.written.append((rel, out_rel))
+        except Exception as e:  # noqa: BLE001 - one bad file must never stop the run; it is listed instead
+            bad = e if isinstance(e, BadInput) else BadInput(Reason.CORRUPT, f"{type(e).__name__}: {e}"[:200])
+            result.quarantined.append(QuarantineEntry(rel, bad.reason, bad.detail))
+            if pseudonymizer:
+                result.manifest.append(bad_row(rel, job.center, bad.reason, pseudonymizer))
+            continue
+        if row is not None:
+            result.manifest.append(row)
+        if job.parts_out is None:
+            continue
+        key = str(ds.SeriesInstanceUID)
+        part = series.setdefault(
+            key, _SeriesPart(str(ds.PatientID), str(ds.StudyInstanceUID), key, "other", relpaths=[])
+        )
+        part.relpaths.append(out_rel)
+        sequences[key][sequence] += 1
+        if str(ds.get("Modality", "")).upper() != "MR":
+            part.unusable = "not_mr"
+        elif pixels.ndim != 3:
+            part.unusable = "not_grayscale"
+        else:
+            frames[key].extend(_frames(ds, pixels, geometries))
+    for key, part in series.items():
+        part.sequence = sequences[key].most_common(1)[0][0]
+        if part.unusable is None:
+            _normalise_series(part, frames.pop(key, []), job)
+        result.series.append(part)
+    return result
+
+
+def _normalise_series(part: _SeriesPart, frames: list[Frame], job: _Job) -> None:
+    assert job.parts_out is not None
+    for v, volume in enumerate(build_volumes(frames)):
+        normalized = normalize_volume(volume, job.thresholds)
+        name = f"{job.tag}-{part.series}-{v}.npy"
+        np.save(job.parts_out / name, normalized.slices)
+        part.volumes.append(_VolumePart(name, normalized.slice_index, normalized.excluded, normalized.plane))
+
+
+def _folders(root: Path) -> list[tuple[str, ...]]:
+    """Relative paths of all regular files under ``root``, grouped by folder, sorted (deterministic jobs)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath, name)
+            if path.is_file() and not path.is_symlink():
+                groups[dirpath].append(str(path.relative_to(root)))
+    return [tuple(sorted(groups[d])) for d in sorted(groups)]
+
+
+T = TypeVar("T")
+
+
+def _map(fn: Callable[[_Job], T], jobs: list[_Job], workers: int, desc: str) -> Iterator[T]:
+    """Ordered results of ``fn`` over jobs: inline for one worker, else a forkserver process pool."""
+    bar = tqdm(total=len(jobs), desc=desc, unit="folder", disable=None)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            context = get_context("forkserver")
+            context.set_forkserver_preload([__name__])  # workers start with pydicom, numpy, polars imported
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
+            results: Iterable[T] = pool.map(fn, jobs)
+        else:
+            results = map(fn, jobs)
+        for r in results:
+            bar.update()
+            yield r
+    bar.close()
+
+
+def _keep_first_copies(results: list[_JobResult], stage: Path, key: bytes) -> None:
+    """Give each written file its final name; later copies of an already named instance are quarantined."""
+    seen: set[str] = set()
+    for job_index, result in enumerate(results):
+        duplicates = set()
+        for rel, out_rel in result.written:
+            tagged = stage / f"{out_rel}.{job_index:06d}"  # the job's tag (see _run)
+            if out_rel in seen:
+                tagged.unlink()
+                duplicates.add(rel)
+            else:
+                os.replace(tagged, stage / out_rel)
+                seen.add(out_rel)
+        if duplicates:
+            detail = "an earlier folder holds a file with the same SOP Instance UID"
+            result.written = [(r, o) for r, o in result.written if r not in duplicates]
+            result.quarantined += [QuarantineEntry(r, Reason.DUPLICATE_INSTANCE, detail) for r in sorted(duplicates)]
+            pseudonymizer = Pseudonymizer(key)
+            tokens = {file_token(pseudonymizer, r): r for r in duplicates}
+            result.manifest = [
+                bad_row(tokens[row["file"]], row["center"], Reason.DUPLICATE_INSTANCE, pseudonymizer)
+                if row["file"] in tokens
+                else row
+                for row in result.manifest
+            ]
+
+
+def _write_slices(
+    results: list[_JobResult], stage: Path, deid_root: Path, center: str, seed: int, thresholds: QCThresholds
+) -> NormalizeSummary:
+    """Merge per-job series parts into shards + index.parquet + qc.parquet in a worker-count-independent order."""
+    parts_dir = stage / _PARTS
+    grouped: dict[str, list[_SeriesPart]] = defaultdict(list)
+    for result in results:
+        for part in result.series:
+            grouped[part.series].append(part)
+    for i, series in enumerate(sorted(s for s, ps in grouped.items() if len(ps) > 1)):
+        files = tuple(sorted({rel for p in grouped[series] for rel in p.relpaths}))
+        job = _Job(deid_root, files, center, b"", False, None, parts_dir, thresholds, f"merged{i:06d}")
+        grouped[series] = _run_job(job).series
+    parts = sorted((ps[0] for ps in grouped.values()), key=lambda p: (p.patient, p.study, p.series))
+    sides = split_patients([p.patient for p in parts], PRETRAIN_TRAIN_FRACTION, seed)
+    writer = ShardWriter(stage)
+    index: list[dict[str, Any]] = []
+    qc: list[dict[str, Any]] = []
+    for part in parts:
+        keys = {"patient": part.patient, "study": part.study, "series": part.series, "sequence": part.sequence}
+        if part.unusable is not None:
+            qc.append({**keys, "volume": -1, "slice_index": -1, "reason": part.unusable, "center": center})
+        for v, vol in enumerate(part.volumes):
+            positions = writer.append(np.load(parts_dir / vol.file))
+            for (shard, row), k in zip(positions, vol.slice_index, strict=True):
+                index.append({
+                    "slice_id": f"{part.series}-{v}-{k}", **keys, "volume": v, "plane": vol.plane,
+                    "slice_index": k, "shard": shard, "row": row, "split": sides[part.patient], "center": center,
+                })  # fmt: skip
+            qc += [{**keys, "volume": v, "slice_index": k, "reason": r, "center": center} for k, r in vol.excluded]
+    writer.flush()
+    for path in parts_dir.iterdir():
+        path.unlink()
+    parts_dir.rmdir()
+    index_df = pl.DataFrame(index, schema=INDEX_SCHEMA)
+    qc_df = pl.DataFrame(qc, schema=QC_SCHEMA)
+    index_df.write_parquet(stage / INDEX_FILE)
+    qc_df.write_parquet(stage / QC_FILE)
+    return NormalizeSummary(
+        series=len(parts),
+        slices=index_df.height,
+        excluded=qc_df.height,
+        exclusion_reasons=dict(Counter(qc_df["reason"].to_list())),
+        patients=dict(Counter(sides.values())),
+    )
+
+
+def _run(
+    root: Path,
+    center: str,
+    key: bytes,
+    *,
+    deidentify: bool,
+    deid_dir: Path | None,
+    slices_dir: Path | None,
+    workers: int,
+    seed: int,
+    thresholds: QCThresholds,
+) -> tuple[list[_JobResult], NormalizeSummary | None]:
+    if not root.is_dir():
+        raise FileNotFoundError(f"Input folder {root} does not exist or is not a folder; pass the center's folder.")
+    with contextlib.ExitStack() as stack:
+        deid_stage = stack.enter_context(atomic_directory(deid_dir)) if deid_dir else None
+        slice_stage = stack.enter_context(atomic_directory(slices_dir)) if slices_dir else None
+        parts = None
+        if slice_stage is not None:
+            parts = slice_stage / _PARTS
+            parts.mkdir()
+        jobs = [
+            _Job(root, files, center, key, deidentify, deid_stage, parts, thresholds, f"{i:06d}")
+            for i, files in enumerate(_folders(root))
+        ]
+        results = list(_map(_run_job, jobs, workers, center))
+        if deid_stage is not None:
+            _keep_first_copies(results, deid_stage, key)
+        summary = None
+        if slice_stage is not None:
+            summary = _write_slices(results, slice_stage, deid_stage or root, center, seed, thresholds)
+    return results, summary
+
+
+def _deid_summary(results: list[_JobResult], quarantine_path: Path) -> DeidSummary:
+    entries = [e for r in results for e in r.quarantined]
+    write_quarantine(quarantine_path, entries)
+    return DeidSummary(
+        exported=sum(len(r.written) for r in results),
+        quarantined=len(entries),
+        reasons=dict(Counter(str(e.reason) for e in entries)),
+    )
+
+
+def scan_center(center_dir: Path, center: str, pseudonymizer: Pseudonymizer, workers: int = 1) -> pl.DataFrame:
+    """The ``dicom_manifest`` of one center: one row per file (schema ``MANIFEST_SCHEMA``), pseudonymous keys.
+
+    Header-level status only (empty, not DICOM, truncated, missing pixel data or UIDs, burned-in); pixel
+    decodability is established by :func:`deidentify_center`.
+    """
+    results, _ = _run(
+        center_dir, center, pseudonymizer.key, deidentify=True, deid_dir=None, slices_dir=None,
+        workers=workers, seed=0, thresholds=DEFAULT_THRESHOLDS,
+    )  # fmt: skip
+    return manifest_frame([row for r in results for row in r.manifest])
+
+
+def deidentify_center(
+    center_dir: Path, out_dir: Path, quarantine_path: Path, pseudonymizer: Pseudonymizer, workers: int = 1
+) -> DeidSummary:
+    """De-identify every file under ``center_dir`` into ``out_dir`` (replaced atomically); quarantine the rest.
+
+    ``quarantine_path`` (JSON lines naming original paths) must lie outside ``out_dir``.
+    """
+    _check_quarantine_outside(quarantine_path, out_dir)
+    results, _ = _run(
+        center_dir, "", pseudonymizer.key, deidentify=True, deid_dir=out_dir, slices_dir=None,
+        workers=workers, seed=0, thresholds=DEFAULT_THRESHOLDS,
+    )  # fmt: skip
+    return _deid_summary(results, quarantine_path)
+
+
+def normalize_center(
+    deid_dir: Path, out_dir: Path, center: str, workers: int = 1, seed: int = 0,
+    thresholds: QCThresholds = DEFAULT_THRESHOLDS,
+) -> NormalizeSummary:  # fmt: skip
+    """Normalise a de-identified tree into 256×256 uint8 shards + index.parquet + qc.parquet (atomically)."""
+    _, summary = _run(
+        deid_dir, center, b"", deidentify=False, deid_dir=None, slices_dir=out_dir,
+        workers=workers, seed=seed, thresholds=thresholds,
+    )  # fmt: skip
+    assert summary is not None
+    return summary
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    manifest: pl.DataFrame
+    deid: DeidSummary
+    normalize: NormalizeSummary
+
+
+def ingest_center(
+    center_dir: Path, deid_dir: Path, slices_dir: Path, quarantine_path: Path, center: str,
+    pseudonymizer: Pseudonymizer, workers: int = 1, seed: int = 0, thresholds: QCThresholds = DEFAULT_THRESHOLDS,
+) -> IngestSummary:  # fmt: skip
+    """Manifest, de-identification and normalisation in one pass (each file read and decoded once).
+
+    Same outputs as :func:`scan_center` + :func:`deidentify_center` + :func:`normalize_center`.
+    """
+    _check_quarantine_outside(quarantine_path, deid_dir)
+    results, summary = _run(
+        center_dir, center, pseudonymizer.key, deidentify=True, deid_dir=deid_dir, slices_dir=slices_dir,
+        workers=workers, seed=seed, thresholds=thresholds,
+    )  # fmt: skip
+    assert summary is not None
+    manifest = manifest_frame([row for r in results for row in r.manifest])
+    return IngestSummary(manifest, _deid_summary(results, quarantine_path), summary)
+
+
+def _check_quarantine_outside(quarantine_path: Path, out_dir: Path) -> None:
+    q, out = quarantine_path.resolve(), out_dir.resolve()
+    if q == out or out in q.parents:
+        raise ValueError(
+            f"The quarantine list names original paths and must not be written inside {out_dir}; "
+            "choose a quarantine path outside the de-identified output folder."
+        )

@@ -1,0 +1,285 @@
+"""DICOM de-identification following PS3.15 Annex E (profile and options in ``deid_profile``).
+
+The rule for any attribute not named in the profile is safe by construction (a whitelist):
+
+* private elements are removed unless listed in ``SAFE_PRIVATE``; curves (50xx), overlays (60xx), group
+  lengths and trailing padding are removed;
+* text VRs (PN, LO, SH, LT, ST, UT, UC, UR, AE, AS) are removed unless ``TEXT_ACTIONS`` keeps, cleans or
+  replaces them;
+* UIDs are replaced by keyed ``2.25.<int>`` UIDs, except standard ones (SOP classes, transfer syntaxes),
+  so every reference (referenced image/series/study sequences, SR content) maps the same way as its target;
+* dates (DA, and the date part of DT) are shifted by a keyed per-patient number of days, so intervals
+  within a patient stay exact; times (TM) are kept;
+* sequences are recursed with the same rules; coded and numeric values are kept.
+
+Text that stays is decoded with the file's SpecificCharacterSet (GB18030, ISO 2022 IR 58, …) before cleaning,
+and written back as UTF-8 (``ISO_IR 192``). Pixel Data and every other kept element stay raw bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydicom.charset import default_encoding
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_sequence_item
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pydicom.valuerep import PersonName
+
+from brainfm.dicom.deid_profile import (
+    DESCRIPTOR_CJK_TERMS,
+    DESCRIPTOR_TOKENS,
+    KEEP_UID_KEYWORDS,
+    METHOD_CODES,
+    METHOD_TEXT,
+    REMOVE_NON_TEXT,
+    SAFE_PRIVATE,
+    TEXT_ACTIONS,
+    Action,
+)
+from brainfm.pseudonym import Pseudonymizer
+
+TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE", "AS"})
+_TOKEN_SPLIT = re.compile(r"[^0-9a-z+*]+")
+_CJK_TERMS = re.compile("|".join(sorted(DESCRIPTOR_CJK_TERMS, key=len, reverse=True)))
+_DT_TIMEZONE = re.compile(r"[+-]\d{4}$")
+_LO_MAX_CHARS = 64
+
+
+def clean_descriptor(text: str) -> str:
+    """Keep only technical vocabulary from a free-text description (Clean Descriptors option).
+
+    >>> clean_descriptor("T1_MPRAGE sag 张三 增强 Dr. Wang")
+    'T1 MPRAGE SAG 增强'
+    """
+    tokens = [t.upper() for t in _TOKEN_SPLIT.split(text.lower()) if t in DESCRIPTOR_TOKENS]
+    return " ".join(tokens + _CJK_TERMS.findall(text))[:_LO_MAX_CHARS].strip()
+
+
+def patient_key(ds: Dataset) -> str:
+    """The original identity a pseudonym is derived from: PatientID, else name and birth date, else study."""
+    pid = str(ds.get("PatientID") or "").strip()
+    if pid:
+        return pid
+    name = str(ds.get("PatientName") or "").strip()
+    if name:
+        return f"name:{name}|{ds.get('PatientBirthDate') or ''}"
+    return f"study:{ds.get('StudyInstanceUID') or ''}"
+
+
+def _shift_date(value: str, days: int) -> str:
+    """Shift a DA (or the date part of a DT) by ``days``; an unparsable date becomes empty."""
+    try:
+        shifted = dt.datetime.strptime(value[:8], "%Y%m%d").date() + dt.timedelta(days=days)
+    except ValueError:
+        return ""
+    return shifted.strftime("%Y%m%d") + _DT_TIMEZONE.sub("", value[8:])
+
+
+@dataclass(frozen=True)
+class _PatientContext:
+    pseudonym: str
+    shift_days: int
+
+
+class Deidentifier:
+    """Applies the profile in place; the same key gives the same UIDs, pseudonyms and shifts in every run.
+
+    Elements are visited in their raw (undecoded) form and decided by tag and VR from precomputed sets, so
+    only the few values that must be rewritten (UIDs, dates, the named text attributes, private creators,
+    sequences) are ever decoded; every other kept element, Pixel Data included, is written back byte for byte.
+    """
+
+    def __init__(self, pseudonymizer: Pseudonymizer) -> None:
+        self.pseudonymizer = pseudonymizer
+        self._uids: dict[str, str] = {}  # study/series UIDs repeat in every file of a series
+
+    def new_uid(self, uid: str) -> str:
+        """The replacement of a non-standard UID (standard ones, e.g. SOP classes, are returned as is)."""
+        if uid not in self._uids:
+            self._uids[uid] = uid if not uid or UID(uid).keyword else self.pseudonymizer.uid(uid)
+        return self._uids[uid]
+
+    def __call__(self, ds: Dataset) -> Dataset:
+        """De-identify ``ds`` in place (file meta rebuilt) and return it."""
+        key = patient_key(ds)
+        ctx = _PatientContext(self.pseudonymizer.patient_id(key), self.pseudonymizer.date_shift_days(key))
+        transfer_syntax = _transfer_syntax(ds)
+        self._clean(ds, ctx)
+        for keyword, vr, value in (
+            ("PatientID", "LO", ctx.pseudonym),
+            ("PatientName", "PN", ctx.pseudonym),
+            ("SpecificCharacterSet", "CS", "ISO_IR 192"),
+            ("PatientIdentityRemoved", "CS", "YES"),
+            ("LongitudinalTemporalInformationModified", "CS", "MODIFIED"),
+            ("DeidentificationMethod", "LO", METHOD_TEXT),
+        ):
+            _set(ds, BaseTag(tag_for_keyword(keyword)), vr, value)  # type: ignore[arg-type]
+        implicit, little = ds.original_encoding
+        if little:
+            items = _method_code_items(implicit)
+            ds[_METHOD_CODES_TAG] = RawDataElement(_METHOD_CODES_TAG, "SQ", len(items), items, 0, implicit, little)
+        else:
+            ds.DeidentificationMethodCodeSequence = Sequence([_code(v, meaning) for v, meaning in METHOD_CODES])
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        meta.TransferSyntaxUID = transfer_syntax
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        ds.file_meta = meta
+        ds.preamble = b"\0" * 128  # a preamble may hold a TIFF header or anything else; never copy it
+        return ds
+
+    def _clean(self, ds: Dataset, ctx: _PatientContext) -> None:
+        tags = list(ds.keys())
+        creators = {  # private creator tag → its decoded value
+            tag: _text(ds[tag].value).strip() for tag in tags if tag.is_private and 0x10 <= tag.element <= 0xFF
+        }
+        kept_creators: set[BaseTag] = set()
+        for tag in tags:
+            if tag.is_private:
+                if tag in creators:
+                    continue
+                creator = BaseTag(tag.group << 16 | tag.element >> 8)
+                name = creators.get(creator, "").upper()
+                if tag.element >= 0x1000 and (name, tag.group, tag.element & 0xFF) in SAFE_PRIVATE:
+                    kept_creators.add(creator)
+                else:
+                    del ds[tag]
+                continue
+            if tag.element == 0 or tag.group & 0xFF00 in (0x5000, 0x6000) or tag in _REMOVE_TAGS:
+                del ds[tag]
+                continue
+            elem = ds.get_item(tag)
+            vr = _vr(tag, elem.VR)
+            if vr == "SQ":
+                for item in ds[tag].value:
+                    self._clean(item, ctx)
+            elif tag in _TEXT_ACTIONS:
+                _set(ds, tag, vr, self._apply(ds[tag].value, _TEXT_ACTIONS[tag], ctx))
+            elif vr in TEXT_VRS or vr == "UN":
+                del ds[tag]
+            elif vr == "UI" and tag not in _KEEP_UID_TAGS:
+                _set(ds, tag, vr, _map_values(elem, self.new_uid))
+            elif vr in ("DA", "DT"):
+                _set(ds, tag, vr, _map_values(elem, lambda v: _shift_date(v, ctx.shift_days)))
+        for tag, creator in creators.items():
+            if tag in kept_creators:
+                _set(ds, tag, "LO", creator)  # decoded, so written in the new character set
+            else:
+                del ds[tag]
+
+    def _apply(self, value: object, action: Action, ctx: _PatientContext) -> str:
+        text = _text(value)
+        if action is Action.PSEUDONYM:
+            return ctx.pseudonym
+        if action is Action.TOKEN:
+            return self.pseudonymizer.token("accession", text, 16) if text.strip() else ""
+        if action is Action.CLEAN:
+            return clean_descriptor(text)
+        return "" if action is Action.EMPTY else text
+
+
+_TEXT_ACTIONS: dict[int, Action] = {tag_for_keyword(k): a for k, a in TEXT_ACTIONS.items()}  # type: ignore[misc]
+_REMOVE_TAGS = frozenset(tag_for_keyword(k) for k in (*REMOVE_NON_TEXT, "SpecificCharacterSet"))
+_KEEP_UID_TAGS = frozenset(tag_for_keyword(k) for k in KEEP_UID_KEYWORDS)
+_METHOD_CODES_TAG = BaseTag(tag_for_keyword("DeidentificationMethodCodeSequence"))  # type: ignore[arg-type]
+
+
+def _set(ds: Dataset, tag: BaseTag, vr: str, value: str | list[str]) -> None:
+    """Set an element of ``ds``; a value in the default (ASCII) repertoire is stored already encoded.
+
+    Most values set here are UIDs, dates, pseudonyms and codes, whose encoding is their ASCII bytes padded to
+    even length (PS3.5 6.2); storing them encoded skips pydicom's per-element validation and re-encoding,
+    which otherwise dominate the de-identification time. Other text goes through a validated DataElement.
+    """
+    implicit, little = ds.original_encoding
+    text = "\\".join(value) if isinstance(value, list) else value
+    if not little or not text.isascii():
+        ds[tag] = DataElement(tag, vr, value)
+        return
+    data = text.encode("ascii")
+    if len(data) % 2:
+        data += b"\0" if vr == "UI" else b" "
+    ds[tag] = RawDataElement(tag, vr, len(data), data, 0, implicit, little)
+
+
+@functools.cache
+def _method_code_items(implicit: bool) -> bytes:
+    """The DeidentificationMethodCodeSequence items, encoded once (little endian): the same in every file."""
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, implicit
+    for value, meaning in METHOD_CODES:
+        write_sequence_item(fp, _code(value, meaning), [default_encoding])
+    return fp.getvalue()
+
+
+@functools.cache
+def _vr(tag: int, stored: str | None) -> str:
+    """The VR a public element is judged by: the dictionary's for a known tag (whatever the file claims, so a
+    mislabelled text element is still treated as text), else the stored one; "UN" when neither is known."""
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return stored or "UN"
+
+
+def _text(value: object) -> str:
+    """A decoded text value as one string (multiple values joined by the DICOM separator ``\\``)."""
+    if value is None or isinstance(value, bytes):
+        return ""
+    if isinstance(value, (str, PersonName)):
+        return str(value)
+    return "\\".join(str(v) for v in value)  # type: ignore[attr-defined]
+
+
+def _map_values(elem: DataElement | RawDataElement, fn: Callable[[str], str]) -> str | list[str]:
+    """Apply ``fn`` to each value of a UI, DA or DT element; empty stays empty.
+
+    These VRs use the default (ASCII) repertoire, so a raw value is decoded here directly rather than through
+    pydicom's value conversion.
+    """
+    value = elem.value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace").rstrip("\0 ")
+        values = [v.strip("\0 ") for v in value.split("\\")] if value else []
+    elif value is None or value == "":
+        values = []
+    else:
+        values = [str(value)] if isinstance(value, str) else [str(v) for v in value]  # type: ignore[attr-defined]
+    mapped = [fn(v) if v else v for v in values]
+    return mapped[0] if len(mapped) == 1 else mapped if mapped else ""
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = "DCM"
+    item.CodeMeaning = meaning
+    return item
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    """The file's transfer syntax, or the one implied by how a file without file meta was read."""
+    uid = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if uid:
+        return UID(uid)
+    implicit, little = ds.original_encoding
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian

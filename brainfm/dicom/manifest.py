@@ -1,0 +1,101 @@
+"""The DICOM manifest: one row per input file, keyed only by pseudonymous values (never original UIDs,
+names or paths), so it can be stored and shown as Dagster metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydicom.dataset import Dataset
+
+from brainfm.dicom.deid import patient_key
+from brainfm.dicom.reading import FrameGeometry, SequenceType, frame_geometries, infer_sequence
+from brainfm.pseudonym import Pseudonymizer
+
+MANIFEST_SCHEMA: Mapping[str, pl.DataType] = {
+    "center": pl.String(),
+    "file": pl.String(),  # keyed token of the relative input path
+    "status": pl.String(),  # "ok" or the quarantine reason
+    "patient": pl.String(),
+    "study": pl.String(),
+    "series": pl.String(),
+    "instance": pl.String(),
+    "sop_class": pl.String(),
+    "modality": pl.String(),
+    "sequence": pl.String(),
+    "transfer_syntax": pl.String(),
+    "rows": pl.Int32(),
+    "columns": pl.Int32(),
+    "frames": pl.Int32(),
+    "row_spacing_mm": pl.Float64(),
+    "column_spacing_mm": pl.Float64(),
+    "slice_thickness_mm": pl.Float64(),
+    "plane": pl.String(),  # axial | coronal | sagittal | oblique | unknown
+    "manufacturer": pl.String(),
+}
+_PLANE_BY_NORMAL_AXIS = {0: "sagittal", 1: "coronal", 2: "axial"}
+_OBLIQUE_COSINE = 0.8  # |normal · axis| below this: oblique
+
+
+def file_token(pseudonymizer: Pseudonymizer, relpath: str) -> str:
+    """The manifest's stand-in for an input path (which may hold identifiers)."""
+    return pseudonymizer.token("file", relpath, 16)
+
+
+def _plane(orientation: tuple[float, ...] | None) -> str:
+    if orientation is None:
+        return "unknown"
+    normal = np.abs(np.cross(orientation[:3], orientation[3:]))
+    axis = int(np.argmax(normal))
+    return _PLANE_BY_NORMAL_AXIS[axis] if normal[axis] >= _OBLIQUE_COSINE else "oblique"
+
+
+def instance_row(
+    ds: Dataset, relpath: str, center: str, pseudonymizer: Pseudonymizer, *,
+    geometry: FrameGeometry | None = None, sequence: SequenceType | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The manifest row of a readable file, from its *original* header (keys are pseudonymised here).
+
+    ``geometry`` (of the first frame) and ``sequence`` are derived from ``ds`` unless the caller has them.
+    """
+    geometry = geometry or frame_geometries(ds)[0]
+    thickness = ds.get("SliceThickness")
+
+    def uid(keyword: str) -> str | None:
+        value = ds.get(keyword)
+        return pseudonymizer.uid(str(value)) if value else None
+
+    return {
+        "center": center,
+        "file": file_token(pseudonymizer, relpath),
+        "status": "ok",
+        "patient": pseudonymizer.patient_id(patient_key(ds)),
+        "study": uid("StudyInstanceUID"),
+        "series": uid("SeriesInstanceUID"),
+        "instance": uid("SOPInstanceUID"),
+        "sop_class": str(ds.get("SOPClassUID", "")) or None,
+        "modality": str(ds.get("Modality", "")) or None,
+        "sequence": sequence or infer_sequence(ds),
+        "transfer_syntax": str(ds.file_meta.get("TransferSyntaxUID", "")) or None,
+        "rows": int(ds.get("Rows") or 0),
+        "columns": int(ds.get("Columns") or 0),
+        "frames": int(ds.get("NumberOfFrames") or 1),
+        "row_spacing_mm": geometry.spacing_mm[0],
+        "column_spacing_mm": geometry.spacing_mm[1],
+        "slice_thickness_mm": float(thickness) if thickness not in (None, "") else None,
+        "plane": _plane(geometry.orientation),
+        "manufacturer": str(ds.get("Manufacturer", "")) or None,
+    }
+
+
+def bad_row(relpath: str, center: str, reason: str, pseudonymizer: Pseudonymizer) -> dict[str, Any]:
+    """The manifest row of a quarantined file: its token and reason, everything else null."""
+    return {"center": center, "file": file_token(pseudonymizer, relpath), "status": reason}
+
+
+def manifest_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Rows → DataFrame with :data:`MANIFEST_SCHEMA`, sorted by file token (deterministic)."""
+    frame = pl.DataFrame(rows, schema=MANIFEST_SCHEMA) if rows else pl.DataFrame(schema=MANIFEST_SCHEMA)
+    return frame.sort("file")

@@ -1,0 +1,247 @@
+"""Reading DICOM files: a complete dataset, its decoded frames, per-frame geometry and the MR sequence type.
+
+Every transfer syntax that pydicom decodes with its installed plugins (numpy, pylibjpeg, gdcm) is read:
+uncompressed little/big endian, deflate, RLE, JPEG baseline/extended/lossless, JPEG-LS and JPEG 2000.
+Single-frame and multi-frame (enhanced MR) objects share one code path: frames are always returned as an
+array of shape (frames, rows, columns) with geometry per frame.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+from brainfm.dicom.quarantine import BadInput, Reason
+
+SequenceType = Literal["T1", "T2", "FLAIR", "DWI", "other"]
+SEQUENCE_TYPES: tuple[SequenceType, ...] = ("T1", "T2", "FLAIR", "DWI", "other")
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_UID_KEYWORDS = ("SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+def read_dataset(path: Path) -> Dataset:
+    """Read a whole file (pixels still encoded) or raise :class:`BadInput` with the quarantine reason.
+
+    Files without the 128-byte preamble are accepted when they parse to a dataset with a SOP Instance UID.
+    """
+    data = path.read_bytes()  # one read; pydicom then parses from memory
+    size = len(data)
+    if size == 0:
+        raise BadInput(Reason.EMPTY_FILE)
+    has_prefix = data[128:132] == b"DICM"
+    # pydicom warns about every odd value it meets; the quarantine reason is what we report.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = dcmread(io.BytesIO(data), force=not has_prefix)
+        except InvalidDicomError as e:
+            raise BadInput(Reason.NOT_DICOM, str(e)[:200]) from None
+        except Exception as e:  # noqa: BLE001 - pydicom raises many types on damaged input; all mean "cannot parse"
+            reason = Reason.CORRUPT if has_prefix else Reason.NOT_DICOM
+            raise BadInput(reason, f"{type(e).__name__}: {e}"[:200]) from None
+    if not has_prefix and "SOPInstanceUID" not in ds:
+        raise BadInput(Reason.NOT_DICOM, "no DICM prefix and no SOP Instance UID")
+    _check_complete(ds, size)
+    return ds
+
+
+def require_uids(ds: Dataset) -> None:
+    """Raise BadInput(missing_uid) unless the SOP Class and the Study/Series/SOP Instance UIDs are present."""
+    missing = [k for k in _UID_KEYWORDS if not ds.get(k)]
+    if missing:
+        raise BadInput(Reason.MISSING_UID, "missing " + ", ".join(missing))
+
+
+def _check_complete(ds: Dataset, size: int) -> None:
+    """Raise for a file that ends inside a data element (pydicom silently keeps what it could read)."""
+    if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return  # offsets refer to the inflated stream; zlib itself raises on a truncated stream
+    pixel_keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
+    if pixel_keyword is not None:
+        raw = ds.get_item(Tag(pixel_keyword))
+        tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", _UNDEFINED_LENGTH)
+        if tell is not None and length != _UNDEFINED_LENGTH and tell + length > size:
+            raise BadInput(Reason.TRUNCATED, f"pixel data needs {length} bytes, file has {size - tell}")
+        return
+    if len(ds) == 0:
+        raise BadInput(Reason.TRUNCATED, "no data elements after the file meta information")
+    raw = ds.get_item(max(ds.keys()))
+    tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", _UNDEFINED_LENGTH)
+    if tell is not None and length != _UNDEFINED_LENGTH and tell + length != size:
+        raise BadInput(Reason.TRUNCATED, f"the last data element ends at byte {tell + length} of {size}")
+    raise BadInput(Reason.MISSING_PIXEL_DATA)
+
+
+def decode_frames(ds: Dataset) -> np.ndarray:
+    """Stored pixel values as (frames, rows, columns[, samples]); raises BadInput(undecodable_pixels)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pixels = ds.pixel_array
+    except Exception as e:  # noqa: BLE001 - decoder plugins raise assorted types; all mean "cannot decode"
+        raise BadInput(Reason.UNDECODABLE_PIXELS, f"{type(e).__name__}: {e}"[:200]) from None
+    frames = int(ds.get("NumberOfFrames") or 1)
+    return pixels if frames > 1 else pixels[np.newaxis]
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """Where one frame lies in the patient (LPS, mm) and how its stored values map to real values."""
+
+    position_mm: tuple[float, float, float] | None  # ImagePositionPatient: centre of the first pixel
+    orientation: tuple[float, ...] | None  # ImageOrientationPatient: row then column direction cosines
+    spacing_mm: tuple[float, float]  # PixelSpacing: between rows, between columns (1.0 when absent)
+    slope: float = 1.0
+    intercept: float = 0.0
+
+
+def _functional(ds: Dataset, frame: int, sequence: str, keyword: str) -> Any:
+    """An attribute from the per-frame functional group of ``frame``, else the shared group, else None."""
+    for groups, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
+        items = ds.get(groups)
+        if items is not None and len(items) > index:
+            macro = items[index].get(sequence)
+            if macro is not None and len(macro) and keyword in macro[0]:
+                return macro[0][keyword].value
+    return None
+
+
+def frame_geometries(ds: Dataset) -> list[FrameGeometry]:
+    """Geometry for every frame: enhanced multi-frame functional groups first, then top-level attributes."""
+    n = int(ds.get("NumberOfFrames") or 1)
+    out = []
+    for i in range(n):
+        pos = _functional(ds, i, "PlanePositionSequence", "ImagePositionPatient")
+        ori = _functional(ds, i, "PlaneOrientationSequence", "ImageOrientationPatient")
+        spacing = _functional(ds, i, "PixelMeasuresSequence", "PixelSpacing")
+        slope = _functional(ds, i, "PixelValueTransformationSequence", "RescaleSlope")
+        intercept = _functional(ds, i, "PixelValueTransformationSequence", "RescaleIntercept")
+        pos = pos if pos is not None else ds.get("ImagePositionPatient")
+        if pos is not None and n > 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+            pos = _legacy_frame_position(ds, pos, i)
+        ori = ori if ori is not None else ds.get("ImageOrientationPatient")
+        spacing = spacing if spacing is not None else ds.get("PixelSpacing")
+        out.append(
+            FrameGeometry(
+                position_mm=tuple(float(v) for v in pos) if pos is not None and len(pos) == 3 else None,
+                orientation=tuple(float(v) for v in ori) if ori is not None and len(ori) == 6 else None,
+                spacing_mm=(float(spacing[0]), float(spacing[1])) if spacing else (1.0, 1.0),
+                slope=float(slope if slope is not None else ds.get("RescaleSlope", 1.0) or 1.0),
+                intercept=float(intercept if intercept is not None else ds.get("RescaleIntercept", 0.0) or 0.0),
+            )
+        )
+    return out
+
+
+def _legacy_frame_position(ds: Dataset, first: Any, frame: int) -> Any:
+    """Frame positions of a legacy multi-frame object: the first position stepped along the slice normal."""
+    ori, step = ds.get("ImageOrientationPatient"), ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
+    if ori is None or len(ori) != 6 or not step:
+        return None
+    normal = np.cross(np.asarray(ori[:3], float), np.asarray(ori[3:], float))
+    return np.asarray(first, float) + frame * float(step) * normal
+
+
+def lookup(ds: Dataset, keyword: str) -> Any:
+    """A top-level attribute, else the same attribute in the first frame's functional groups."""
+    if keyword in ds:
+        return ds[keyword].value
+    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        items = ds.get(groups)
+        if items:
+            for macro in items[0]:
+                if macro.VR == "SQ" and macro.value and keyword in macro.value[0]:
+                    return macro.value[0][keyword].value
+    return None
+
+
+def _word(*alternatives: str) -> re.Pattern[str]:
+    """Keywords matched as whole tokens (so T1 does not match T10); CJK terms match anywhere."""
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alternatives) + r")(?![a-z0-9])", re.IGNORECASE)
+
+
+# Vendor protocol names (Siemens, GE, Philips, United Imaging) and Chinese series descriptions.
+_DWI = _word(r"dwi\w*", r"diff\w*", r"dti", r"adc", r"e?trace\w*", r"ep2d_diff\w*", r"resolve", r"tensor",
+             r"b\d{3,4}", r"ep_b\d+\w*", "弥散", "扩散")
+_OTHER = _word(r"swi\w*", r"t2\*", r"t2star", r"perf\w*", r"asl", r"pcasl", r"dsc", r"localizer", r"scout",
+               r"survey", r"3[-_ ]?plane", r"tof\w*", r"mra", r"angio\w*", r"bold", r"fmri", r"fieldmap",
+               r"svs", r"csi", "定位", "灌注", "血管", "波谱")
+_FLAIR = _word(r"\w*flair\w*", r"dark[-_ ]?fluid", r"tirm\w*", "水抑制", "液体衰减")
+_T1 = _word(r"t1\w*", r"mprage", r"mp2rage", r"t1w", r"spgr", r"fspgr", r"bravo", r"tfl\w*", r"vibe",
+            r"tfe", r"flash", r"3d_?t1", "T1加权")
+_T2 = _word(r"t2\w*", r"tse", r"fse", r"haste", r"blade", r"propeller", "T2加权")
+
+
+def infer_sequence(ds: Dataset) -> SequenceType:
+    """T1, T2, FLAIR, DWI or other, from image type, b-values, descriptions, then TR/TE/TI (ms).
+
+    Order matters: diffusion evidence wins, then explicit non-structural names (SWI, localizer…), then
+    FLAIR before T1/T2 because FLAIR descriptions often also say T2.
+    """
+    if str(ds.get("Modality", "MR")).upper() != "MR":
+        return "other"
+    image_type = {str(v).upper() for v in (lookup(ds, "ImageType") or lookup(ds, "FrameType") or [])}
+    if image_type & {"ADC", "TRACEW", "TRACE", "DIFFUSION", "EADC", "FA"}:
+        return "DWI"
+    b_value = lookup(ds, "DiffusionBValue")
+    if b_value is not None and float(b_value) > 0:
+        return "DWI"
+    text = " ".join(
+        str(ds.get(k) or "") for k in ("SeriesDescription", "ProtocolName", "SequenceName", "PulseSequenceName")
+    )
+    for pattern, label in ((_DWI, "DWI"), (_OTHER, "other"), (_FLAIR, "FLAIR"), (_T1, "T1"), (_T2, "T2")):
+        if pattern.search(text):
+            return label  # type: ignore[return-value]
+    return _sequence_from_timing(ds)
+
+
+def _sequence_from_timing(ds: Dataset) -> SequenceType:
+    """Textbook contrast rules on TR, TE and TI in ms (1.5–3 T): the fallback when names say nothing."""
+
+    def ms(keyword: str, alt: str | None = None) -> float | None:
+        value = lookup(ds, keyword)
+        if value is None and alt:
+            value = lookup(ds, alt)
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+            value = value[0] if len(value) else None
+        try:
+            return float(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    tr, te = ms("RepetitionTime"), ms("EchoTime", "EffectiveEchoTime")
+    ti = ms("InversionTime", "InversionTimes")
+    scanning = {str(v).upper() for v in (lookup(ds, "ScanningSequence") or [])}
+    if ti is not None and ti >= 1500 and (tr or 0) >= 5000:
+        return "FLAIR"
+    if ti is not None and "IR" in scanning and ti < 1300 and (te or 99) < 10:
+        return "T1"
+    if tr is not None and te is not None:
+        if tr < 1000 and te < 30:
+            return "T1"
+        if tr >= 2000 and te >= 60:
+            return "T2"
+    return "other"
+
+
+def burned_in_reason(ds: Dataset) -> Reason | None:
+    """Quarantine reason for images that may show identifiers in their pixels (PS3.15 E.1.1 note)."""
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        return Reason.BURNED_IN_ANNOTATION
+    if str(ds.get("SOPClassUID", "")).startswith("1.2.840.10008.5.1.4.1.1.7"):
+        return Reason.SECONDARY_CAPTURE
+    return None

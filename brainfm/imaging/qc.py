@@ -1,0 +1,104 @@
+"""Slice quality control: which native slices to exclude, each with a reason.
+
+Reasons, checked in this order: ``empty`` (constant slice), ``near_constant`` (intensity spread below a
+fraction of the series' robust range), ``out_of_brain`` (tiny foreground fraction: slices above the vertex
+or below the skull base), ``noise`` (robust noise estimate too high relative to the foreground signal) and
+``ghosting`` (signal outside the head along the phase-encoding direction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+# Immerkær (1996) "Fast noise variance estimation": the kernel [[1,-2,1],[-2,4,-2],[1,-2,1]] cancels smooth
+# image structure; the mean absolute response scaled by sqrt(pi/2)/6 estimates Gaussian noise sigma. The
+# kernel is the outer product of [1,-2,1] with itself, so it is applied as two second differences (fast).
+_GHOST_MARGIN = 7  # pixels: square dilation of the foreground before measuring background signal
+
+
+@dataclass(frozen=True)
+class QCThresholds:
+    """Exclusion thresholds; the defaults suit clinical brain MR magnitude images."""
+
+    near_constant_fraction: float = 0.02  # slice p1–p99 spread / series robust range
+    min_foreground_fraction: float = 0.05  # foreground pixels / slice pixels
+    max_noise_ratio: float = 0.25  # noise sigma / mean foreground intensity
+    max_ghost_ratio: float = 0.15  # (mean background in the phase band − elsewhere) / mean foreground
+
+
+DEFAULT_THRESHOLDS = QCThresholds()
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of a 1-D sample (written here because the core may not depend on scikit-image)."""
+    hist, edges = np.histogram(values, bins=bins)
+    centers = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centers)
+    mean0 = m0 / np.maximum(w0, 1)
+    mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    return float(centers[int(np.argmax(between))])
+
+
+def noise_sigma(stack: np.ndarray) -> np.ndarray:
+    """Immerkær's estimate of the Gaussian noise standard deviation of each slice of ``stack[slice, row, col]``."""
+    rows, cols = stack.shape[1:]
+    if rows < 3 or cols < 3:
+        return np.zeros(len(stack))
+    response = np.diff(np.diff(stack, n=2, axis=1), n=2, axis=2)
+    return np.sqrt(np.pi / 2) * np.abs(response).sum(axis=(1, 2)) / (6 * (rows - 2) * (cols - 2))
+
+
+def _masked_mean(stack: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice mean of ``stack[slice, …]`` over ``mask`` (0 where the mask is empty) and the mask's count."""
+    count = np.count_nonzero(mask.reshape(len(mask), -1), axis=1)
+    total = np.where(mask, stack, 0).reshape(len(stack), -1).sum(axis=1, dtype=np.float64)
+    return total / np.maximum(count, 1), count
+
+
+def ghost_ratio(stack: np.ndarray, foreground: np.ndarray, phase_axis: int | None) -> np.ndarray:
+    """Per slice of ``stack[slice, row, col]``: excess background signal in the band the head spans across the
+    phase axis (ghosts copy the head along the phase-encoding direction), relative to the mean foreground;
+    both in-plane axes when the phase axis (0 rows, 1 columns) is unknown."""
+    background = ~ndimage.maximum_filter(foreground, size=(1, _GHOST_MARGIN, _GHOST_MARGIN))
+    fg_mean, fg_count = _masked_mean(stack, foreground)
+    ratios = []
+    for axis in (0, 1) if phase_axis is None else (phase_axis,):
+        band = foreground.any(axis=axis + 1, keepdims=True) & background  # positions covered by the head
+        band_mean, n_band = _masked_mean(stack, band)
+        rest_mean, n_rest = _masked_mean(stack, background & ~band)
+        usable = (n_band > 16) & (n_rest > 16)
+        ratios.append(np.where(usable, (band_mean - rest_mean) / np.where(fg_mean > 0, fg_mean, 1), -np.inf))
+    best = np.max(ratios, axis=0)
+    return np.where(np.isfinite(best) & (fg_count > 0) & (fg_mean > 0), best, 0.0)
+
+
+def slice_reasons(
+    volume: np.ndarray, foreground: np.ndarray, robust_range: float, phase_axis: int | None, t: QCThresholds
+) -> list[str | None]:
+    """One entry per slice of ``volume[row, column, slice]``: None to keep, else the exclusion reason.
+
+    Every measure is computed for all slices at once; a slice gets the first reason that applies.
+    """
+    stack = np.ascontiguousarray(np.moveaxis(volume, 2, 0))  # slice-major: per-slice reductions are contiguous
+    mask = np.ascontiguousarray(np.moveaxis(foreground, 2, 0))
+    flat = stack.reshape(len(stack), -1)
+    lo, hi = np.percentile(flat, [1, 99], axis=1)
+    fg_mean, fg_count = _masked_mean(stack, mask)
+    checks = (
+        ("empty", flat.max(axis=1) == flat.min(axis=1)),
+        ("near_constant", (hi - lo < t.near_constant_fraction * robust_range) | (robust_range <= 0)),
+        ("out_of_brain", fg_count < t.min_foreground_fraction * flat.shape[1]),
+        ("noise", noise_sigma(stack) > t.max_noise_ratio * fg_mean),
+        ("ghosting", ghost_ratio(stack, mask, phase_axis) > t.max_ghost_ratio),
+    )
+    reasons: list[str | None] = [None] * len(stack)
+    for reason, flagged in reversed(checks):  # the earliest check that applies wins
+        for k in np.flatnonzero(flagged):
+            reasons[k] = reason
+    return reasons

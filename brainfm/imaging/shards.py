@@ -1,0 +1,127 @@
+"""Sharded storage of normalised slices: ``shard-NNNNN.npy`` uint8 arrays (N, 256, 256) plus ``index.parquet``.
+
+A dataset directory is written whole into a temporary sibling and swapped in at the end (see
+:func:`atomic_directory`), so readers and re-runs never see a partial dataset, even after ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from numpy.lib.format import open_memmap
+
+from brainfm.imaging.normalize import SIZE
+
+SHARD_SLICES = 4096  # slices per shard: 256 MiB per full shard
+INDEX_FILE = "index.parquet"
+QC_FILE = "qc.parquet"
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty staging directory that replaces ``target`` when the block succeeds.
+
+    Staging directories left by a killed run (``.<name>.staging-*``) are removed first. ``os.replace``
+    cannot replace a non-empty directory, so the old target is renamed aside, the new one renamed in and
+    the old one deleted: at every moment ``target`` is either the old complete tree, absent, or the new one.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in target.parent.glob(f".{target.name}.old-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = target.parent / f".{target.name}.staging-{os.getpid()}"
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class ShardWriter:
+    """Appends uint8 slices to consecutive shards; returns (shard, row) for every slice written."""
+
+    def __init__(self, directory: Path, shard_slices: int = SHARD_SLICES) -> None:
+        self.directory = directory
+        self.shard_slices = shard_slices
+        self._pending: list[np.ndarray] = []
+        self._pending_count = 0
+        self._shard = 0
+
+    def append(self, slices: np.ndarray) -> list[tuple[int, int]]:
+        """Queue (n, 256, 256) uint8 slices; full shards are flushed to disk."""
+        if slices.dtype != np.uint8 or slices.shape[1:] != (SIZE, SIZE):
+            raise ValueError(f"expected uint8 slices of shape (n, {SIZE}, {SIZE}), got {slices.dtype} {slices.shape}")
+        positions = []
+        start = 0
+        while start < len(slices):
+            take = min(self.shard_slices - self._pending_count, len(slices) - start)
+            self._pending.append(slices[start : start + take])
+            positions += [(self._shard, self._pending_count + i) for i in range(take)]
+            self._pending_count += take
+            start += take
+            if self._pending_count == self.shard_slices:
+                self.flush()
+        return positions
+
+    def flush(self) -> None:
+        """Write the queued slices as the next shard (nothing when the queue is empty)."""
+        if not self._pending_count:
+            return
+        path = self.directory / f"shard-{self._shard:05d}.npy"
+        array = open_memmap(path, mode="w+", dtype=np.uint8, shape=(self._pending_count, SIZE, SIZE))
+        row = 0
+        for block in self._pending:
+            array[row : row + len(block)] = block
+            row += len(block)
+        array.flush()
+        del array
+        self._pending, self._pending_count = [], 0
+        self._shard += 1
+
+
+class SliceStore:
+    """Read-only view of a slices directory: ``len(store)``, ``store[i]`` → (256, 256) uint8, ``store.index``.
+
+    Shards are memory-mapped lazily, and dropped when pickled, so a store can be handed to PyTorch
+    DataLoader workers without copying the data.
+    """
+
+    def __init__(self, directory: Path, split: str | None = None) -> None:
+        self.directory = Path(directory)
+        index = pl.read_parquet(self.directory / INDEX_FILE)
+        self.index = index if split is None else index.filter(pl.col("split") == split)
+        self._shard = self.index["shard"].to_numpy()
+        self._row = self.index["row"].to_numpy()
+        self._maps: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._shard)
+
+    def _map(self, shard: int) -> np.ndarray:
+        if shard not in self._maps:
+            self._maps[shard] = np.load(self.directory / f"shard-{shard:05d}.npy", mmap_mode="r")
+        return self._maps[shard]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self._map(int(self._shard[i]))[int(self._row[i])]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_maps": {}}
+
+
+def open_slices(directory: Path, split: str | None = None) -> SliceStore:
+    """Open a normalised-slices directory (``split``: "train", "val" or None for all rows)."""
+    return SliceStore(directory, split)

@@ -1,0 +1,83 @@
+"""Group 2D frames of a series into 3D volumes with a voxel-to-RAS affine (mm).
+
+Frames are grouped by orientation and shape, sorted along the slice normal by ImagePositionPatient, and
+frames that share a position (e.g. several b-values or echoes) are split into separate volumes by their
+rank at that position, so each volume has one frame per slice position.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # a runtime import would make brainfm.imaging depend on brainfm.dicom's package import
+    from brainfm.dicom.reading import FrameGeometry
+
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_POSITION_DECIMALS = 2  # mm: positions closer than 0.01 mm are the same slice position
+_ORIENTATION_DECIMALS = 3
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded 2D frame (real values after rescale) and where it lies."""
+
+    pixels: np.ndarray  # (rows, columns) float32
+    geometry: FrameGeometry
+    phase_axis: int | None = None  # array axis along which phase is encoded: 0 rows (COL), 1 columns (ROW)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A stack of frames: ``data[row, column, slice]`` and the voxel-to-RAS affine in mm."""
+
+    data: np.ndarray  # (rows, columns, slices) float32
+    affine: np.ndarray  # 4×4, voxel indices (row, column, slice) → RAS mm
+    phase_axis: int | None  # in-plane array axis (0 or 1) of phase encoding, None when unknown
+
+
+def build_volumes(frames: Sequence[Frame]) -> list[Volume]:
+    """Volumes of a series, largest first; see the module docstring for the grouping rule."""
+    groups: dict[tuple, list[Frame]] = defaultdict(list)
+    for frame in frames:
+        ori = frame.geometry.orientation
+        key = (frame.pixels.shape, None if ori is None else tuple(np.round(ori, _ORIENTATION_DECIMALS)))
+        groups[key].append(frame)
+    volumes = [v for group in groups.values() for v in _stacks(group)]
+    return sorted(volumes, key=lambda v: -v.data.shape[2])
+
+
+def _stacks(frames: list[Frame]) -> list[Volume]:
+    geometry = frames[0].geometry
+    if geometry.orientation is None or any(f.geometry.position_mm is None for f in frames):
+        return [_volume(frames, np.eye(3), None, 1.0)]  # no geometry: input order, identity directions
+    row_cos = np.asarray(geometry.orientation[:3])
+    col_cos = np.asarray(geometry.orientation[3:])
+    normal = np.cross(row_cos, col_cos)
+    by_position: dict[float, list[Frame]] = defaultdict(list)
+    for frame in frames:  # stable: frames keep their input (instance) order within a position
+        by_position[round(float(np.dot(frame.geometry.position_mm, normal)), _POSITION_DECIMALS)].append(frame)
+    positions = sorted(by_position)
+    n_stacks = max(len(v) for v in by_position.values())
+    out = []
+    for rank in range(n_stacks):
+        stack = [by_position[p][rank] for p in positions if len(by_position[p]) > rank]
+        depths = [float(np.dot(f.geometry.position_mm, normal)) for f in stack]
+        step = float(np.median(np.diff(depths))) if len(depths) > 1 else 1.0
+        directions = np.column_stack([col_cos, row_cos, normal])
+        out.append(_volume(stack, directions, np.asarray(stack[0].geometry.position_mm), step or 1.0))
+    return out
+
+
+def _volume(frames: list[Frame], directions: np.ndarray, origin: np.ndarray | None, step_mm: float) -> Volume:
+    """``directions`` columns: LPS unit vectors of the row index, column index and slice index."""
+    row_mm, col_mm = frames[0].geometry.spacing_mm
+    affine = np.eye(4)
+    affine[:3, :3] = directions * np.array([row_mm, col_mm, step_mm])
+    affine[:3, 3] = 0.0 if origin is None else origin
+    data = np.stack([f.pixels for f in frames], axis=-1).astype(np.float32, copy=False)
+    return Volume(data=data, affine=_LPS_TO_RAS @ affine, phase_axis=frames[0].phase_axis)

@@ -1,0 +1,140 @@
+"""De-identification of report text, and the scanner that proves none is left.
+
+Identifiers are removed in three passes: the known identifiers of the study (names, IDs and dates taken
+from the DICOM header or the hospital system, in their common renderings), labelled fields (姓名：, 住院号：,
+报告医师：, 电话：…) and free patterns (dates, phone numbers, long ID numbers, hospital names, a name right
+before the patient's sex and age). Each is replaced by a bracketed placeholder such as ``[姓名]``, so the
+text keeps its shape. The same patterns drive :func:`find_identifiers`, the check that training text is clean.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+from brainfm.reports.lexicon import alternation
+
+NAME, ID, HOSPITAL, PHONE, DATE, DOCTOR, ADDRESS = "[姓名]", "[编号]", "[医院]", "[电话]", "[日期]", "[医师]", "[地址]"
+KNOWN = "[标识]"  # a known identifier of the study, whatever its kind
+
+# The most frequent Chinese surnames (about 85% of the population), for names written without a label.
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+    "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施"
+    "文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷"
+    "盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷"
+    "晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+_CJK_NAME = rf"(?:欧阳|司马|诸葛|上官|东方|皇甫|令狐|慕容|[{_SURNAMES}])[\u4e00-\u9fff]{{1,2}}"
+_LATIN_NAME = r"(?!Dr\b)[A-Z][A-Za-z]*(?:[ ^][A-Z][A-Za-z]*){0,2}"  # capitalised: Zhang Wei, ZHANG^WEI
+_SEP = r"[ \t]*(?:[:：]|】[:：]?)[ \t]*"  # a colon or 【label】; never across a line break ([] is a placeholder)
+_DOCTOR_LABELS = [
+    *(a + b for a in ("报告", "审核", "诊断", "书写", "记录", "申请", "送检", "复核", "签发", "检查") for b in ("医师", "医生", "者", "人")),
+    "医师签名", "签名", "技师", "医师", "医生", "报告", "审核",
+]
+_ID_LABELS = [
+    "住院号", "门诊号", "急诊号", "病历号", "病案号", "检查号", "影像号", "登记号", "放射编号", "检查编号", "申请单号",
+    "流水号", "床号", "卡号", "身份证号", "身份证", "ID号", "ID", "PID", "MRN", "Accession No.", "Accession No", "Accession",
+]
+_HOSPITAL_SUFFIXES = ("附属医院", "人民医院", "中心医院", "医院", "医学中心", "卫生院", "保健院", "影像中心")
+
+# Every pattern starts with a literal or a character class and is case-sensitive, so that Python's regex
+# engine can skip positions by their first character (a leading lookbehind, or re.IGNORECASE with ASCII
+# alternatives, makes a rule several times slower). The identifier is group "v".
+_PATTERNS: tuple[tuple[str, str], ...] = (
+    (rf"(?:姓名|姓 名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME){_SEP}(?P<v>[\u4e00-\u9fff]{{2,4}}|{_LATIN_NAME})", NAME),
+    (rf"(?:{alternation(_DOCTOR_LABELS)})(?:{_SEP}|[ \t]+)(?P<v>{_CJK_NAME}|[\u4e00-\u9fff]{{2,3}}(?=\s|$))", DOCTOR),
+    (rf"(?:Radiologist|Reported by|Reviewed by|Physician|Dr\.?)[ \t]*:?[ \t]*(?:Dr\.?[ \t]*)?(?P<v>{_LATIN_NAME})", DOCTOR),
+    (rf"(?:{alternation(_ID_LABELS)})(?:{_SEP})?(?P<v>(?=[A-Za-z\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]*)", ID),
+    (rf"(?:联系电话|电话|手机|Tel|TEL)(?:{_SEP})?(?P<v>\+?[\d\- ]{{7,16}}\d)", PHONE),
+    (rf"(?:地址|住址|现住址){_SEP}(?P<v>[^\s，。；,;]+)", ADDRESS),
+    (rf"(?:送检单位|检查单位|就诊医院|医院名称){_SEP}(?P<v>[^\s，。；,;]+)", HOSPITAL),
+    (r"(?P<v>(?:19|20)\d{2}[ \t]*[-/.年][ \t]*\d{1,2}[ \t]*[-/.月][ \t]*\d{1,2}(?:[ \t]*日)?(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?)", DATE),
+    (r"(?P<v>(?:19|20)\d{2}[ \t]*年[ \t]*\d{1,2}[ \t]*月)", DATE),
+    (r"(?P<v>\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*日)", DATE),
+    # (?<!\dX) after the first character X: no digit before the number, without a leading lookbehind.
+    (r"(?P<v>1(?<!\d1)[3-9]\d{9}|0(?<!\d0)\d{2,3}-\d{7,8})(?!\d)", PHONE),
+    (r"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{0,3}\d{6,}[A-Za-z0-9]*)(?![\d.])", ID),
+    (rf"[（(](?P<v>{_LATIN_NAME})[)）](?=[，, \t]*(?:男|女))", NAME),  # 郭雨萱（GUO YUXUAN），男
+    (rf"(?P<v>{_CJK_NAME})(?=(?:[（(][^（）()\n]{{1,30}}[)）])?[，, \t]*(?:男|女|先生|女士))", NAME),
+)
+_HOSPITAL_SUFFIX = re.compile(alternation(_HOSPITAL_SUFFIXES))
+# The name before a hospital suffix: up to 20 name characters ending right at the suffix.
+_HOSPITAL_HEAD = re.compile(r"[\u4e00-\u9fffA-Za-z0-9（）()]{2,20}$")
+# Words a hospital match may swallow before the name (患者于北京协和医院, 建议至上级医院): cut after the last.
+_HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|自|转|从)")
+# Hospital words that name no institution (建议至上级医院).
+_GENERIC_HOSPITALS = frozenset({"", "上级", "专科", "综合", "当地", "基层", "其他", "其它", "正规", "该", "外", "上述", "大"})
+_PLACEHOLDER = re.compile(r"\[(?:姓名|编号|医院|电话|日期|医师|地址|标识)\]")
+
+Span = tuple[int, int]
+
+
+def _regex_finder(pattern: str) -> Callable[[str], Iterator[Span]]:
+    compiled = re.compile(pattern)
+    return lambda text: (m.span("v") for m in compiled.finditer(text))
+
+
+def _hospitals(text: str) -> Iterator[Span]:
+    """Hospital names: a suffix (医院, 医学中心…) and the name characters right before it.
+
+    Searched from the suffix backwards rather than by one regex: a pattern that opens with a class of all
+    CJK characters would be tried at every position of the text.
+    """
+    for suffix in _HOSPITAL_SUFFIX.finditer(text):
+        head = _HOSPITAL_HEAD.search(text, max(0, suffix.start() - 20), suffix.start())
+        start = head.start() if head else suffix.start()
+        lead = _HOSPITAL_LEAD.match(text, start, suffix.start())
+        start = lead.end() if lead else start
+        if text[start : suffix.start()] not in _GENERIC_HOSPITALS:
+            yield start, suffix.end()
+
+
+_FINDERS: tuple[tuple[Callable[[str], Iterator[Span]], str], ...] = (
+    *((_regex_finder(p), placeholder) for p, placeholder in _PATTERNS[:-1]),
+    (_hospitals, HOSPITAL),
+    (_regex_finder(_PATTERNS[-1][0]), NAME),  # last: a hospital name may end in a surname-like character
+)
+
+
+def _spans(text: str, finder: Callable[[str], Iterator[Span]]) -> list[Span]:
+    return [(a, b) for a, b in finder(text) if not _PLACEHOLDER.fullmatch(text, a, b)]
+
+
+def _renderings(identifier: str) -> list[str]:
+    """Ways a known identifier is written in text: DICOM dates as 2023-05-12 / 2023年5月12日, PN as Zhang San."""
+    ident = identifier.strip()
+    forms = [ident]
+    if re.fullmatch(r"(?:19|20)\d{6}", ident):
+        y, m, d = ident[:4], ident[4:6], ident[6:]
+        forms += [f"{y}{s}{m}{s}{d}" for s in "-/."]
+        forms += [f"{y}-{int(m)}-{int(d)}", f"{y}/{int(m)}/{int(d)}", f"{y}年{m}月{d}日", f"{y}年{int(m)}月{int(d)}日"]
+    if "^" in ident:
+        forms.append(" ".join(p for p in ident.split("^") if p))
+    return [f for f in forms if len(f) >= 2]
+
+
+def _known_pattern(identifiers: Iterable[str]) -> re.Pattern[str] | None:
+    forms = sorted({f for i in identifiers for f in _renderings(i)}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(f) for f in forms), re.IGNORECASE) if forms else None
+
+
+def deidentify_text(text: str, identifiers: Iterable[str] = ()) -> str:
+    """``text`` with known ``identifiers`` and every identifier pattern replaced by placeholders."""
+    known = _known_pattern(identifiers)
+    if known:
+        text = known.sub(KNOWN, text)
+    for finder, placeholder in _FINDERS:
+        for a, b in reversed(_spans(text, finder)):
+            text = text[:a] + placeholder + text[b:]
+    return text
+
+
+def find_identifiers(text: str, identifiers: Iterable[str] = (), patterns: bool = True) -> list[str]:
+    """Identifiers left in ``text``: any known ``identifiers`` (in their common renderings) and, with
+    ``patterns``, any string the de-identification patterns would still replace. Empty for clean text."""
+    known = _known_pattern(identifiers)
+    found = [m.group(0) for m in known.finditer(text)] if known else []
+    for finder, _ in _FINDERS if patterns else ():
+        found += [text[a:b] for a, b in _spans(text, finder)]
+    return list(dict.fromkeys(found))

@@ -1,0 +1,118 @@
+"""Normalisation to 256×256 uint8 in RAS, QC exclusions with reasons, and the sharded store."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from brainfm.dicom.reading import FrameGeometry
+from brainfm.imaging.normalize import normalize_volume
+from brainfm.imaging.qc import QCThresholds, slice_reasons
+from brainfm.imaging.shards import INDEX_FILE, ShardWriter, atomic_directory, open_slices
+from brainfm.imaging.volumes import Frame, build_volumes
+
+
+def _head(n: int = 10, rows: int = 64, cols: int = 48, seed: int = 0) -> np.ndarray:
+    """(slices, rows, cols): an ellipse 'head' with texture and a bright marker on the array's left side."""
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.linspace(-1, 1, rows), np.linspace(-1, 1, cols), indexing="ij")
+    head = (x / 0.8) ** 2 + (y / 0.85) ** 2 < 1
+    image = np.where(head, 600 + 150 * np.sin(5 * y), 0.0)
+    image[(np.abs(x + 0.5) < 0.1) & (np.abs(y) < 0.1)] = 1500
+    return np.stack([image + rng.normal(5, 2, image.shape) for _ in range(n)]).astype(np.float32)
+
+
+def _frames(volume: np.ndarray, orientation: tuple[float, ...], step_mm: float = 5.0) -> list[Frame]:
+    normal = np.cross(orientation[:3], orientation[3:])
+    return [
+        Frame(img, FrameGeometry(tuple(k * step_mm * normal), orientation, (2.0, 3.0)), phase_axis=0)
+        for k, img in enumerate(volume)
+    ]
+
+
+def test_slices_are_256_uint8_using_the_full_range_and_keep_physical_aspect() -> None:
+    (volume,) = build_volumes(_frames(_head(), (1, 0, 0, 0, 1, 0)))
+    result = normalize_volume(volume)
+    assert result.slices.shape == (10, 256, 256) and result.slices.dtype == np.uint8
+    assert result.slices.min() == 0 and result.slices.max() == 255 and result.plane == "axial"
+    # 64 rows × 2 mm = 128 mm and 48 columns × 3 mm = 144 mm: the columns span 256 pixels, rows ≈ 228.
+    rows_used = np.flatnonzero(result.slices[0].any(axis=1))
+    assert 190 < rows_used.size <= 228
+
+
+def test_the_same_anatomy_stored_in_opposite_orders_normalises_identically() -> None:
+    """Orientation to RAS: flipping the stored rows and the slice order (with matching geometry) changes nothing."""
+    head = _head()
+    (a,) = build_volumes(_frames(head, (1, 0, 0, 0, 1, 0)))
+    flipped = head[::-1, ::-1, :]  # rows stored posterior→anterior, slices superior→inferior
+    frames = [
+        Frame(img, FrameGeometry((0.0, 126.0, 5.0 * (9 - k)), (1, 0, 0, 0, -1, 0), (2.0, 3.0)), phase_axis=0)
+        for k, img in enumerate(flipped)
+    ]
+    (b,) = build_volumes(frames)
+    ra, rb = normalize_volume(a), normalize_volume(b)
+    assert ra.slice_index == rb.slice_index
+    np.testing.assert_array_equal(ra.slices, rb.slices)
+
+
+def test_frames_sharing_a_position_become_separate_volumes() -> None:
+    head = _head(n=4)
+    frames = _frames(head, (1, 0, 0, 0, 1, 0)) + _frames(head * 0.5, (1, 0, 0, 0, 1, 0))  # e.g. two b-values
+    volumes = build_volumes(frames)
+    assert [v.data.shape[2] for v in volumes] == [4, 4]
+
+
+def test_qc_reasons() -> None:
+    rng = np.random.default_rng(1)
+    head = _head(n=6).transpose(1, 2, 0).copy()  # (rows, cols, slices)
+    head[:, :, 0] = 0  # empty
+    head[:, :, 1] = 600 + rng.normal(0, 0.1, head.shape[:2])  # near-constant
+    head[:, :, 2] = 0
+    head[28:36, 20:28, 2] = 700  # 2% of the slice: out of brain
+    head[:, :, 3] += rng.normal(0, 400, head.shape[:2]).astype(np.float32)  # noise
+    ghost = np.roll(head[:, :, 4], 32, axis=0) * 0.4  # a shifted copy along the phase axis (rows)
+    head[:, :, 4] += np.where(head[:, :, 4] < 100, ghost, 0)
+    foreground = head > 300
+    reasons = slice_reasons(head, foreground, robust_range=1500.0, phase_axis=0, t=QCThresholds())
+    assert reasons == ["empty", "near_constant", "out_of_brain", "noise", "ghosting", None]
+
+
+def test_shards_store_and_atomic_directory(tmp_path: Path) -> None:
+    target = tmp_path / "slices"
+    data = np.random.default_rng(0).integers(0, 256, (7, 256, 256), dtype=np.uint8)
+    with atomic_directory(target) as stage:
+        writer = ShardWriter(stage, shard_slices=3)
+        positions = writer.append(data[:5]) + writer.append(data[5:])
+        writer.flush()
+        shard, row = zip(*positions, strict=True)
+        pl.DataFrame({"shard": shard, "row": row, "split": ["train"] * 5 + ["val"] * 2}).write_parquet(stage / INDEX_FILE)
+        assert not target.exists()  # nothing visible before the block ends
+    assert sorted(p.name for p in target.glob("shard-*.npy")) == ["shard-00000.npy", "shard-00001.npy", "shard-00002.npy"]
+    store = open_slices(target)
+    np.testing.assert_array_equal(np.stack([store[i] for i in range(len(store))]), data)
+    assert len(open_slices(target, split="val")) == 2
+    clone = pickle.loads(pickle.dumps(store))  # DataLoader workers: maps are dropped, not copied
+    assert clone._maps == {} and np.array_equal(clone[6], data[6])
+    with pytest.raises(RuntimeError), atomic_directory(target) as stage:
+        (stage / "partial").write_text("x")
+        raise RuntimeError("crash")
+    assert (target / INDEX_FILE).exists() and not (target / "partial").exists()
+
+
+@pytest.mark.parametrize("name", ["anatomical.nii", "example4d.nii.gz"])
+def test_nifti_files_from_the_nibabel_wheel_normalise(name: str) -> None:
+    import nibabel
+
+    from brainfm.imaging.nifti import load_nifti_volumes
+
+    path = Path(nibabel.__file__).parent / "tests" / "data" / name
+    volumes = load_nifti_volumes(path)
+    assert len(volumes) == (1 if name == "anatomical.nii" else nibabel.load(path).shape[3])
+    result = normalize_volume(volumes[0])
+    assert result.slices.dtype == np.uint8 and result.slices.shape[1:] == (256, 256)
+    assert len(result.slice_index) + len(result.excluded) == volumes[0].data.shape[2]
+    assert result.slices.size == 0 or result.slices.max() == 255
