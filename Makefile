@@ -32,15 +32,18 @@ $(DVC_ENV)/.installed:
 	mkdir -p .secrets && chmod 700 .secrets
 	$(PYTHON) -c "import secrets; print(secrets.token_hex(32))" > $@ && chmod 600 $@
 
-demo: setup .secrets/deid.key
+# A hospital deployment sends nothing out: Dagster's usage telemetry is off in the instance config.
+$(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: setup .secrets/deid.key $(DAGSTER_HOME)/dagster.yaml
 	BRAINFM_PROFILE=$(PROFILE) $(VENV)/bin/python -m dagster_project.demo
 
 test: setup
 	$(VENV)/bin/python -m pytest
 
-dev: setup .secrets/deid.key
-	mkdir -p $(DAGSTER_HOME)
+dev: setup .secrets/deid.key $(DAGSTER_HOME)/dagster.yaml
 	BRAINFM_PROFILE=$(PROFILE) $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 clean:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import great_expectations as gx
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -115,7 +116,11 @@ def _manifest_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
 
 
 def _deid_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
-    """One row per de-identified file: profile flags from its header and planted identifiers found in it."""
+    """One row per de-identified file: profile flags from its header and planted identifiers found in it.
+
+    NIfTI outputs count as de-identified when their free-text header fields are empty and they carry no
+    extensions; they are named by pseudonymous keys.
+    """
     paths: PathsResource = context.resources.paths
     root = paths.output("deidentified_studies", context.partition_key)
     hits: dict[str, int] = {}
@@ -131,6 +136,12 @@ def _deid_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
             "named_by_uids": rel.split("/")[0] == str(ds.StudyInstanceUID) and path.stem == str(ds.SOPInstanceUID),
             "identifier_hits": hits.pop(rel, 0),
         })
+    for path in sorted(root.rglob("*.nii")):  # NIfTI input is rewritten from array + affine only
+        header = nib.load(path).header
+        text = b"".join(bytes(header[k].tobytes()).strip(b"\0 ") for k in ("descrip", "aux_file", "intent_name"))
+        clean = not text and not header.extensions
+        rows.append({"identity_removed": "YES" if clean else "NO", "has_method_codes": True, "named_by_uids": True,
+                     "identifier_hits": hits.pop(path.relative_to(root).as_posix(), 0)})
     # Hits in files that are not DICOM instances (there should be none) still fail the check.
     rows.extend({"identity_removed": "YES", "has_method_codes": True, "named_by_uids": False, "identifier_hits": n}
                 for n in hits.values())

@@ -56,8 +56,10 @@ def write_random_shards(folder: Path, n_slices: int, shard_size: int) -> Path:
     return folder
 
 
-def time_steps(step, steps: int) -> float:
-    """Mean seconds per call of step() between CUDA syncs."""
+def time_steps(step, steps: int, warmup: int = 0) -> float:
+    """Mean seconds per call of step() between CUDA syncs, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        step()
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -118,7 +120,7 @@ def bench_hybrid(config: PretrainConfig, data: Path, steps: int, compile_mode: s
         results["host_syncs_per_step"] = diagnose(count_syncs, trainer, batch)
         results["profile"] = diagnose(profile_step, trainer, batch)
         batches = trainer.batches()  # end to end: the compiled step fed by the loader from disk
-        dt = time_steps(lambda: trainer.train_step(next(batches)), steps)
+        dt = time_steps(lambda: trainer.train_step(next(batches)), steps, warmup=5)  # warm-up: workers start
         results["end_to_end"] = {"slices_s": config.batch_size / dt}
         print("hybrid end_to_end", json.dumps(results["end_to_end"]), flush=True)
     return results

@@ -18,9 +18,10 @@ def main() -> int:
         for event in result.get_asset_materialization_events():
             mat = event.materialization
             assert mat is not None
-            where = mat.metadata.get("output")
+            where, md5 = mat.metadata.get("output"), mat.metadata.get("dvc_md5")
             part = f"[{mat.partition}]" if mat.partition else ""
-            print(f"  {mat.asset_key.to_user_string()}{part}: {where.value if where else '(metadata only)'}")
+            version = f"  (dvc {md5.value})" if md5 else ""
+            print(f"  {mat.asset_key.to_user_string()}{part}: {where.value if where else '(metadata only)'}{version}")
         for check in result.get_asset_check_evaluations():
             print(f"  check {check.asset_key.to_user_string()}:{check.check_name} {'passed' if check.passed else 'FAILED'}")
     failed = [r for r in results if not r.success]

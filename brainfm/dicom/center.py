@@ -5,7 +5,8 @@ Each worker reads a file once and, depending on the entry point, de-identifies a
 normalises its series, so the combined :func:`ingest_center` decodes each file once. A series found in
 more than one folder is re-normalised afterwards from the de-identified tree, which groups it by new UIDs.
 Outputs are staged and swapped in whole (:func:`brainfm.imaging.shards.atomic_directory`), so a re-run after
-a crash gives the same bytes and never duplicates.
+a crash gives the same bytes and never duplicates. NIfTI files (``brainfm.dicom.nifti_input``) go through the same
+jobs, one series per file.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tqdm import tqdm
 from brainfm.dicom.deid import Deidentifier
 from brainfm.dicom.export import output_relpath, write_deidentified
 from brainfm.dicom.manifest import bad_row, file_token, instance_row, manifest_frame
+from brainfm.dicom.nifti_input import nifti_keys, nifti_row, sidecar_path
 from brainfm.dicom.quarantine import BadInput, QuarantineEntry, Reason, write_quarantine
 from brainfm.dicom.reading import (
     FrameGeometry,
@@ -41,10 +43,11 @@ from brainfm.dicom.reading import (
     read_dataset,
     require_uids,
 )
+from brainfm.imaging.nifti import is_nifti, load_nifti, nifti_volumes, rewrite_nifti
 from brainfm.imaging.normalize import normalize_volume
 from brainfm.imaging.qc import DEFAULT_THRESHOLDS, QCThresholds
 from brainfm.imaging.shards import INDEX_FILE, QC_FILE, ShardWriter, atomic_directory
-from brainfm.imaging.volumes import Frame, build_volumes
+from brainfm.imaging.volumes import Frame, Volume, build_volumes
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.splits import PRETRAIN_TRAIN_FRACTION, split_patients
 
@@ -161,7 +164,13 @@ def _process_job(job: _Job) -> _JobResult:
     series: dict[str, _SeriesPart] = {}
     sequences: dict[str, Counter[str]] = defaultdict(Counter)
     written: set[str] = set()
+    sidecars = {str(sidecar_path(Path(rel))) for rel in job.files if is_nifti(rel)}
     for rel in job.files:
+        if rel in sidecars:
+            continue  # read with its NIfTI file, never copied
+        if is_nifti(rel):
+            _nifti_file(job, rel, pseudonymizer, written, result)
+            continue
         try:
             ds = read_dataset(job.root / rel)
             require_uids(ds)
@@ -186,10 +195,7 @@ def _process_job(job: _Job) -> _JobResult:
                 write_deidentified(ds, job.deid_out / f"{out_rel}.{job.tag}")
                 result.written.append((rel, out_rel))
         except Exception as e:  # noqa: BLE001 - one bad file must never stop the run; it is listed instead
-            bad = e if isinstance(e, BadInput) else BadInput(Reason.CORRUPT, f"{type(e).__name__}: {e}"[:200])
-            result.quarantined.append(QuarantineEntry(rel, bad.reason, bad.detail))
-            if pseudonymizer:
-                result.manifest.append(bad_row(rel, job.center, bad.reason, pseudonymizer))
+            _quarantine(result, rel, e, job.center, pseudonymizer)
             continue
         if row is not None:
             result.manifest.append(row)
@@ -210,14 +216,56 @@ def _process_job(job: _Job) -> _JobResult:
     for key, part in series.items():
         part.sequence = sequences[key].most_common(1)[0][0]
         if part.unusable is None:
-            _normalise_series(part, frames.pop(key, []), job)
+            _normalise_series(part, build_volumes(frames.pop(key, [])), job)
         result.series.append(part)
     return result
 
 
-def _normalise_series(part: _SeriesPart, frames: list[Frame], job: _Job) -> None:
+def _quarantine(
+    result: _JobResult, rel: str, error: Exception, center: str, pseudonymizer: Pseudonymizer | None
+) -> None:
+    """List a file that failed with ``error`` (BadInput, else taken as corrupt) in the quarantine and manifest."""
+    bad = error if isinstance(error, BadInput) else BadInput(Reason.CORRUPT, f"{type(error).__name__}: {error}"[:200])
+    result.quarantined.append(QuarantineEntry(rel, bad.reason, bad.detail))
+    if pseudonymizer:
+        result.manifest.append(bad_row(rel, center, bad.reason, pseudonymizer))
+
+
+def _nifti_file(
+    job: _Job, rel: str, pseudonymizer: Pseudonymizer | None, written: set[str], result: _JobResult
+) -> None:
+    """One NIfTI file (one series): manifest row, rewrite from array + affine only, and/or normalisation."""
+    try:
+        keys = nifti_keys(job.root, rel, pseudonymizer)
+        image = load_nifti(job.root / rel)
+        row = nifti_row(image, keys, rel, job.center, pseudonymizer) if pseudonymizer else None
+        if job.deid_out is None and job.parts_out is None:
+            result.manifest.append(row)
+            return
+        volumes = nifti_volumes(image)  # reads the voxels: a damaged file fails here
+        out_rel = keys.output_relpath()
+        if out_rel in written:
+            raise BadInput(Reason.DUPLICATE_INSTANCE, "another NIfTI file of this folder has the same series name")
+        written.add(out_rel)
+        if job.deid_out is not None:
+            out = job.deid_out / f"{out_rel}.{job.tag}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(rewrite_nifti(image))
+            result.written.append((rel, out_rel))
+    except Exception as e:  # noqa: BLE001 - as for DICOM files: listed, never fatal
+        _quarantine(result, rel, e, job.center, pseudonymizer)
+        return
+    if row is not None:
+        result.manifest.append(row)
+    if job.parts_out is not None:
+        part = _SeriesPart(keys.patient, keys.study, keys.series, keys.sequence, relpaths=[out_rel])
+        _normalise_series(part, volumes, job)
+        result.series.append(part)
+
+
+def _normalise_series(part: _SeriesPart, volumes: list[Volume], job: _Job) -> None:
     assert job.parts_out is not None
-    for v, volume in enumerate(build_volumes(frames)):
+    for v, volume in enumerate(volumes):
         normalized = normalize_volume(volume, job.thresholds)
         name = f"{job.tag}-{part.series}-{v}.npy"
         np.save(job.parts_out / name, normalized.slices)

@@ -3,11 +3,15 @@
 Each identifier is searched case-insensitively in the UTF-8 and GB18030 encodings, and also with spaces
 written as the DICOM PN component separator ``^``. Matches lying inside a keyed ``2.25.<decimal>`` UID (the
 form every de-identified UID takes) are chance digit runs of a random 128-bit number, not leaks, and are
-skipped. Report hit counts in metadata, never the values.
+skipped. The numeric payload of a ``.npy`` file (the slice store's uint8 pixels) and a DICOM file's PixelData
+are not scanned, only their headers: pixels hold no encoded text, and a 4-byte identifier (a two-character Chinese name in GB18030) matches
+noisy pixel bytes by chance about once per 2**32 / size scanned per variant, which made the check fail on
+clean stores of some 50 MB. Report hit counts in metadata, never the values.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections import defaultdict
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydicom import dcmread
 
 _ENCODINGS = ("utf-8", "gb18030")
 _MIN_BYTES = 4  # UTF-8 bytes: shorter strings (a sex code) match random bytes; a 2-character Chinese name has 6
@@ -83,5 +88,37 @@ def find_identifiers_in_tree(root: Path, identifiers: Iterable[str]) -> list[Hit
             path = Path(dirpath, name)
             rel = str(path.relative_to(root))
             hits |= {Hit(rel, ident, "name") for _, _, ident in matcher.find(rel.lower().encode("utf-8"))}
-            hits |= {Hit(rel, ident, "content") for _, _, ident in matcher.find(path.read_bytes().lower())}
+            hits |= {Hit(rel, ident, "content") for _, _, ident in matcher.find(_text_bytes(path).lower())}
     return sorted(hits, key=lambda h: (h.path, h.identifier, h.where))
+
+
+def _text_bytes(path: Path) -> bytes:
+    """The bytes of a file that may hold text: all of them, except the array payload of a numeric ``.npy``
+    and the PixelData of a DICOM file (compressed pixel bytes are as random as noise; text burned into pixels
+    is handled by quarantining BurnedInAnnotation images, not by a byte scan)."""
+    data = path.read_bytes()
+    if data[128:132] == b"DICM":
+        return _dicom_without_pixels(data)
+    if path.suffix != ".npy":
+        return data
+    fp = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(fp)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _shape, _fortran, dtype = read_header(fp)
+    except ValueError:
+        return data  # not a valid .npy: scan it whole
+    return data[: fp.tell()] if dtype.kind in "biufc" else data
+
+
+def _dicom_without_pixels(data: bytes) -> bytes:
+    """A DICOM file's bytes before its top-level PixelData element (the whole file if it does not parse).
+
+    De-identification removes what could follow PixelData (trailing padding), so the header is all the text.
+    """
+    fp = io.BytesIO(data)
+    try:
+        dcmread(fp, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 (any parse failure: scan the file whole, which can only over-report)
+        return data
+    return data[: fp.tell()]

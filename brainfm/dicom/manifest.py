@@ -44,7 +44,8 @@ def file_token(pseudonymizer: Pseudonymizer, relpath: str) -> str:
     return pseudonymizer.token("file", relpath, 16)
 
 
-def _plane(orientation: tuple[float, ...] | None) -> str:
+def plane_name(orientation: tuple[float, ...] | None) -> str:
+    """The plane of a slice from its row and column direction cosines (6 values, either LPS or RAS)."""
     if orientation is None:
         return "unknown"
     normal = np.abs(np.cross(orientation[:3], orientation[3:]))
@@ -85,7 +86,7 @@ def instance_row(
         "row_spacing_mm": geometry.spacing_mm[0],
         "column_spacing_mm": geometry.spacing_mm[1],
         "slice_thickness_mm": float(thickness) if thickness not in (None, "") else None,
-        "plane": _plane(geometry.orientation),
+        "plane": plane_name(geometry.orientation),
         "manufacturer": str(ds.get("Manufacturer", "")) or None,
     }
 

@@ -123,13 +123,19 @@ def _functional(ds: Dataset, frame: int, sequence: str, keyword: str) -> Any:
 def frame_geometries(ds: Dataset) -> list[FrameGeometry]:
     """Geometry for every frame: enhanced multi-frame functional groups first, then top-level attributes."""
     n = int(ds.get("NumberOfFrames") or 1)
+    # Single-frame objects have no functional groups: skip their ten look-ups per frame (a per-file cost).
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+
+    def functional(i: int, sequence: str, keyword: str) -> Any:
+        return _functional(ds, i, sequence, keyword) if enhanced else None
+
     out = []
     for i in range(n):
-        pos = _functional(ds, i, "PlanePositionSequence", "ImagePositionPatient")
-        ori = _functional(ds, i, "PlaneOrientationSequence", "ImageOrientationPatient")
-        spacing = _functional(ds, i, "PixelMeasuresSequence", "PixelSpacing")
-        slope = _functional(ds, i, "PixelValueTransformationSequence", "RescaleSlope")
-        intercept = _functional(ds, i, "PixelValueTransformationSequence", "RescaleIntercept")
+        pos = functional(i, "PlanePositionSequence", "ImagePositionPatient")
+        ori = functional(i, "PlaneOrientationSequence", "ImageOrientationPatient")
+        spacing = functional(i, "PixelMeasuresSequence", "PixelSpacing")
+        slope = functional(i, "PixelValueTransformationSequence", "RescaleSlope")
+        intercept = functional(i, "PixelValueTransformationSequence", "RescaleIntercept")
         pos = pos if pos is not None else ds.get("ImagePositionPatient")
         if pos is not None and n > 1 and "PerFrameFunctionalGroupsSequence" not in ds:
             pos = _legacy_frame_position(ds, pos, i)

@@ -33,6 +33,7 @@ def _graphql(port: int, query: str) -> dict[str, object]:
 
 def test_dagster_dev_answers_and_stops(tmp_path: Path) -> None:
     port = _free_port()
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # as `make dev` configures it
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "BRAINFM_ROOT": str(tmp_path)}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from models import create_encoder, create_mae, get_spec, list_sizes
 from models.augment import AugmentConfig, apply_augment, draw_augment
-from models.hybrid_encoder import MASK_UNIT, PATCH_SIZE, unit_crops, unit_token_ids
+from models.hybrid_encoder import MASK_UNIT, PATCH_SIZE, SmallMapDepthwiseConv2d, unit_crops, unit_token_ids
 from models.losses import patchify
 from models.masking import draw_unit_mask, token_visibility, visible_unit_ids, visible_units
 
@@ -53,6 +55,22 @@ def test_unit_crops_line_up_with_tokens() -> None:
     assert crops.shape == (15, 2, MASK_UNIT, MASK_UNIT)
     tokens = patchify(x, PATCH_SIZE).gather(1, unit_token_ids(unit_ids, 8)[..., None].expand(-1, -1, 512))
     torch.testing.assert_close(patchify(crops, PATCH_SIZE).reshape(3, 20, 512), tokens, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (4, 4), (8, 8), (3, 5), (9, 9)])
+def test_small_map_depthwise_conv_is_the_convolution(size: tuple[int, int]) -> None:
+    """The Toeplitz-product depthwise convolution computes F.conv2d's output and gradients (float64)."""
+    conv = nn.Conv2d(6, 6, 7, padding=3, groups=6, dtype=torch.float64)
+    fast = SmallMapDepthwiseConv2d.from_conv(conv)
+    x = torch.randn(3, 6, *size, dtype=torch.float64).to(memory_format=torch.channels_last).requires_grad_()
+    y, ref = fast(x), F.conv2d(x, conv.weight, conv.bias, padding=3, groups=6)
+    grad = torch.randn_like(ref)
+    torch.testing.assert_close(y, ref)
+    for a, b in zip(torch.autograd.grad(y, (x, fast.weight, fast.bias), grad),
+                    torch.autograd.grad(ref, (x, conv.weight, conv.bias), grad)):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="depthwise"):
+        SmallMapDepthwiseConv2d.from_conv(nn.Conv2d(6, 6, 7, padding=3))
 
 
 def test_masked_pixels_do_not_leak_into_encoding() -> None:

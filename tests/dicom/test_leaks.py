@@ -1,0 +1,34 @@
+"""The byte-level leak scan: numeric .npy payloads and DICOM PixelData are pixels, not text; the rest is scanned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from brainfm.dicom import find_identifiers_in_tree
+
+NAME = "吴勇"  # 4 bytes in GB18030 (ce e2 d3 c2): short enough to occur in noisy pixels by chance
+
+
+def test_pixels_of_a_numeric_npy_are_not_text_but_its_header_and_object_arrays_are(tmp_path: Path) -> None:
+    np.save(tmp_path / "pixels.npy", np.frombuffer(NAME.encode("gb18030") * 64, dtype=np.uint8))
+    np.save(tmp_path / "objects.npy", np.array([f"{NAME} follow-up"], dtype=object), allow_pickle=True)
+    (tmp_path / "notes.bin").write_bytes(b"\0" + NAME.encode("gb18030"))
+    hits = find_identifiers_in_tree(tmp_path, [NAME])
+    assert {(h.path, h.where) for h in hits} == {("objects.npy", "content"), ("notes.bin", "content")}
+
+
+def test_dicom_pixel_data_is_not_text_but_its_header_is(tmp_path: Path) -> None:
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    ds = dcmread(get_testdata_file("MR_small.dcm"))
+    payload = NAME.encode("gb18030")
+    ds.PixelData = (payload * (len(ds.PixelData) // len(payload) + 1))[: len(ds.PixelData)]
+    ds.save_as(tmp_path / "pixels_only.dcm")
+    ds.ImageComments = "随访 " + NAME
+    ds.SpecificCharacterSet = "GB18030"
+    ds.save_as(tmp_path / "in_header.dcm")
+    hits = find_identifiers_in_tree(tmp_path, [NAME])
+    assert {(h.path, h.where) for h in hits} == {("in_header.dcm", "content")}
