@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
-
 import json
 
 import dagster as dg
@@ -25,7 +24,9 @@ SYNTH_PROFILE = {"tiny": "tiny", "small": "small", "full": "bench"}
     description="Raw DICOM, reports and tables per center (raw/; identifiers inside, never tracked). "
     "Generates the synthetic multi-center cohort when raw/ is empty.",
 )
-def raw_cohort(context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource) -> dg.MaterializeResult:
+def raw_cohort(
+    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource
+) -> dg.MaterializeResult:
     layout = RawLayout(paths.raw)
     wanted = {"profile": SYNTH_PROFILE[profile.profile], "seed": profile.seed}
     if layout.manifest.is_file():
@@ -42,7 +43,9 @@ def raw_cohort(context: dg.AssetExecutionContext, paths: PathsResource, profile:
         context.log.info(f"Using the site's own data in {paths.raw}")
     else:
         summary = generate_cohort(paths.raw, wanted["profile"], profile.seed, workers=profile.workers)
-        context.log.info(f"Generated a {summary.profile} cohort: {summary.n_dicom_files} DICOM files in {summary.seconds} s")
+        context.log.info(
+            f"Generated a {summary.profile} cohort: {summary.n_dicom_files} DICOM files in {summary.seconds} s"
+        )
         manifest = json.loads(layout.manifest.read_text(encoding="utf-8"))
 
     meta: dict[str, dg.RawMetadataValue] = {
@@ -67,7 +70,9 @@ def _center_table(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
     layout = RawLayout(context.resources.paths.raw)
     counts = _studies_per_center(layout)
     reports = {c: (layout.reports / f"{c}.jsonl").is_file() for c in counts}
-    return pd.DataFrame({"center": list(counts), "studies": list(counts.values()), "has_reports": list(reports.values())})
+    return pd.DataFrame(
+        {"center": list(counts), "studies": list(counts.values()), "has_reports": list(reports.values())}
+    )
 
 
 raw_cohort_layout = gx_asset_check(

@@ -6,7 +6,6 @@ check's metadata. Checks are ``blocking=True`` with ERROR severity: when one fai
 downstream asset in the same run, so bad data never reaches training.
 """
 
-
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,7 +44,9 @@ def gx_asset_check(
     )
     def _check(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
         data = frame(context)
-        summary = validate_frame(data, expectations(), suite_name=f"{asset_key.to_python_identifier()}__{name}")
+        summary = validate_frame(
+            data, expectations(), suite_name=f"{asset_key.to_python_identifier()}__{name}"
+        )
         return dg.AssetCheckResult(
             passed=summary.success,
             severity=dg.AssetCheckSeverity.ERROR,

@@ -34,56 +34,88 @@ def _center_dir(paths: PathsResource, center: str) -> Path:
 
 
 def _counts(values: pl.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in zip(*values.value_counts(sort=True).to_dict(as_series=False).values())}
+    return {str(k): int(v) for k, v in values.value_counts(sort=True).iter_rows()}
 
 
-@dg.asset(partitions_def=CENTERS, deps=[raw_cohort], group_name="ingest", description=
-          "One row per input file: pseudonymous keys, sequence inferred from headers, geometry, transfer syntax, status.")
+@dg.asset(
+    partitions_def=CENTERS,
+    deps=[raw_cohort],
+    group_name="ingest",
+    description="One row per input file: pseudonymous keys, sequence inferred from headers, geometry, transfer syntax, status.",
+)
 def dicom_manifest(
-    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource,
-    deid_secret: DeidSecretResource, dvc: DvcResource,
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    profile: ProfileResource,
+    deid_secret: DeidSecretResource,
+    dvc: DvcResource,
 ) -> dg.MaterializeResult:
     center = context.partition_key
-    frame = scan_center(_center_dir(paths, center), center, deid_secret.pseudonymizer(), workers=profile.workers)
+    frame = scan_center(
+        _center_dir(paths, center), center, deid_secret.pseudonymizer(), workers=profile.workers
+    )
     out = paths.output("dicom_manifest", center)
     out.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(out / MANIFEST_FILE)
-    return dg.MaterializeResult(metadata={
-        "files": frame.height,
-        "status": dg.MetadataValue.json(_counts(frame["status"])),
-        "sequences": dg.MetadataValue.json(_counts(frame.filter(pl.col("status") == "ok")["sequence"])),
-        "transfer_syntaxes": dg.MetadataValue.json(_counts(frame["transfer_syntax"].fill_null("unknown"))),
-        **versioned(out, paths, dvc),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "files": frame.height,
+            "status": dg.MetadataValue.json(_counts(frame["status"])),
+            "sequences": dg.MetadataValue.json(_counts(frame.filter(pl.col("status") == "ok")["sequence"])),
+            "transfer_syntaxes": dg.MetadataValue.json(
+                _counts(frame["transfer_syntax"].fill_null("unknown"))
+            ),
+            **versioned(out, paths, dvc),
+        }
+    )
 
 
-@dg.asset(partitions_def=CENTERS, deps=[dicom_manifest], group_name="ingest", description=
-          "De-identified DICOM (PS3.15 basic profile + clean descriptors, modified dates, patient characteristics, "
-          "safe private), named by new UIDs; bad files quarantined with reasons outside data/.")
+@dg.asset(
+    partitions_def=CENTERS,
+    deps=[dicom_manifest],
+    group_name="ingest",
+    description="De-identified DICOM (PS3.15 basic profile + clean descriptors, modified dates, patient characteristics, "
+    "safe private), named by new UIDs; bad files quarantined with reasons outside data/.",
+)
 def deidentified_studies(
-    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource,
-    deid_secret: DeidSecretResource, dvc: DvcResource,
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    profile: ProfileResource,
+    deid_secret: DeidSecretResource,
+    dvc: DvcResource,
 ) -> dg.MaterializeResult:
     center = context.partition_key
     out = paths.output("deidentified_studies", center)
     summary = deidentify_center(
-        _center_dir(paths, center), out, paths.quarantine / "deidentified_studies" / f"{center}.jsonl",
-        deid_secret.pseudonymizer(), workers=profile.workers,
+        _center_dir(paths, center),
+        out,
+        paths.quarantine / "deidentified_studies" / f"{center}.jsonl",
+        deid_secret.pseudonymizer(),
+        workers=profile.workers,
     )
     context.log.info(summary.line())
-    return dg.MaterializeResult(metadata={
-        "exported": summary.exported,
-        "quarantined": summary.quarantined,
-        "quarantine_reasons": dg.MetadataValue.json(dict(summary.reasons)),
-        **versioned(out, paths, dvc),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "exported": summary.exported,
+            "quarantined": summary.quarantined,
+            "quarantine_reasons": dg.MetadataValue.json(dict(summary.reasons)),
+            **versioned(out, paths, dvc),
+        }
+    )
 
 
-@dg.asset(partitions_def=CENTERS, deps=[deidentified_studies], group_name="ingest", description=
-          "256×256 uint8 slices in [0,255] (RAS frame, robust percentiles per series), QC exclusions with reasons, "
-          "8:2 split by patient; memory-mappable shards + index.parquet.")
+@dg.asset(
+    partitions_def=CENTERS,
+    deps=[deidentified_studies],
+    group_name="ingest",
+    description="256×256 uint8 slices in [0,255] (RAS frame, robust percentiles per series), QC exclusions with reasons, "
+    "8:2 split by patient; memory-mappable shards + index.parquet.",
+)
 def normalized_slices(
-    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, dvc: DvcResource,
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    profile: ProfileResource,
+    dvc: DvcResource,
 ) -> dg.MaterializeResult:
     center = context.partition_key
     out = paths.output("normalized_slices", center)
@@ -92,19 +124,25 @@ def normalized_slices(
     )
     store = open_slices(out)
     rng = np.random.default_rng(profile.seed)
-    picks = sorted(rng.choice(len(store), size=min(8, len(store)), replace=False).tolist()) if len(store) else []
+    picks = (
+        sorted(rng.choice(len(store), size=min(8, len(store)), replace=False).tolist()) if len(store) else []
+    )
     index = store.index
     titles = [f"{index['sequence'][i]} {index['split'][i]}" for i in picks]
-    grid = slice_grid([store[i] for i in picks], titles, paths.outputs / "normalized_slices" / f"{center}.png")
-    return dg.MaterializeResult(metadata={
-        "slices": summary.slices,
-        "series": summary.series,
-        "excluded": summary.excluded,
-        "exclusion_reasons": dg.MetadataValue.json(dict(summary.exclusion_reasons)),
-        "patients_per_split": dg.MetadataValue.json(dict(summary.patients)),
-        "preview": png_metadata(grid, f"{center}: random normalised slices"),
-        **versioned(out, paths, dvc),
-    })
+    grid = slice_grid(
+        [store[i] for i in picks], titles, paths.outputs / "normalized_slices" / f"{center}.png"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "slices": summary.slices,
+            "series": summary.series,
+            "excluded": summary.excluded,
+            "exclusion_reasons": dg.MetadataValue.json(dict(summary.exclusion_reasons)),
+            "patients_per_split": dg.MetadataValue.json(dict(summary.patients)),
+            "preview": png_metadata(grid, f"{center}: random normalised slices"),
+            **versioned(out, paths, dvc),
+        }
+    )
 
 
 # -- gating checks -----------------------------------------------------------------------------------------
@@ -130,21 +168,34 @@ def _deid_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
     for path in sorted(root.rglob("*.dcm")):
         ds = dcmread(path, stop_before_pixels=True)
         rel = path.relative_to(root).as_posix()
-        rows.append({
-            "identity_removed": str(ds.get("PatientIdentityRemoved", "")),
-            "has_method_codes": "DeidentificationMethodCodeSequence" in ds,
-            "named_by_uids": rel.split("/")[0] == str(ds.StudyInstanceUID) and path.stem == str(ds.SOPInstanceUID),
-            "identifier_hits": hits.pop(rel, 0),
-        })
+        rows.append(
+            {
+                "identity_removed": str(ds.get("PatientIdentityRemoved", "")),
+                "has_method_codes": "DeidentificationMethodCodeSequence" in ds,
+                "named_by_uids": rel.split("/")[0] == str(ds.StudyInstanceUID)
+                and path.stem == str(ds.SOPInstanceUID),
+                "identifier_hits": hits.pop(rel, 0),
+            }
+        )
     for path in sorted(root.rglob("*.nii")):  # NIfTI input is rewritten from array + affine only
         header = nib.load(path).header
-        text = b"".join(bytes(header[k].tobytes()).strip(b"\0 ") for k in ("descrip", "aux_file", "intent_name"))
+        text = b"".join(
+            bytes(header[k].tobytes()).strip(b"\0 ") for k in ("descrip", "aux_file", "intent_name")
+        )
         clean = not text and not header.extensions
-        rows.append({"identity_removed": "YES" if clean else "NO", "has_method_codes": True, "named_by_uids": True,
-                     "identifier_hits": hits.pop(path.relative_to(root).as_posix(), 0)})
+        rows.append(
+            {
+                "identity_removed": "YES" if clean else "NO",
+                "has_method_codes": True,
+                "named_by_uids": True,
+                "identifier_hits": hits.pop(path.relative_to(root).as_posix(), 0),
+            }
+        )
     # Hits in files that are not DICOM instances (there should be none) still fail the check.
-    rows.extend({"identity_removed": "YES", "has_method_codes": True, "named_by_uids": False, "identifier_hits": n}
-                for n in hits.values())
+    rows.extend(
+        {"identity_removed": "YES", "has_method_codes": True, "named_by_uids": False, "identifier_hits": n}
+        for n in hits.values()
+    )
     return pd.DataFrame(rows)
 
 
@@ -154,8 +205,16 @@ def _slice_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
     rows = []
     for shard in sorted(root.glob("shard-*.npy")):
         arr = np.load(shard, mmap_mode="r")
-        rows.append({"height": arr.shape[1], "width": arr.shape[2], "dtype": str(arr.dtype), "min": int(arr.min()),
-                     "max": int(arr.max()), "finite": bool(np.isfinite(arr).all())})
+        rows.append(
+            {
+                "height": arr.shape[1],
+                "width": arr.shape[2],
+                "dtype": str(arr.dtype),
+                "min": int(arr.min()),
+                "max": int(arr.max()),
+                "finite": bool(np.isfinite(arr).all()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -174,25 +233,51 @@ def _qc_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
 
 _CHECKS = {"required_resource_keys": {"paths"}, "partitions_def": CENTERS}
 dicom_manifest_schema = gx_asset_check(
-    asset=dicom_manifest, name="manifest_schema",
+    asset=dicom_manifest,
+    name="manifest_schema",
     description="Manifest columns and types, unique instance keys, a known status for every file.",
     frame=_manifest_frame,
     expectations=lambda: [
-        gx.expectations.ExpectTableColumnsToMatchSet(column_set=[
-            "center", "file", "status", "patient", "study", "series", "instance", "sop_class", "modality",
-            "sequence", "transfer_syntax", "rows", "columns", "frames", "row_spacing_mm", "column_spacing_mm",
-            "slice_thickness_mm", "plane", "manufacturer"], exact_match=True),
+        gx.expectations.ExpectTableColumnsToMatchSet(
+            column_set=[
+                "center",
+                "file",
+                "status",
+                "patient",
+                "study",
+                "series",
+                "instance",
+                "sop_class",
+                "modality",
+                "sequence",
+                "transfer_syntax",
+                "rows",
+                "columns",
+                "frames",
+                "row_spacing_mm",
+                "column_spacing_mm",
+                "slice_thickness_mm",
+                "plane",
+                "manufacturer",
+            ],
+            exact_match=True,
+        ),
         gx.expectations.ExpectColumnValuesToBeUnique(column="file"),
         gx.expectations.ExpectColumnValuesToNotBeNull(column="status"),
-        gx.expectations.ExpectColumnValuesToBeInSet(column="sequence", value_set=["T1", "T2", "FLAIR", "DWI", "other"]),
-        gx.expectations.ExpectColumnValuesToBeUnique(column="instance", row_condition='status=="ok"',
-                                                     condition_parser="pandas"),
+        gx.expectations.ExpectColumnValuesToBeInSet(
+            column="sequence", value_set=["T1", "T2", "FLAIR", "DWI", "other"]
+        ),
+        gx.expectations.ExpectColumnValuesToBeUnique(
+            column="instance", row_condition='status=="ok"', condition_parser="pandas"
+        ),
     ],
     **_CHECKS,
 )
 deidentified_no_identifiers = gx_asset_check(
-    asset=deidentified_studies, name="no_identifiers",
-    description="Every file says PatientIdentityRemoved=YES with method codes, is named by its new UIDs, and holds none of the identifiers the cohort planted.",
+    asset=deidentified_studies,
+    name="no_identifiers",
+    description="Every file says PatientIdentityRemoved=YES with method codes, is named by its new UIDs, "
+    "and holds none of the identifiers the cohort planted.",
     frame=_deid_frame,
     expectations=lambda: [
         gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
@@ -204,7 +289,8 @@ deidentified_no_identifiers = gx_asset_check(
     **_CHECKS,
 )
 normalized_format = gx_asset_check(
-    asset=normalized_slices, name="slice_format",
+    asset=normalized_slices,
+    name="slice_format",
     description="Every shard is N×256×256 uint8, finite, and uses the intensity range (0 and ≥200 present).",
     frame=_slice_frame,
     expectations=lambda: [
@@ -219,18 +305,24 @@ normalized_format = gx_asset_check(
     **_CHECKS,
 )
 normalized_split = gx_asset_check(
-    asset=normalized_slices, name="split_by_patient",
+    asset=normalized_slices,
+    name="split_by_patient",
     description="No patient has slices on both sides of the 8:2 split.",
     frame=_split_frame,
-    expectations=lambda: [gx.expectations.ExpectColumnValuesToBeBetween(column="sides", min_value=1, max_value=1)],
+    expectations=lambda: [
+        gx.expectations.ExpectColumnValuesToBeBetween(column="sides", min_value=1, max_value=1)
+    ],
     **_CHECKS,
 )
 normalized_qc_rate = gx_asset_check(
-    asset=normalized_slices, name="qc_exclusion_rate",
+    asset=normalized_slices,
+    name="qc_exclusion_rate",
     description=f"QC excludes at most {MAX_QC_EXCLUSION_RATE:.0%} of a center's slices, and some slices are kept.",
     frame=_qc_frame,
     expectations=lambda: [
-        gx.expectations.ExpectColumnValuesToBeBetween(column="exclusion_rate", min_value=0, max_value=MAX_QC_EXCLUSION_RATE),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="exclusion_rate", min_value=0, max_value=MAX_QC_EXCLUSION_RATE
+        ),
         gx.expectations.ExpectColumnValuesToBeBetween(column="kept", min_value=1),
     ],
     **_CHECKS,

@@ -20,11 +20,17 @@ from assets.versioning import versioned
 SUMMARY_FILE = "summary.json"
 
 
-@dg.asset(deps=[normalized_slices], group_name="stage1", description=
-          "Hybrid ViT + ConvNeXt encoder pretrained as a masked autoencoder (50–75% of patches masked, "
-          "reconstruction + InfoNCE consistency); safetensors checkpoint, SSIM/PSNR on held-out patients.")
+@dg.asset(
+    deps=[normalized_slices],
+    group_name="stage1",
+    description="Hybrid ViT + ConvNeXt encoder pretrained as a masked autoencoder (50–75% of patches masked, "
+    "reconstruction + InfoNCE consistency); safetensors checkpoint, SSIM/PSNR on held-out patients.",
+)
 def mae_encoder(
-    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, device: DeviceResource,
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    profile: ProfileResource,
+    device: DeviceResource,
     dvc: DvcResource,
 ) -> dg.MaterializeResult:
     from models import PretrainConfig, pretrain  # torch loads only when this asset runs
@@ -47,22 +53,28 @@ def mae_encoder(
         shutil.rmtree(out)
     staging.rename(out)
     m = result.metrics
-    context.log.info(f"SSIM {m.ssim:.3f} (baseline {m.baseline_ssim:.3f}), PSNR {m.psnr_db:.1f} dB after {result.steps} steps")
-    return dg.MaterializeResult(metadata={
-        "model": config.model,
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
-        "loss_first": result.history[0],
-        "loss_last": result.history[-1],
-        "val_ssim": m.ssim,
-        "val_psnr_db": m.psnr_db,
-        "baseline_ssim": m.baseline_ssim,
-        "baseline_psnr_db": m.baseline_psnr_db,
-        "val_slices": m.n_slices,
-        "loss_curve": png_metadata(out / result.loss_curve_png.name, "Training loss per step"),
-        "reconstruction": png_metadata(out / result.reconstruction_png.name, "Held-out slices: input, mask, reconstruction"),
-        **versioned(out, paths, dvc),
-    })
+    context.log.info(
+        f"SSIM {m.ssim:.3f} (baseline {m.baseline_ssim:.3f}), PSNR {m.psnr_db:.1f} dB after {result.steps} steps"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model": config.model,
+            "steps": result.steps,
+            "train_seconds": round(result.seconds, 1),
+            "loss_first": result.history[0],
+            "loss_last": result.history[-1],
+            "val_ssim": m.ssim,
+            "val_psnr_db": m.psnr_db,
+            "baseline_ssim": m.baseline_ssim,
+            "baseline_psnr_db": m.baseline_psnr_db,
+            "val_slices": m.n_slices,
+            "loss_curve": png_metadata(out / result.loss_curve_png.name, "Training loss per step"),
+            "reconstruction": png_metadata(
+                out / result.reconstruction_png.name, "Held-out slices: input, mask, reconstruction"
+            ),
+            **versioned(out, paths, dvc),
+        }
+    )
 
 
 def _training_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
@@ -70,17 +82,22 @@ def _training_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
     summary = json.loads((context.resources.paths.output("mae_encoder") / SUMMARY_FILE).read_text())
     history, metrics = summary["history"], summary["metrics"]
     fifth = max(len(history) // 5, 1)
-    return pd.DataFrame([{
-        "all_finite": all(math.isfinite(x) for x in history),
-        "loss_drop": sum(history[:fifth]) / fifth - sum(history[-fifth:]) / fifth,
-        "ssim_gain": metrics["ssim"] - metrics["baseline_ssim"],
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "all_finite": all(math.isfinite(x) for x in history),
+                "loss_drop": sum(history[:fifth]) / fifth - sum(history[-fifth:]) / fifth,
+                "ssim_gain": metrics["ssim"] - metrics["baseline_ssim"],
+            }
+        ]
+    )
 
 
 mae_encoder_learns = gx_asset_check(
-    asset=mae_encoder, name="loss_falls_ssim_beats_baseline",
+    asset=mae_encoder,
+    name="loss_falls_ssim_beats_baseline",
     description="The loss is finite and falls (last fifth below first fifth); held-out SSIM beats the "
-                "masked-input baseline (masked patches filled with the visible mean).",
+    "masked-input baseline (masked patches filled with the visible mean).",
     frame=_training_frame,
     expectations=lambda: [
         gx.expectations.ExpectColumnValuesToBeInSet(column="all_finite", value_set=[True]),

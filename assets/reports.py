@@ -40,27 +40,35 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
         handle.writelines(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n" for record in records)
 
 
-@dg.asset(partitions_def=CENTERS, deps=[raw_cohort], group_name="reports", description=
-          "Chinese free-text reports structured into sections, categories, laterality, locations, size, negations "
-          "and ontology terms, with de-identified text; keys pseudonymised.")
+@dg.asset(
+    partitions_def=CENTERS,
+    deps=[raw_cohort],
+    group_name="reports",
+    description="Chinese free-text reports structured into sections, categories, laterality, locations, size, negations "
+    "and ontology terms, with de-identified text; keys pseudonymised.",
+)
 def structured_reports(
     context: dg.AssetExecutionContext, paths: PathsResource, deid_secret: DeidSecretResource, dvc: DvcResource
 ) -> dg.MaterializeResult:
     center = context.partition_key
     source = RawLayout(paths.raw).reports / f"{center}.jsonl"
     if not source.is_file():
-        raise dg.Failure(f"No report file for {center}: expected {source} (one JSON line per report: id, text).")
+        raise dg.Failure(
+            f"No report file for {center}: expected {source} (one JSON line per report: id, text)."
+        )
     out = paths.output("structured_reports", center)
     out.mkdir(parents=True, exist_ok=True)
     summary = structure_jsonl(source, out / STRUCTURED_FILE, pseudonymizer=deid_secret.pseudonymizer())
     quarantine = paths.quarantine / "structured_reports" / f"{center}.jsonl"
     _write_jsonl(quarantine, [{"line": n, "reason": reason} for n, reason in summary.quarantined])
-    return dg.MaterializeResult(metadata={
-        "reports": summary.n_written,
-        "quarantined_lines": len(summary.quarantined),
-        "primary_categories": dg.MetadataValue.json(summary.categories),
-        **versioned(out, paths, dvc),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "reports": summary.n_written,
+            "quarantined_lines": len(summary.quarantined),
+            "primary_categories": dg.MetadataValue.json(summary.categories),
+            **versioned(out, paths, dvc),
+        }
+    )
 
 
 def _accession_to_study(paths: PathsResource) -> dict[str, str]:
@@ -69,7 +77,11 @@ def _accession_to_study(paths: PathsResource) -> dict[str, str]:
     for study_dir in sorted(paths.output("deidentified_studies").glob("*/*")):
         first = next(study_dir.rglob("*.dcm"), None)
         if first is not None:
-            accession = str(dcmread(first, stop_before_pixels=True, specific_tags=["AccessionNumber"]).get("AccessionNumber", ""))
+            accession = str(
+                dcmread(first, stop_before_pixels=True, specific_tags=["AccessionNumber"]).get(
+                    "AccessionNumber", ""
+                )
+            )
             if accession:
                 links[accession] = study_dir.name
     return links
@@ -77,17 +89,29 @@ def _accession_to_study(paths: PathsResource) -> dict[str, str]:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("vl_pairs", deps=[structured_reports, deidentified_studies], group_name="reports",
-                     description="Image-report pairs (findings + impression) linked to de-identified studies, 8:2 by patient."),
-        dg.AssetSpec("instruction_pairs", deps=[structured_reports], group_name="reports",
-                     description="Instruction-response records: report generation, patient explanation, QA on "
-                                 "location/size/category, multi-turn dialogue; 8:2 by patient."),
+        dg.AssetSpec(
+            "vl_pairs",
+            deps=[structured_reports, deidentified_studies],
+            group_name="reports",
+            description="Image-report pairs (findings + impression) linked to de-identified studies, 8:2 by patient.",
+        ),
+        dg.AssetSpec(
+            "instruction_pairs",
+            deps=[structured_reports],
+            group_name="reports",
+            description="Instruction-response records: report generation, patient explanation, QA on "
+            "location/size/category, multi-turn dialogue; 8:2 by patient.",
+        ),
     ]
 )
 def vision_language_data(
     context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, dvc: DvcResource
 ):
-    records = [r for path in sorted(paths.output("structured_reports").glob(f"*/{STRUCTURED_FILE}")) for r in _read_jsonl(path)]
+    records = [
+        r
+        for path in sorted(paths.output("structured_reports").glob(f"*/{STRUCTURED_FILE}"))
+        for r in _read_jsonl(path)
+    ]
     pairs, instructions = build_instruction_data(records, seed=profile.seed)
     links = _accession_to_study(paths)
     for pair in pairs:
@@ -95,18 +119,24 @@ def vision_language_data(
     pairs_dir, instr_dir = paths.output("vl_pairs"), paths.output("instruction_pairs")
     _write_jsonl(pairs_dir / PAIRS_FILE, pairs)
     _write_jsonl(instr_dir / INSTRUCTIONS_FILE, instructions)
-    yield dg.MaterializeResult(asset_key="vl_pairs", metadata={
-        "pairs": len(pairs),
-        "linked_to_study": sum(p["study"] is not None for p in pairs),
-        "split": dg.MetadataValue.json(dict(Counter(p["split"] for p in pairs))),
-        **versioned(pairs_dir, paths, dvc),
-    })
-    yield dg.MaterializeResult(asset_key="instruction_pairs", metadata={
-        "records": len(instructions),
-        "tasks": dg.MetadataValue.json(dict(Counter(r["task"] for r in instructions))),
-        "split": dg.MetadataValue.json(dict(Counter(r["split"] for r in instructions))),
-        **versioned(instr_dir, paths, dvc),
-    })
+    yield dg.MaterializeResult(
+        asset_key="vl_pairs",
+        metadata={
+            "pairs": len(pairs),
+            "linked_to_study": sum(p["study"] is not None for p in pairs),
+            "split": dg.MetadataValue.json(dict(Counter(p["split"] for p in pairs))),
+            **versioned(pairs_dir, paths, dvc),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="instruction_pairs",
+        metadata={
+            "records": len(instructions),
+            "tasks": dg.MetadataValue.json(dict(Counter(r["task"] for r in instructions))),
+            "split": dg.MetadataValue.json(dict(Counter(r["split"] for r in instructions))),
+            **versioned(instr_dir, paths, dvc),
+        },
+    )
 
 
 # -- gating checks -----------------------------------------------------------------------------------------
@@ -117,23 +147,29 @@ def _structured_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
     paths: PathsResource = context.resources.paths
     planted = RawLayout(paths.raw).planted_identifiers()
     records = _read_jsonl(paths.output("structured_reports", context.partition_key) / STRUCTURED_FILE)
-    return pd.DataFrame({
-        "problems": [len(validate_structured([r])) for r in records],
-        "identifiers": [len(check_no_identifiers([r], planted)) for r in records],
-    })
+    return pd.DataFrame(
+        {
+            "problems": [len(validate_structured([r])) for r in records],
+            "identifiers": [len(check_no_identifiers([r], planted)) for r in records],
+        }
+    )
 
 
-def _training_text_frame(asset: str, file: str):
+def _training_text_frame(asset: str, file: str, linked: bool):
+    """Frame loader: one row per training record (patient, split, identifiers found, study link)."""
+
     def load(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
         paths: PathsResource = context.resources.paths
         records = _read_jsonl(paths.output(asset) / file)
         planted = RawLayout(paths.raw).planted_identifiers()
-        frame = pd.DataFrame({
-            "patient": [r["patient"] for r in records],
-            "split": [r["split"] for r in records],
-            "identifiers": [len(check_no_identifiers([r], planted)) for r in records],
-        })
-        if asset == "vl_pairs":
+        frame = pd.DataFrame(
+            {
+                "patient": [r["patient"] for r in records],
+                "split": [r["split"] for r in records],
+                "identifiers": [len(check_no_identifiers([r], planted)) for r in records],
+            }
+        )
+        if linked:
             frame["linked"] = [r["study"] is not None for r in records]
         frame["sides"] = frame.groupby("patient")["split"].transform("nunique")
         return frame
@@ -150,14 +186,19 @@ def _training_text_expectations(linked: bool):
             gx.expectations.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "val"]),
         ]
         if linked:
-            out.append(gx.expectations.ExpectColumnValuesToBeInSet(column="linked", value_set=[True], mostly=MIN_LINKED_PAIRS))
+            out.append(
+                gx.expectations.ExpectColumnValuesToBeInSet(
+                    column="linked", value_set=[True], mostly=MIN_LINKED_PAIRS
+                )
+            )
         return out
 
     return expectations
 
 
 structured_reports_valid = gx_asset_check(
-    asset=structured_reports, name="schema_vocabulary_identifiers",
+    asset=structured_reports,
+    name="schema_vocabulary_identifiers",
     description="Every record has the documented schema and vocabulary, and no planted identifier in text_deid.",
     frame=_structured_frame,
     expectations=lambda: [
@@ -165,17 +206,22 @@ structured_reports_valid = gx_asset_check(
         gx.expectations.ExpectColumnValuesToBeBetween(column="problems", min_value=0, max_value=0),
         gx.expectations.ExpectColumnValuesToBeBetween(column="identifiers", min_value=0, max_value=0),
     ],
-    required_resource_keys={"paths"}, partitions_def=CENTERS,
+    required_resource_keys={"paths"},
+    partitions_def=CENTERS,
 )
 vl_pairs_valid = gx_asset_check(
-    asset="vl_pairs", name="no_identifiers_split_linked",
+    asset="vl_pairs",
+    name="no_identifiers_split_linked",
     description=f"No identifier in any training text, no patient on both sides, ≥{MIN_LINKED_PAIRS:.0%} linked to a study.",
-    frame=_training_text_frame("vl_pairs", PAIRS_FILE), expectations=_training_text_expectations(linked=True),
+    frame=_training_text_frame("vl_pairs", PAIRS_FILE, linked=True),
+    expectations=_training_text_expectations(linked=True),
     required_resource_keys={"paths"},
 )
 instruction_pairs_valid = gx_asset_check(
-    asset="instruction_pairs", name="no_identifiers_split",
+    asset="instruction_pairs",
+    name="no_identifiers_split",
     description="No identifier in any instruction or response, no patient on both sides of the split.",
-    frame=_training_text_frame("instruction_pairs", INSTRUCTIONS_FILE), expectations=_training_text_expectations(linked=False),
+    frame=_training_text_frame("instruction_pairs", INSTRUCTIONS_FILE, linked=False),
+    expectations=_training_text_expectations(linked=False),
     required_resource_keys={"paths"},
 )

@@ -18,7 +18,9 @@ class PathsResource(dg.ConfigurableResource):
 
     root: str = Field(default=".", description="Project root: a git + DVC repository.")
     raw_dir: str = Field(default="raw", description="Raw input (holds identifiers; never tracked).")
-    data_dir: str = Field(default="data", description="De-identified and derived outputs, tracked by data.dvc.")
+    data_dir: str = Field(
+        default="data", description="De-identified and derived outputs, tracked by data.dvc."
+    )
     quarantine_dir: str = Field(default="quarantine", description="Rejected inputs with reasons (untracked).")
     outputs_dir: str = Field(default="outputs", description="Human-facing figures and reports (untracked).")
 

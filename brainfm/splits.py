@@ -19,7 +19,9 @@ def _unit_interval(seed: int, patient: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def assign_split(patient: str, train_fraction: float, seed: int = 0, names: tuple[str, str] = ("train", "val")) -> str:
+def assign_split(
+    patient: str, train_fraction: float, seed: int = 0, names: tuple[str, str] = ("train", "val")
+) -> str:
     """Return ``names[0]`` for a patient whose hash falls below ``train_fraction``, else ``names[1]``."""
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")

@@ -44,9 +44,15 @@ class ValidationSummary:
         """A table for Dagster metadata: expectation, column, verdict, observed value, unexpected rows."""
         lines = ["| expectation | column | ok | observed | unexpected |", "|---|---|---|---|---|"]
         for o in self.outcomes:
-            unexpected = "" if o.unexpected_count is None else f"{o.unexpected_count} ({o.unexpected_percent or 0:.1f}%)"
+            unexpected = (
+                ""
+                if o.unexpected_count is None
+                else f"{o.unexpected_count} ({o.unexpected_percent or 0:.1f}%)"
+            )
             observed = "" if o.observed is None else str(o.observed)[:60]
-            lines.append(f"| {o.expectation} | {o.column or ''} | {'✅' if o.success else '❌'} | {observed} | {unexpected} |")
+            lines.append(
+                f"| {o.expectation} | {o.column or ''} | {'✅' if o.success else '❌'} | {observed} | {unexpected} |"
+            )
         return "\n".join(lines)
 
 
@@ -69,8 +75,12 @@ def validate_frame(frame: pd.DataFrame, expectations: Sequence[Any], suite_name:
 
     ctx = _context()
     source = ctx.data_sources.add_or_update_pandas(name=f"brainfm_{suite_name}")
-    asset = next((a for a in source.assets if a.name == suite_name), None) or source.add_dataframe_asset(suite_name)
-    batch_def = next(iter(asset.batch_definitions), None) or asset.add_batch_definition_whole_dataframe("whole")
+    asset = next((a for a in source.assets if a.name == suite_name), None) or source.add_dataframe_asset(
+        suite_name
+    )
+    batch_def = next(iter(asset.batch_definitions), None) or asset.add_batch_definition_whole_dataframe(
+        "whole"
+    )
     batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
     suite = gx.ExpectationSuite(name=suite_name, expectations=[copy.deepcopy(e) for e in expectations])
     result = batch.validate(suite, result_format="SUMMARY")
@@ -85,4 +95,6 @@ def validate_frame(frame: pd.DataFrame, expectations: Sequence[Any], suite_name:
         )
         for r in result.results
     ]
-    return ValidationSummary(suite=suite_name, success=bool(result.success), n_rows=len(frame), outcomes=outcomes)
+    return ValidationSummary(
+        suite=suite_name, success=bool(result.success), n_rows=len(frame), outcomes=outcomes
+    )

@@ -83,7 +83,9 @@ class DvcRepo:
         cmd = [self.dvc, *args]
         proc = subprocess.run(cmd, cwd=cwd or self.root, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise DvcError(f"`dvc {' '.join(args)}` failed in {cwd or self.root}:\n{proc.stderr or proc.stdout}")
+            raise DvcError(
+                f"`dvc {' '.join(args)}` failed in {cwd or self.root}:\n{proc.stderr or proc.stdout}"
+            )
         return proc.stdout
 
     def ensure_initialized(self, remote_url: str | None = None) -> None:
@@ -127,7 +129,9 @@ class DvcRepo:
             if push:
                 self.run("push", "--quiet", f"{self.data_dirname}.dvc")
                 self._push_object(output_md5)
-        n_bytes = sum(p.stat().st_size for p in ([output] if output.is_file() else output.rglob("*")) if p.is_file())
+        n_bytes = sum(
+            p.stat().st_size for p in ([output] if output.is_file() else output.rglob("*")) if p.is_file()
+        )
         return Snapshot(data_md5, output_md5, rel, len(entries), n_bytes)
 
     def restore(self, md5: str, dest: Path) -> Path:
@@ -141,7 +145,9 @@ class DvcRepo:
             raise FileExistsError(f"Restore target {dest} exists; choose a new folder or remove it first.")
         with tempfile.TemporaryDirectory(prefix="brainfm-restore-") as tmp:
             work = self._scratch_repo(Path(tmp))
-            (work / "out.dvc").write_text(yaml.safe_dump({"outs": [{"md5": md5, "path": "out", "hash": "md5"}]}))
+            (work / "out.dvc").write_text(
+                yaml.safe_dump({"outs": [{"md5": md5, "path": "out", "hash": "md5"}]})
+            )
             self.run("pull", "--quiet", "out.dvc", cwd=work)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(work / "out"), dest)

@@ -21,11 +21,17 @@ def main() -> int:
             where, md5 = mat.metadata.get("output"), mat.metadata.get("dvc_md5")
             part = f"[{mat.partition}]" if mat.partition else ""
             version = f"  (dvc {md5.value})" if md5 else ""
-            print(f"  {mat.asset_key.to_user_string()}{part}: {where.value if where else '(metadata only)'}{version}")
+            print(
+                f"  {mat.asset_key.to_user_string()}{part}: {where.value if where else '(metadata only)'}{version}"
+            )
         for check in result.get_asset_check_evaluations():
-            print(f"  check {check.asset_key.to_user_string()}:{check.check_name} {'passed' if check.passed else 'FAILED'}")
+            print(
+                f"  check {check.asset_key.to_user_string()}:{check.check_name} {'passed' if check.passed else 'FAILED'}"
+            )
     failed = [r for r in results if not r.success]
-    print(f"\n{len(results) - len(failed)} of {len(results)} run(s) succeeded; Dagster runs are in {instance.root_directory}.")
+    print(
+        f"\n{len(results) - len(failed)} of {len(results)} run(s) succeeded; Dagster runs are in {instance.root_directory}."
+    )
     print("Browse them with `make dev` (http://127.0.0.1:3000).")
     return 1 if failed else 0
 

@@ -43,8 +43,13 @@ def materialize_all(
     def run(selection: set[dg.AssetKey], partition: str | None = None) -> dg.ExecuteInProcessResult:
         log(f"materializing {len(selection)} asset(s)" + (f" for center {partition}" if partition else ""))
         return dg.materialize(
-            nodes, selection=dg.AssetSelection.keys(*selection), instance=instance, resources=resources,
-            partition_key=partition, raise_on_error=False, run_config=_QUIET,
+            nodes,
+            selection=dg.AssetSelection.keys(*selection),
+            instance=instance,
+            resources=resources,
+            partition_key=partition,
+            raise_on_error=False,
+            run_config=_QUIET,
         )
 
     results = [run(head)] if head else []

@@ -27,7 +27,9 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, ob
     """Build the resource dict from ``environ`` (defaults: ``os.environ``)."""
     env = os.environ if environ is None else environ
     return {
-        "paths": PathsResource(root=env.get("BRAINFM_ROOT", str(PROJECT_ROOT)), raw_dir=env.get("BRAINFM_RAW_DIR", "raw")),
+        "paths": PathsResource(
+            root=env.get("BRAINFM_ROOT", str(PROJECT_ROOT)), raw_dir=env.get("BRAINFM_RAW_DIR", "raw")
+        ),
         "profile": ProfileResource(
             name=env.get("BRAINFM_PROFILE", "tiny"),
             seed=int(env.get("BRAINFM_SEED", "0")),

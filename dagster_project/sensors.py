@@ -28,7 +28,8 @@ def raw_data_sensor(context: dg.SensorEvaluationContext, paths: PathsResource) -
     known = set(context.instance.get_dynamic_partitions(CENTERS.name))
     new = [c for c in centers if c not in known]
     requests = [
-        dg.RunRequest(partition_key=c, run_key=f"{c}:{center_signature(str(layout.dicom / c))}") for c in centers
+        dg.RunRequest(partition_key=c, run_key=f"{c}:{center_signature(str(layout.dicom / c))}")
+        for c in centers
     ]
     return dg.SensorResult(
         run_requests=requests,

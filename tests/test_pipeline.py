@@ -17,13 +17,22 @@ PipelineRun = tuple[dg.Definitions, dg.DagsterInstance, list[dg.ExecuteInProcess
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory: pytest.TempPathFactory, new_dvc_project: Callable[[Path], Path], raw: Path) -> PipelineRun:
+def pipeline_run(
+    tmp_path_factory: pytest.TempPathFactory, new_dvc_project: Callable[[Path], Path], raw: Path
+) -> PipelineRun:
     from dagster_project import definitions
 
     root = new_dvc_project(tmp_path_factory.mktemp("e2e") / "project")
-    env = {"BRAINFM_ROOT": str(root), "BRAINFM_RAW_DIR": str(raw), "BRAINFM_PROFILE": "tiny", "BRAINFM_DEVICE": "cpu"}
+    env = {
+        "BRAINFM_ROOT": str(root),
+        "BRAINFM_RAW_DIR": str(raw),
+        "BRAINFM_PROFILE": "tiny",
+        "BRAINFM_DEVICE": "cpu",
+    }
     defs = dg.Definitions(
-        assets=definitions.defs.assets, asset_checks=definitions.defs.asset_checks, resources=resources_from_env(env)
+        assets=definitions.defs.assets,
+        asset_checks=definitions.defs.asset_checks,
+        resources=resources_from_env(env),
     )
     instance = dg.DagsterInstance.ephemeral()
     return defs, instance, materialize_all(defs, instance, log=lambda _msg: None), root

@@ -36,7 +36,16 @@ def test_dagster_dev_answers_and_stops(tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # as `make dev` configures it
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "BRAINFM_ROOT": str(tmp_path)}
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -51,14 +60,19 @@ def test_dagster_dev_answers_and_stops(tmp_path: Path) -> None:
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 answer = _graphql(port, "{ version repositoriesOrError { __typename } }")
-                if answer.get("data", {}).get("repositoriesOrError", {}).get("__typename") == "RepositoryConnection":  # type: ignore[union-attr]
+                if (
+                    answer.get("data", {}).get("repositoriesOrError", {}).get("__typename")
+                    == "RepositoryConnection"
+                ):  # type: ignore[union-attr]
                     break
             except OSError:
                 pass
             time.sleep(2)
         assert answer is not None, "dagster dev never answered on 127.0.0.1"
         assert answer["data"]["version"]  # type: ignore[index]
-        locations = _graphql(port, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }")
+        locations = _graphql(
+            port, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+        )
         entries = locations["data"]["workspaceOrError"]["locationEntries"]  # type: ignore[index]
         assert [(e["name"], e["loadStatus"]) for e in entries] == [("brainfm", "LOADED")]
     finally:

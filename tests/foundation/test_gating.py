@@ -23,7 +23,9 @@ def _graph(values: list[int]) -> list[object]:
         name="intensity_range",
         description="intensities lie in [0, 255]",
         frame=lambda _ctx: pd.DataFrame({"intensity": values}),
-        expectations=lambda: [gx.expectations.ExpectColumnValuesToBeBetween(column="intensity", min_value=0, max_value=255)],
+        expectations=lambda: [
+            gx.expectations.ExpectColumnValuesToBeBetween(column="intensity", min_value=0, max_value=255)
+        ],
     )
     return [slices, encoder, check]
 

@@ -29,7 +29,9 @@ def test_new_center_and_new_files_trigger_ingest(tmp_path: Path) -> None:
     instance.add_dynamic_partitions("center", ["center_x"])
     same = _evaluate(instance, tmp_path)
     assert not same.dynamic_partitions_requests
-    assert same.run_requests[0].run_key == first.run_requests[0].run_key  # no new data: Dagster skips the run key
+    assert (
+        same.run_requests[0].run_key == first.run_requests[0].run_key
+    )  # no new data: Dagster skips the run key
 
     (center / "2.dcm").write_bytes(b"y")
     changed = _evaluate(instance, tmp_path)
