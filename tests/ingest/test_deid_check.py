@@ -1,0 +1,36 @@
+"""The de-identification check's frame also judges NIfTI outputs: free-text header fields must be empty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from assets.ingest import _deid_frame
+from assets.resources import PathsResource
+
+
+def _frame(root: Path) -> pd.DataFrame:
+    # The loader reads only these two attributes of the check context; the Dagster wiring of the check is
+    # exercised end to end in tests/test_pipeline.py.
+    context = SimpleNamespace(resources=SimpleNamespace(paths=PathsResource(root=str(root))), partition_key="center_x")
+    return _deid_frame(context)  # type: ignore[arg-type]
+
+
+def _write_nifti(path: Path, descrip: str = "") -> None:
+    image = nib.Nifti1Image(np.zeros((4, 4, 4), dtype=np.int16), np.eye(4))
+    image.header["descrip"] = descrip.encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(image, path)
+
+
+def test_nifti_outputs_pass_only_without_header_text(tmp_path: Path) -> None:
+    out = tmp_path / "data" / "deidentified_studies" / "center_x" / "PABC" / "2.25.1" / "2.25.2"
+    _write_nifti(out / "T1.nii")
+    _write_nifti(out / "T2.nii", descrip="Zhang Wei 2019-09-04")
+    frame = _frame(tmp_path)
+    assert sorted(frame["identity_removed"]) == ["NO", "YES"]
+    assert frame["identifier_hits"].tolist() == [0, 0]  # no cohort manifest here: only the header test applies
