@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
+from pydicom import config as pydicom_config
 from pydicom.dataset import Dataset
 from tqdm import tqdm
 
@@ -138,16 +139,23 @@ def _frames(ds: Dataset, pixels: np.ndarray, geometries: list[FrameGeometry]) ->
 
 @contextlib.contextmanager
 def _quiet_pydicom() -> Iterator[None]:
-    """Silence pydicom's warnings and log lines: they quote header values, which may identify a patient."""
+    """Silence pydicom's warnings and log lines: they quote header values, which may identify a patient.
+
+    Value validation on reading is switched off where it would only warn (the default mode): its warnings
+    are silenced anyway, and the check runs on every value pydicom decodes.
+    """
     logger = logging.getLogger("pydicom")
-    level = logger.level
+    level, validation = logger.level, pydicom_config.settings.reading_validation_mode
     logger.setLevel(logging.CRITICAL + 1)
+    if validation == pydicom_config.WARN:
+        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         logger.setLevel(level)
+        pydicom_config.settings.reading_validation_mode = validation
 
 
 def _run_job(job: _Job) -> _JobResult:

@@ -19,6 +19,7 @@ and written back as UTF-8 (``ISO_IR 192``). Pixel Data and every other kept elem
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import functools
 import re
 from collections.abc import Callable
@@ -162,21 +163,18 @@ class Deidentifier:
                 else:
                     del ds[tag]
                 continue
-            if tag.element == 0 or tag.group & 0xFF00 in (0x5000, 0x6000) or tag in _REMOVE_TAGS:
-                del ds[tag]
-                continue
             elem = ds.get_item(tag)
-            vr = _vr(tag, elem.VR)
-            if vr == "SQ":
+            rule, vr = _public_rule(int(tag), elem.VR)
+            if rule is _Rule.REMOVE:
+                del ds[tag]
+            elif rule is _Rule.RECURSE:
                 for item in ds[tag].value:
                     self._clean(item, ctx)
-            elif tag in _TEXT_ACTIONS:
+            elif rule is _Rule.TEXT:
                 _set(ds, tag, vr, self._apply(ds[tag].value, _TEXT_ACTIONS[tag], ctx))
-            elif vr in TEXT_VRS or vr == "UN":
-                del ds[tag]
-            elif vr == "UI" and tag not in _KEEP_UID_TAGS:
+            elif rule is _Rule.UID:
                 _set(ds, tag, vr, _map_values(elem, self.new_uid))
-            elif vr in ("DA", "DT"):
+            elif rule is _Rule.DATE:
                 _set(ds, tag, vr, _map_values(elem, lambda v: _shift_date(v, ctx.shift_days)))
         for tag, creator in creators.items():
             if tag in kept_creators:
@@ -227,6 +225,35 @@ def _method_code_items(implicit: bool) -> bytes:
     for value, meaning in METHOD_CODES:
         write_sequence_item(fp, _code(value, meaning), [default_encoding])
     return fp.getvalue()
+
+
+class _Rule(enum.Enum):
+    """What happens to a public element; a function of its tag and stored VR only."""
+
+    KEEP = enum.auto()
+    REMOVE = enum.auto()
+    RECURSE = enum.auto()  # a sequence: its items are cleaned by the same rules
+    TEXT = enum.auto()  # the profile's action for a named text attribute
+    UID = enum.auto()  # replaced by a keyed UID
+    DATE = enum.auto()  # shifted by the patient's days
+
+
+@functools.cache
+def _public_rule(tag: int, stored_vr: str | None) -> tuple[_Rule, str]:
+    """The rule for a public element and the VR it is judged by, decided once per (tag, VR): headers of a
+    series (and of a scanner) repeat the same elements, so every file after the first only looks it up."""
+    if tag & 0xFFFF == 0 or (tag >> 16) & 0xFF00 in (0x5000, 0x6000) or tag in _REMOVE_TAGS:
+        return _Rule.REMOVE, stored_vr or "UN"
+    vr = _vr(tag, stored_vr)
+    if vr == "SQ":
+        return _Rule.RECURSE, vr
+    if tag in _TEXT_ACTIONS:
+        return _Rule.TEXT, vr
+    if vr in TEXT_VRS or vr == "UN":
+        return _Rule.REMOVE, vr
+    if vr == "UI" and tag not in _KEEP_UID_TAGS:
+        return _Rule.UID, vr
+    return (_Rule.DATE if vr in ("DA", "DT") else _Rule.KEEP), vr
 
 
 @functools.cache
