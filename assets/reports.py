@@ -2,9 +2,7 @@
 
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
-import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -18,6 +16,7 @@ from assets.ingest import deidentified_studies
 from assets.partitions import CENTERS
 from assets.resources import DeidSecretResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
+from brainfm.jsonl import read_jsonl, write_jsonl
 from brainfm.raw_layout import RawLayout
 from brainfm.reports import build_instruction_data, check_no_identifiers, structure_jsonl, validate_structured
 
@@ -27,17 +26,6 @@ INSTRUCTIONS_FILE = "instructions.jsonl"
 # Share of image-report pairs that must find their de-identified study: a report without images is
 # normal now and then (an outside study, a deleted series), a low share means the keys do not link.
 MIN_LINKED_PAIRS = 0.9
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n" for record in records)
 
 
 @dg.asset(
@@ -60,7 +48,7 @@ def structured_reports(
     out.mkdir(parents=True, exist_ok=True)
     summary = structure_jsonl(source, out / STRUCTURED_FILE, pseudonymizer=deid_secret.pseudonymizer())
     quarantine = paths.quarantine / "structured_reports" / f"{center}.jsonl"
-    _write_jsonl(quarantine, [{"line": n, "reason": reason} for n, reason in summary.quarantined])
+    write_jsonl(quarantine, [{"line": n, "reason": reason} for n, reason in summary.quarantined])
     return dg.MaterializeResult(
         metadata={
             "reports": summary.n_written,
@@ -110,15 +98,15 @@ def vision_language_data(
     records = [
         r
         for path in sorted(paths.output("structured_reports").glob(f"*/{STRUCTURED_FILE}"))
-        for r in _read_jsonl(path)
+        for r in read_jsonl(path)
     ]
     pairs, instructions = build_instruction_data(records, seed=profile.seed)
     links = _accession_to_study(paths)
     for pair in pairs:
         pair["study"] = links.get(pair["image"])
     pairs_dir, instr_dir = paths.output("vl_pairs"), paths.output("instruction_pairs")
-    _write_jsonl(pairs_dir / PAIRS_FILE, pairs)
-    _write_jsonl(instr_dir / INSTRUCTIONS_FILE, instructions)
+    write_jsonl(pairs_dir / PAIRS_FILE, pairs)
+    write_jsonl(instr_dir / INSTRUCTIONS_FILE, instructions)
     yield dg.MaterializeResult(
         asset_key="vl_pairs",
         metadata={
@@ -146,7 +134,7 @@ def _structured_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
     """One row per structured report: schema/vocabulary problems and identifiers left (counts only)."""
     paths: PathsResource = context.resources.paths
     planted = RawLayout(paths.raw).planted_identifiers()
-    records = _read_jsonl(paths.output("structured_reports", context.partition_key) / STRUCTURED_FILE)
+    records = read_jsonl(paths.output("structured_reports", context.partition_key) / STRUCTURED_FILE)
     return pd.DataFrame(
         {
             "problems": [len(validate_structured([r])) for r in records],
@@ -160,7 +148,7 @@ def _training_text_frame(asset: str, file: str, linked: bool):
 
     def load(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
         paths: PathsResource = context.resources.paths
-        records = _read_jsonl(paths.output(asset) / file)
+        records = read_jsonl(paths.output(asset) / file)
         planted = RawLayout(paths.raw).planted_identifiers()
         frame = pd.DataFrame(
             {

@@ -14,8 +14,8 @@ import platform
 import time
 from pathlib import Path
 
+from brainfm.jsonl import read_jsonl
 from brainfm.reports import structure_report
-from brainfm.reports.scoring import read_jsonl
 
 HANDWRITTEN = Path(__file__).parents[1] / "tests" / "data" / "reports" / "handwritten.jsonl"
 

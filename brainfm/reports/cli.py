@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -46,15 +45,16 @@ def _structure(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from brainfm.reports.scoring import read_jsonl, score_reports
+    from brainfm.jsonl import read_jsonl
+    from brainfm.reports.scoring import score_reports
 
     print(score_reports(read_jsonl(args.pred), read_jsonl(args.gold)).as_table())
     return 0
 
 
 def _instructions(args: argparse.Namespace) -> int:
+    from brainfm.jsonl import read_jsonl, write_jsonl
     from brainfm.reports.instructions import build_instruction_data
-    from brainfm.reports.scoring import read_jsonl
     from brainfm.reports.structure import check_no_identifiers
 
     pairs, instructions = build_instruction_data(read_jsonl(args.input), args.seed)
@@ -63,9 +63,7 @@ def _instructions(args: argparse.Namespace) -> int:
         print("\n".join(problems[:20]), file=sys.stderr)
         print(f"{len(problems)} identifiers found in the training text; nothing written.", file=sys.stderr)
         return 1
-    args.outdir.mkdir(parents=True, exist_ok=True)
     for name, rows in (("pairs.jsonl", pairs), ("instructions.jsonl", instructions)):
-        with open(args.outdir / name, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        write_jsonl(args.outdir / name, rows)
     print(f"wrote {len(pairs)} pairs and {len(instructions)} instruction records into {args.outdir}")
     return 0

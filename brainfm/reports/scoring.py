@@ -8,7 +8,6 @@ Hand-written on purpose: these are set counts, which torchmetrics would only wra
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,12 +84,6 @@ def score_reports(predictions: Iterable[Mapping[str, Any]], gold: Iterable[Mappi
         identifiers_left=left,
         missing_predictions=missing,
     )
-
-
-def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    """All non-empty lines of a JSONL file."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 # The cohort generator's site codes -> the location vocabulary; unknown codes pass through (and count as misses).

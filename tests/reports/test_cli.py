@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from brainfm.cli import main
-from brainfm.reports.scoring import read_jsonl
+from brainfm.jsonl import read_jsonl
 
 HANDWRITTEN = Path(__file__).parents[1] / "data" / "reports" / "handwritten.jsonl"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from brainfm.jsonl import read_jsonl
 from brainfm.reports import cohort_gold, score_reports, structure_report
-from brainfm.reports.scoring import read_jsonl
 
 
 def test_cohort_reports(raw: Path) -> None:

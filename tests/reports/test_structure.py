@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from brainfm.jsonl import read_jsonl
 from brainfm.reports import score_reports, structure_jsonl, structure_report, validate_structured
-from brainfm.reports.scoring import read_jsonl
 
 HANDWRITTEN = Path(__file__).parents[1] / "data" / "reports" / "handwritten.jsonl"
 
