@@ -29,6 +29,7 @@ from pydicom import config as pydicom_config
 from pydicom.dataset import Dataset
 from tqdm import tqdm
 
+from brainfm.dicom.codec import Header
 from brainfm.dicom.deid import Deidentifier
 from brainfm.dicom.export import output_relpath, write_deidentified
 from brainfm.dicom.manifest import bad_row, file_token, instance_row, manifest_frame
@@ -41,7 +42,7 @@ from brainfm.dicom.reading import (
     frame_geometries,
     infer_sequence,
     lookup,
-    read_dataset,
+    read_header,
     require_uids,
 )
 from brainfm.imaging.nifti import is_nifti, load_nifti, nifti_volumes, rewrite_nifti
@@ -128,13 +129,18 @@ class _JobResult:
     series: list[_SeriesPart] = field(default_factory=list)
 
 
-def _frames(ds: Dataset, pixels: np.ndarray, geometries: list[FrameGeometry]) -> list[Frame]:
+def _frames(ds: Header | Dataset, pixels: np.ndarray, geometries: list[FrameGeometry]) -> list[Frame]:
     """Real-valued frames (stored value × slope + intercept) with geometry and phase-encoding axis."""
     phase = {"COL": 0, "ROW": 1}.get(str(lookup(ds, "InPlanePhaseEncodingDirection") or "").upper())
-    return [
-        Frame((p.astype(np.float32) * np.float32(g.slope) + np.float32(g.intercept)), g, phase)
-        for p, g in zip(pixels, geometries, strict=True)
-    ]
+    frames = []
+    for p, g in zip(pixels, geometries, strict=True):
+        real = p.astype(np.float32)
+        if g.slope != 1.0:
+            real *= np.float32(g.slope)
+        if g.intercept != 0.0:
+            real += np.float32(g.intercept)
+        frames.append(Frame(real, g, phase))
+    return frames
 
 
 @contextlib.contextmanager
@@ -180,7 +186,7 @@ def _process_job(job: _Job) -> _JobResult:
             _nifti_file(job, rel, pseudonymizer, written, result)
             continue
         try:
-            ds = read_dataset(job.root / rel)
+            ds = read_header(job.root / rel)
             require_uids(ds)
             if job.deidentify and (reason := burned_in_reason(ds)) is not None:
                 raise BadInput(reason)
@@ -209,9 +215,9 @@ def _process_job(job: _Job) -> _JobResult:
             result.manifest.append(row)
         if job.parts_out is None:
             continue
-        key = str(ds.SeriesInstanceUID)
+        key = str(ds.get("SeriesInstanceUID"))
         part = series.setdefault(
-            key, _SeriesPart(str(ds.PatientID), str(ds.StudyInstanceUID), key, "other", relpaths=[])
+            key, _SeriesPart(str(ds.get("PatientID")), str(ds.get("StudyInstanceUID")), key, "other", relpaths=[])
         )
         part.relpaths.append(out_rel)
         sequences[key][sequence] += 1

@@ -24,6 +24,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -40,8 +41,8 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
-from pydicom.valuerep import PersonName
 
+from brainfm.dicom.codec import Header, as_text, ascii_values
 from brainfm.dicom.deid_profile import (
     DESCRIPTOR_CJK_TERMS,
     DESCRIPTOR_TOKENS,
@@ -83,6 +84,7 @@ def patient_key(ds: Dataset) -> str:
     return f"study:{ds.get('StudyInstanceUID') or ''}"
 
 
+@functools.lru_cache(maxsize=4096)  # the dates of a study repeat in every file
 def _shift_date(value: str, days: int) -> str:
     """Shift a DA (or the date part of a DT) by ``days``; an unparsable date becomes empty."""
     try:
@@ -101,9 +103,10 @@ class _PatientContext:
 class Deidentifier:
     """Applies the profile in place; the same key gives the same UIDs, pseudonyms and shifts in every run.
 
-    Elements are visited in their raw (undecoded) form and decided by tag and VR from precomputed sets, so
-    only the few values that must be rewritten (UIDs, dates, the named text attributes, private creators,
-    sequences) are ever decoded; every other kept element, Pixel Data included, is written back byte for byte.
+    Works on a :class:`~brainfm.dicom.codec.Header` (the lean path) or a pydicom Dataset (every other file)
+    through one walker. Elements are decided by tag and VR from precomputed sets, so only the few values that
+    must be rewritten (UIDs, dates, the named text attributes, private creators, sequences) are ever decoded;
+    every other kept element, Pixel Data included, is written back byte for byte.
     """
 
     def __init__(self, pseudonymizer: Pseudonymizer) -> None:
@@ -116,12 +119,13 @@ class Deidentifier:
             self._uids[uid] = uid if not uid or UID(uid).keyword else self.pseudonymizer.uid(uid)
         return self._uids[uid]
 
-    def __call__(self, ds: Dataset) -> Dataset:
+    def __call__(self, ds: Dataset | Header) -> Dataset | Header:
         """De-identify ``ds`` in place (file meta rebuilt) and return it."""
         key = patient_key(ds)
         ctx = _PatientContext(self.pseudonymizer.patient_id(key), self.pseudonymizer.date_shift_days(key))
         transfer_syntax = _transfer_syntax(ds)
-        self._clean(ds, ctx)
+        store = ds if isinstance(ds, Header) else _DatasetStore(ds)
+        self._clean(store, ctx)
         for keyword, vr, value in (
             ("PatientID", "LO", ctx.pseudonym),
             ("PatientName", "PN", ctx.pseudonym),
@@ -130,91 +134,151 @@ class Deidentifier:
             ("LongitudinalTemporalInformationModified", "CS", "MODIFIED"),
             ("DeidentificationMethod", "LO", METHOD_TEXT),
         ):
-            _set(ds, BaseTag(tag_for_keyword(keyword)), vr, value)  # type: ignore[arg-type]
+            store.put(tag_for_keyword(keyword), vr, value)  # type: ignore[arg-type]
+        meta = (
+            ("MediaStorageSOPClassUID", ds.get("SOPClassUID")),
+            ("MediaStorageSOPInstanceUID", ds.get("SOPInstanceUID")),
+            ("TransferSyntaxUID", transfer_syntax),
+            ("ImplementationClassUID", PYDICOM_IMPLEMENTATION_UID),
+        )
+        if isinstance(ds, Header):
+            ds.put(_METHOD_CODES_TAG, "SQ", _method_code_items(ds.implicit))
+            ds.file_meta = Header()
+            ds.file_meta.put(0x00020001, "OB", b"\0\1")
+            for keyword, value in meta:
+                ds.file_meta.put(tag_for_keyword(keyword), "UI", "" if value is None else str(value))  # type: ignore[arg-type]
+            return ds
         implicit, little = ds.original_encoding
         if little:
             items = _method_code_items(implicit)
-            ds[_METHOD_CODES_TAG] = RawDataElement(_METHOD_CODES_TAG, "SQ", len(items), items, 0, implicit, little)
+            ds[_METHOD_CODES_TAG] = RawDataElement(
+                _METHOD_CODES_TAG, "SQ", len(items), items, 0, implicit, little
+            )
         else:
-            ds.DeidentificationMethodCodeSequence = Sequence([_code(v, meaning) for v, meaning in METHOD_CODES])
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = transfer_syntax
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds.file_meta = meta
+            ds.DeidentificationMethodCodeSequence = Sequence(
+                [_code(v, meaning) for v, meaning in METHOD_CODES]
+            )
+        ds.file_meta = FileMetaDataset()
+        for keyword, value in meta:
+            setattr(ds.file_meta, keyword, value)
         ds.preamble = b"\0" * 128  # a preamble may hold a TIFF header or anything else; never copy it
         return ds
 
-    def _clean(self, ds: Dataset, ctx: _PatientContext) -> None:
-        tags = list(ds.keys())
+    def _clean(self, ds: _Store, ctx: _PatientContext) -> None:
+        tags = ds.tags()
         creators = {  # private creator tag → its decoded value
-            tag: _text(ds[tag].value).strip() for tag in tags if tag.is_private and 0x10 <= tag.element <= 0xFF
+            tag: ds.text(tag).strip() for tag in tags if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF
         }
-        kept_creators: set[BaseTag] = set()
+        kept_creators: set[int] = set()
         for tag in tags:
-            if tag.is_private:
+            if tag >> 16 & 1:  # private: odd group
                 if tag in creators:
                     continue
-                creator = BaseTag(tag.group << 16 | tag.element >> 8)
+                creator = tag & 0xFFFF0000 | (tag & 0xFFFF) >> 8
                 name = creators.get(creator, "").upper()
-                if tag.element >= 0x1000 and (name, tag.group, tag.element & 0xFF) in SAFE_PRIVATE:
+                if tag & 0xFFFF >= 0x1000 and (name, tag >> 16, tag & 0xFF) in SAFE_PRIVATE:
                     kept_creators.add(creator)
                 else:
-                    del ds[tag]
+                    ds.delete(tag)
                 continue
-            elem = ds.get_item(tag)
-            rule, vr = _public_rule(int(tag), elem.VR)
+            rule, vr = _public_rule(tag, ds.vr(tag))
             if rule is _Rule.REMOVE:
-                del ds[tag]
+                ds.delete(tag)
             elif rule is _Rule.RECURSE:
-                for item in ds[tag].value:
+                items = ds.items(tag)
+                if items is None:
+                    ds.delete(tag)  # a sequence that could not be parsed cannot be checked: never kept
+                for item in items or []:
                     self._clean(item, ctx)
             elif rule is _Rule.TEXT:
-                _set(ds, tag, vr, self._apply(ds[tag].value, _TEXT_ACTIONS[tag], ctx))
+                ds.put(tag, vr, self._apply(ds, tag, _TEXT_ACTIONS[tag], ctx))
             elif rule is _Rule.UID:
-                _set(ds, tag, vr, _map_values(elem, self.new_uid))
+                ds.put(tag, vr, _mapped(ds.values(tag), self.new_uid))
             elif rule is _Rule.DATE:
-                _set(ds, tag, vr, _map_values(elem, lambda v: _shift_date(v, ctx.shift_days)))
+                ds.put(tag, vr, _mapped(ds.values(tag), lambda v: _shift_date(v, ctx.shift_days)))
         for tag, creator in creators.items():
             if tag in kept_creators:
-                _set(ds, tag, "LO", creator)  # decoded, so written in the new character set
+                ds.put(tag, "LO", creator)  # decoded, so written in the new character set
             else:
-                del ds[tag]
+                ds.delete(tag)
 
-    def _apply(self, value: object, action: Action, ctx: _PatientContext) -> str:
-        text = _text(value)
+    def _apply(self, ds: _Store, tag: int, action: Action, ctx: _PatientContext) -> str:
+        """The new value of a named text attribute (its old value is decoded only when the action reads it)."""
         if action is Action.PSEUDONYM:
             return ctx.pseudonym
+        if action is Action.EMPTY:
+            return ""
+        text = ds.text(tag)
         if action is Action.TOKEN:
             return self.pseudonymizer.token("accession", text, 16) if text.strip() else ""
         if action is Action.CLEAN:
             return clean_descriptor(text)
-        return "" if action is Action.EMPTY else text
+        return text
+
+
+class _Store(Protocol):
+    """What the walker needs of a data set; :class:`Header` has it, :class:`_DatasetStore` adapts a Dataset."""
+
+    def tags(self) -> list[int]: ...
+    def vr(self, tag: int) -> str | None: ...
+    def text(self, tag: int) -> str: ...
+    def values(self, tag: int) -> list[str]: ...
+    def items(self, tag: int) -> list[Any] | None: ...
+    def delete(self, tag: int) -> None: ...
+    def put(self, tag: int, vr: str, value: str | list[str]) -> None: ...
+
+
+class _DatasetStore:
+    """The walker's view of a pydicom Dataset (files outside the lean codec's scope)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+
+    def tags(self) -> list[int]:
+        return list(self.ds.keys())
+
+    def vr(self, tag: int) -> str | None:
+        return self.ds.get_item(tag).VR
+
+    def text(self, tag: int) -> str:
+        return as_text(self.ds[tag].value)
+
+    def values(self, tag: int) -> list[str]:
+        value = self.ds.get_item(tag).value
+        if isinstance(value, bytes):
+            return ascii_values(value)
+        if value is None or value == "":
+            return []
+        return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+    def items(self, tag: int) -> list[_DatasetStore]:
+        return [_DatasetStore(item) for item in self.ds[tag].value]
+
+    def delete(self, tag: int) -> None:
+        del self.ds[tag]
+
+    def put(self, tag: int, vr: str, value: str | list[str]) -> None:
+        """Set an element; a value in the default (ASCII) repertoire is stored already encoded.
+
+        Most values set here are UIDs, dates, pseudonyms and codes, whose encoding is their ASCII bytes padded
+        to even length (PS3.5 6.2); storing them encoded skips pydicom's per-element validation and
+        re-encoding. Other text goes through a validated DataElement.
+        """
+        implicit, little = self.ds.original_encoding
+        text = "\\".join(value) if isinstance(value, list) else value
+        if not little or not text.isascii():
+            self.ds[tag] = DataElement(tag, vr, value)
+            return
+        data = text.encode("ascii")
+        if len(data) % 2:
+            data += b"\0" if vr == "UI" else b" "
+        self.ds[tag] = RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit, little)
 
 
 _TEXT_ACTIONS: dict[int, Action] = {tag_for_keyword(k): a for k, a in TEXT_ACTIONS.items()}  # type: ignore[misc]
 _REMOVE_TAGS = frozenset(tag_for_keyword(k) for k in (*REMOVE_NON_TEXT, "SpecificCharacterSet"))
 _KEEP_UID_TAGS = frozenset(tag_for_keyword(k) for k in KEEP_UID_KEYWORDS)
 _METHOD_CODES_TAG = BaseTag(tag_for_keyword("DeidentificationMethodCodeSequence"))  # type: ignore[arg-type]
-
-
-def _set(ds: Dataset, tag: BaseTag, vr: str, value: str | list[str]) -> None:
-    """Set an element of ``ds``; a value in the default (ASCII) repertoire is stored already encoded.
-
-    Most values set here are UIDs, dates, pseudonyms and codes, whose encoding is their ASCII bytes padded to
-    even length (PS3.5 6.2); storing them encoded skips pydicom's per-element validation and re-encoding,
-    which otherwise dominate the de-identification time. Other text goes through a validated DataElement.
-    """
-    implicit, little = ds.original_encoding
-    text = "\\".join(value) if isinstance(value, list) else value
-    if not little or not text.isascii():
-        ds[tag] = DataElement(tag, vr, value)
-        return
-    data = text.encode("ascii")
-    if len(data) % 2:
-        data += b"\0" if vr == "UI" else b" "
-    ds[tag] = RawDataElement(tag, vr, len(data), data, 0, implicit, little)
 
 
 @functools.cache
@@ -266,29 +330,8 @@ def _vr(tag: int, stored: str | None) -> str:
         return stored or "UN"
 
 
-def _text(value: object) -> str:
-    """A decoded text value as one string (multiple values joined by the DICOM separator ``\\``)."""
-    if value is None or isinstance(value, bytes):
-        return ""
-    if isinstance(value, (str, PersonName)):
-        return str(value)
-    return "\\".join(str(v) for v in value)  # type: ignore[attr-defined]
-
-
-def _map_values(elem: DataElement | RawDataElement, fn: Callable[[str], str]) -> str | list[str]:
-    """Apply ``fn`` to each value of a UI, DA or DT element; empty stays empty.
-
-    These VRs use the default (ASCII) repertoire, so a raw value is decoded here directly rather than through
-    pydicom's value conversion.
-    """
-    value = elem.value
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace").rstrip("\0 ")
-        values = [v.strip("\0 ") for v in value.split("\\")] if value else []
-    elif value is None or value == "":
-        values = []
-    else:
-        values = [str(value)] if isinstance(value, str) else [str(v) for v in value]  # type: ignore[attr-defined]
+def _mapped(values: list[str], fn: Callable[[str], str]) -> str | list[str]:
+    """``fn`` applied to each non-empty value of a UI, DA or DT element; one value as a string."""
     mapped = [fn(v) if v else v for v in values]
     return mapped[0] if len(mapped) == 1 else mapped if mapped else ""
 

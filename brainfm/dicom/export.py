@@ -13,14 +13,13 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-# Explicit VR encoding: these VRs have a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
-_LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+from brainfm.dicom.codec import LONG_LENGTH_VRS, NUMBER_FORMATS, Header, element_header, encode
+
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _SHORT_LENGTH_MAX = 0xFFFF
 _SEQUENCE_DELIMITER = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
 # Values encoded here rather than by pydicom's element writer (PS3.5 6.2): binary numbers little endian, and
 # character strings joined by "\" and padded to even length with a space (UI: a NUL).
-_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 _STRING_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 )
@@ -28,15 +27,18 @@ _UTF8 = "ISO_IR 192"
 _META_VERSION = BaseTag(0x00020001)
 
 
-def output_relpath(ds: Dataset) -> Path:
+def output_relpath(ds: Header | Dataset) -> Path:
     """``<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` of a de-identified dataset."""
-    return Path(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), f"{ds.SOPInstanceUID}.dcm")
+    return Path(
+        str(ds.get("StudyInstanceUID")), str(ds.get("SeriesInstanceUID")), f"{ds.get('SOPInstanceUID')}.dcm"
+    )
 
 
-def write_deidentified(ds: Dataset, path: Path) -> None:
+def write_deidentified(ds: Header | Dataset, path: Path) -> None:
     """Write ``ds`` as a DICOM Part 10 file in its original transfer syntax (from ``ds.file_meta``).
 
-    Encapsulated or native Pixel Data bytes are written as read, so decoded pixels are unchanged. For little
+    Encapsulated or native Pixel Data bytes are written as read, so decoded pixels are unchanged. A lean
+    :class:`~brainfm.dicom.codec.Header` is encoded by the codec. For a pydicom Dataset in a little
     endian, non-deflated syntaxes (nearly every file) the file is encoded here: elements still in the raw
     form they were read in are copied as header + bytes, numbers and strings in UTF-8 or ASCII are encoded
     by :func:`_encode_value`, and only sequences and other rare values go through pydicom's element writer,
@@ -44,6 +46,9 @@ def write_deidentified(ds: Dataset, path: Path) -> None:
     syntaxes are written by :func:`pydicom.filewriter.dcmwrite`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(ds, Header):
+        path.write_bytes(encode(ds))
+        return
     syntax = UID(ds.file_meta.TransferSyntaxUID)
     if syntax.is_deflated or not syntax.is_little_endian:
         dcmwrite(path, ds, enforce_file_format=True)
@@ -63,30 +68,30 @@ def write_deidentified(ds: Dataset, path: Path) -> None:
         if tag.element == 0 and tag.group > 6:
             continue  # retired group lengths are never written (PS3.5 7.2), as in dcmwrite
         elem = ds.get_item(tag)
-        if elem.is_raw and elem.is_little_endian and elem.is_implicit_VR == implicit and elem.value is not None:
+        if (
+            elem.is_raw
+            and elem.is_little_endian
+            and elem.is_implicit_VR == implicit
+            and elem.value is not None
+        ):
             undefined = elem.length == _UNDEFINED_LENGTH
-            fp.write(_header(tag, elem.VR, _UNDEFINED_LENGTH if undefined else len(elem.value), implicit))
+            fp.write(
+                element_header(tag, elem.VR, _UNDEFINED_LENGTH if undefined else len(elem.value), implicit)
+            )
             fp.write(elem.value)
             if undefined:
                 fp.write(_SEQUENCE_DELIMITER)
             continue
         elem = ds[tag]
         value = _encode_value(elem, encoding)
-        if value is None or (not implicit and elem.VR not in _LONG_LENGTH_VRS and len(value) > _SHORT_LENGTH_MAX):
+        if value is None or (
+            not implicit and elem.VR not in LONG_LENGTH_VRS and len(value) > _SHORT_LENGTH_MAX
+        ):
             write_data_element(fp, elem, charset)
         else:
-            fp.write(_header(tag, elem.VR, len(value), implicit))
+            fp.write(element_header(tag, elem.VR, len(value), implicit))
             fp.write(value)
     path.write_bytes(fp.getvalue())
-
-
-def _header(tag: BaseTag, vr: str, length: int, implicit: bool) -> bytes:
-    """A data element's tag, VR (explicit) and value length, little endian (PS3.5 7.1)."""
-    if implicit:
-        return struct.pack("<HHI", tag.group, tag.element, length)
-    if vr in _LONG_LENGTH_VRS:
-        return struct.pack("<HH2sHI", tag.group, tag.element, vr.encode(), 0, length)
-    return struct.pack("<HH2sH", tag.group, tag.element, vr.encode(), length)
 
 
 def _encode_value(elem: DataElement, encoding: str | None) -> bytes | None:
@@ -95,9 +100,9 @@ def _encode_value(elem: DataElement, encoding: str | None) -> bytes | None:
     vr, value = elem.VR, elem.value
     empty = value is None or (isinstance(value, str) and not value)
     values = [] if empty else list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
-    if vr in _NUMBER_FORMATS:
+    if vr in NUMBER_FORMATS:
         try:
-            return struct.pack(f"<{len(values)}{_NUMBER_FORMATS[vr]}", *values)
+            return struct.pack(f"<{len(values)}{NUMBER_FORMATS[vr]}", *values)
         except (struct.error, TypeError):
             return None
     if vr not in _STRING_VRS or encoding is None or any(isinstance(v, bytes) for v in values):
@@ -112,7 +117,7 @@ def _encode_value(elem: DataElement, encoding: str | None) -> bytes | None:
 def _write_file_meta(fp: DicomBytesIO, meta: Dataset) -> None:
     """Group 0002 in explicit VR little endian with its group length (PS3.10 7.1); pydicom's writer only for
     values :func:`_encode_value` does not encode."""
-    body = [_header(_META_VERSION, "OB", 2, False) + b"\0\1"]
+    body = [element_header(_META_VERSION, "OB", 2, False) + b"\0\1"]
     for tag in sorted(meta.keys()):
         if tag.element <= 1:
             continue  # group length and version: written here
@@ -121,6 +126,6 @@ def _write_file_meta(fp: DicomBytesIO, meta: Dataset) -> None:
         if value is None:
             write_file_meta_info(fp, meta, enforce_standard=True)
             return
-        body.append(_header(tag, elem.VR, len(value), False) + value)
+        body.append(element_header(tag, elem.VR, len(value), False) + value)
     data = b"".join(body)
-    fp.write(_header(BaseTag(0x00020000), "UL", 4, False) + struct.pack("<I", len(data)) + data)
+    fp.write(element_header(BaseTag(0x00020000), "UL", 4, False) + struct.pack("<I", len(data)) + data)

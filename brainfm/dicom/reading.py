@@ -23,6 +23,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from brainfm.dicom.codec import PIXEL_DATA, Header, Unsupported, parse
 from brainfm.dicom.quarantine import BadInput, Reason
 
 SequenceType = Literal["T1", "T2", "FLAIR", "DWI", "other"]
@@ -35,12 +36,26 @@ _PIXEL_DATA = Tag("PixelData")
 _UID_KEYWORDS = ("SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
-def read_dataset(path: Path) -> Dataset:
-    """Read a whole file (pixels still encoded) or raise :class:`BadInput` with the quarantine reason.
+def read_header(path: Path) -> Header | Dataset:
+    """Read a whole file (pixels still encoded): a lean :class:`~brainfm.dicom.codec.Header` when the file is in
+    the codec's scope and has pixel data, else pydicom's Dataset (:func:`read_dataset`), which also decides
+    the quarantine reason of a bad file. Both are read through the same ``get``/``in``/``[]`` calls."""
+    data = path.read_bytes()
+    try:
+        header = parse(data)
+    except Unsupported:
+        return _dataset(data)
+    return header if any(k in header for k in _PIXEL_KEYWORDS) else _dataset(data)
 
-    Files without the 128-byte preamble are accepted when they parse to a dataset with a SOP Instance UID.
-    """
-    data = path.read_bytes()  # one read; pydicom then parses from memory
+
+def read_dataset(path: Path) -> Dataset:
+    """Read a whole file with pydicom (pixels still encoded) or raise :class:`BadInput` with the quarantine
+    reason. Files without the 128-byte preamble are accepted when they parse to a dataset with a SOP Instance
+    UID."""
+    return _dataset(path.read_bytes())  # one read; pydicom then parses from memory
+
+
+def _dataset(data: bytes) -> Dataset:
     size = len(data)
     if size == 0:
         raise BadInput(Reason.EMPTY_FILE)
@@ -61,7 +76,7 @@ def read_dataset(path: Path) -> Dataset:
     return ds
 
 
-def require_uids(ds: Dataset) -> None:
+def require_uids(ds: Header | Dataset) -> None:
     """Raise BadInput(missing_uid) unless the SOP Class and the Study/Series/SOP Instance UIDs are present."""
     missing = [k for k in _UID_KEYWORDS if not ds.get(k)]
     if missing:
@@ -88,11 +103,15 @@ def _check_complete(ds: Dataset, size: int) -> None:
     raise BadInput(Reason.MISSING_PIXEL_DATA)
 
 
-def decode_frames(ds: Dataset) -> np.ndarray:
+def decode_frames(ds: Header | Dataset) -> np.ndarray:
     """Stored pixel values as (frames, rows, columns[, samples]); raises BadInput(undecodable_pixels)."""
     native = _native_frames(ds)
     if native is not None:
         return native
+    if isinstance(ds, Header):  # compressed: pydicom's decoder plugins read the original file
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = dcmread(io.BytesIO(ds.source))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -103,7 +122,7 @@ def decode_frames(ds: Dataset) -> np.ndarray:
     return pixels if frames > 1 else pixels[np.newaxis]
 
 
-def _native_frames(ds: Dataset) -> np.ndarray | None:
+def _native_frames(ds: Header | Dataset) -> np.ndarray | None:
     """Uncompressed little-endian single-sample pixels read straight from the Pixel Data bytes, else None.
 
     pydicom's ``pixel_array`` gives the same values but spends most of its time (about 1 ms a file) collecting
@@ -114,7 +133,8 @@ def _native_frames(ds: Dataset) -> np.ndarray | None:
     syntax = ds.file_meta.get("TransferSyntaxUID")
     if syntax not in _NATIVE_LITTLE_ENDIAN or "PixelData" not in ds or ds.get("SamplesPerPixel", 1) != 1:
         return None
-    data = ds.get_item(_PIXEL_DATA).value  # raw bytes: left unconverted, so the writer copies them as read
+    # Raw bytes: left unconverted, so the writer copies them as read.
+    data = ds.raw(PIXEL_DATA) if isinstance(ds, Header) else ds.get_item(_PIXEL_DATA).value
     if not isinstance(data, bytes):
         return None
     try:
@@ -123,7 +143,11 @@ def _native_frames(ds: Dataset) -> np.ndarray | None:
     except (TypeError, ValueError):
         return None  # a malformed image attribute: pydicom reports it
     signed = ds.get("PixelRepresentation") == 1
-    if allocated not in (8, 16, 32) or not 0 < stored <= allocated or len(data) != np.prod(shape) * allocated // 8:
+    if (
+        allocated not in (8, 16, 32)
+        or not 0 < stored <= allocated
+        or len(data) != np.prod(shape) * allocated // 8
+    ):
         return None
     pixels = np.frombuffer(data, dtype=f"<{'i' if signed else 'u'}{allocated // 8}").reshape(shape)
     spare = allocated - stored
@@ -143,7 +167,7 @@ class FrameGeometry:
     intercept: float = 0.0
 
 
-def _functional(ds: Dataset, frame: int, sequence: str, keyword: str) -> Any:
+def _functional(ds: Header | Dataset, frame: int, sequence: str, keyword: str) -> Any:
     """An attribute from the per-frame functional group of ``frame``, else the shared group, else None."""
     for groups, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
         items = ds.get(groups)
@@ -154,7 +178,7 @@ def _functional(ds: Dataset, frame: int, sequence: str, keyword: str) -> Any:
     return None
 
 
-def frame_geometries(ds: Dataset) -> list[FrameGeometry]:
+def frame_geometries(ds: Header | Dataset) -> list[FrameGeometry]:
     """Geometry for every frame: enhanced multi-frame functional groups first, then top-level attributes."""
     n = int(ds.get("NumberOfFrames") or 1)
     # Single-frame objects have no functional groups: skip their ten look-ups per frame (a per-file cost).
@@ -181,13 +205,15 @@ def frame_geometries(ds: Dataset) -> list[FrameGeometry]:
                 orientation=tuple(float(v) for v in ori) if ori is not None and len(ori) == 6 else None,
                 spacing_mm=(float(spacing[0]), float(spacing[1])) if spacing else (1.0, 1.0),
                 slope=float(slope if slope is not None else ds.get("RescaleSlope", 1.0) or 1.0),
-                intercept=float(intercept if intercept is not None else ds.get("RescaleIntercept", 0.0) or 0.0),
+                intercept=float(
+                    intercept if intercept is not None else ds.get("RescaleIntercept", 0.0) or 0.0
+                ),
             )
         )
     return out
 
 
-def _legacy_frame_position(ds: Dataset, first: Any, frame: int) -> Any:
+def _legacy_frame_position(ds: Header | Dataset, first: Any, frame: int) -> Any:
     """Frame positions of a legacy multi-frame object: the first position stepped along the slice normal."""
     ori, step = ds.get("ImageOrientationPatient"), ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
     if ori is None or len(ori) != 6 or not step:
@@ -196,7 +222,7 @@ def _legacy_frame_position(ds: Dataset, first: Any, frame: int) -> Any:
     return np.asarray(first, float) + frame * float(step) * normal
 
 
-def lookup(ds: Dataset, keyword: str) -> Any:
+def lookup(ds: Header | Dataset, keyword: str) -> Any:
     """A top-level attribute, else the same attribute in the first frame's functional groups."""
     if keyword in ds:
         return ds[keyword].value
@@ -215,18 +241,65 @@ def _word(*alternatives: str) -> re.Pattern[str]:
 
 
 # Vendor protocol names (Siemens, GE, Philips, United Imaging) and Chinese series descriptions.
-_DWI = _word(r"dwi\w*", r"diff\w*", r"dti", r"adc", r"e?trace\w*", r"ep2d_diff\w*", r"resolve", r"tensor",
-             r"b\d{3,4}", r"ep_b\d+\w*", "弥散", "扩散")
-_OTHER = _word(r"swi\w*", r"t2\*", r"t2star", r"perf\w*", r"asl", r"pcasl", r"dsc", r"localizer", r"scout",
-               r"survey", r"3[-_ ]?plane", r"tof\w*", r"mra", r"angio\w*", r"bold", r"fmri", r"fieldmap",
-               r"svs", r"csi", "定位", "灌注", "血管", "波谱")
+_DWI = _word(
+    r"dwi\w*",
+    r"diff\w*",
+    r"dti",
+    r"adc",
+    r"e?trace\w*",
+    r"ep2d_diff\w*",
+    r"resolve",
+    r"tensor",
+    r"b\d{3,4}",
+    r"ep_b\d+\w*",
+    "弥散",
+    "扩散",
+)
+_OTHER = _word(
+    r"swi\w*",
+    r"t2\*",
+    r"t2star",
+    r"perf\w*",
+    r"asl",
+    r"pcasl",
+    r"dsc",
+    r"localizer",
+    r"scout",
+    r"survey",
+    r"3[-_ ]?plane",
+    r"tof\w*",
+    r"mra",
+    r"angio\w*",
+    r"bold",
+    r"fmri",
+    r"fieldmap",
+    r"svs",
+    r"csi",
+    "定位",
+    "灌注",
+    "血管",
+    "波谱",
+)
 _FLAIR = _word(r"\w*flair\w*", r"dark[-_ ]?fluid", r"tirm\w*", "水抑制", "液体衰减")
-_T1 = _word(r"t1\w*", r"mprage", r"mp2rage", r"t1w", r"spgr", r"fspgr", r"bravo", r"tfl\w*", r"vibe",
-            r"tfe", r"flash", r"3d_?t1", "T1加权")
+_T1 = _word(
+    r"t1\w*",
+    r"mprage",
+    r"mp2rage",
+    r"t1w",
+    r"spgr",
+    r"fspgr",
+    r"bravo",
+    r"tfl\w*",
+    r"vibe",
+    r"tfe",
+    r"flash",
+    r"3d_?t1",
+    "T1加权",
+)
 _T2 = _word(r"t2\w*", r"tse", r"fse", r"haste", r"blade", r"propeller", "T2加权")
 
 
-def infer_sequence(ds: Dataset) -> SequenceType:
+def infer_sequence(ds: Header | Dataset) -> SequenceType:
     """T1, T2, FLAIR, DWI or other, from image type, b-values, descriptions, then TR/TE/TI (ms).
 
     Order matters: diffusion evidence wins, then explicit non-structural names (SWI, localizer…), then
@@ -241,7 +314,8 @@ def infer_sequence(ds: Dataset) -> SequenceType:
     if b_value is not None and float(b_value) > 0:
         return "DWI"
     text = " ".join(
-        str(ds.get(k) or "") for k in ("SeriesDescription", "ProtocolName", "SequenceName", "PulseSequenceName")
+        str(ds.get(k) or "")
+        for k in ("SeriesDescription", "ProtocolName", "SequenceName", "PulseSequenceName")
     )
     for pattern, label in ((_DWI, "DWI"), (_OTHER, "other"), (_FLAIR, "FLAIR"), (_T1, "T1"), (_T2, "T2")):
         if pattern.search(text):
@@ -249,7 +323,7 @@ def infer_sequence(ds: Dataset) -> SequenceType:
     return _sequence_from_timing(ds)
 
 
-def _sequence_from_timing(ds: Dataset) -> SequenceType:
+def _sequence_from_timing(ds: Header | Dataset) -> SequenceType:
     """Textbook contrast rules on TR, TE and TI in ms (1.5–3 T): the fallback when names say nothing."""
 
     def ms(keyword: str, alt: str | None = None) -> float | None:
@@ -278,7 +352,7 @@ def _sequence_from_timing(ds: Dataset) -> SequenceType:
     return "other"
 
 
-def burned_in_reason(ds: Dataset) -> Reason | None:
+def burned_in_reason(ds: Header | Dataset) -> Reason | None:
     """Quarantine reason for images that may show identifiers in their pixels (PS3.15 E.1.1 note)."""
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
         return Reason.BURNED_IN_ANNOTATION

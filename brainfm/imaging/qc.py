@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 # Immerkær (1996) "Fast noise variance estimation": the kernel [[1,-2,1],[-2,4,-2],[1,-2,1]] cancels smooth
 # image structure; the mean absolute response scaled by sqrt(pi/2)/6 estimates Gaussian noise sigma. The
 # kernel is the outer product of [1,-2,1] with itself, so it is applied as two second differences (fast).
 _GHOST_MARGIN = 7  # pixels: square dilation of the foreground before measuring background signal
+_SPREAD_STRIDE = 4  # every 4th pixel is enough for a slice's p1–p99 spread (the near-constant check)
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,37 @@ def noise_sigma(stack: np.ndarray) -> np.ndarray:
 
 def _masked_mean(stack: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-slice mean of ``stack[slice, …]`` over ``mask`` (0 where the mask is empty) and the mask's count."""
-    count = np.count_nonzero(mask.reshape(len(mask), -1), axis=1)
-    total = np.where(mask, stack, 0).reshape(len(stack), -1).sum(axis=1, dtype=np.float64)
+    flat_mask = mask.reshape(len(mask), -1)
+    count = np.count_nonzero(flat_mask, axis=1)
+    # A row-wise dot product with the 0/1 mask: an order of magnitude faster than summing np.where(mask, …).
+    total = np.einsum("ij,ij->i", stack.reshape(len(stack), -1), flat_mask.astype(stack.dtype), dtype=np.float64)
     return total / np.maximum(count, 1), count
+
+
+def _dilate(mask: np.ndarray, size: int) -> np.ndarray:
+    """Binary dilation of each slice of ``mask[slice, row, col]`` by a ``size``×``size`` square (odd size).
+
+    Written as running ORs of shifted copies, each pass doubling the covered window: several times faster than
+    ``scipy.ndimage.maximum_filter`` on boolean images, with the same result.
+    """
+    r = size // 2
+    out = np.pad(mask, ((0, 0), (r, r), (r, r)))
+    for axis in (1, 2):
+        covered = 1
+        while covered < size:
+            step = min(covered, size - covered)
+            lead, lag = [slice(None)] * 3, [slice(None)] * 3
+            lead[axis], lag[axis] = slice(None, -step), slice(step, None)
+            out = out[tuple(lead)] | out[tuple(lag)]
+            covered += step
+    return out
 
 
 def ghost_ratio(stack: np.ndarray, foreground: np.ndarray, phase_axis: int | None) -> np.ndarray:
     """Per slice of ``stack[slice, row, col]``: excess background signal in the band the head spans across the
     phase axis (ghosts copy the head along the phase-encoding direction), relative to the mean foreground;
     both in-plane axes when the phase axis (0 rows, 1 columns) is unknown."""
-    background = ~ndimage.maximum_filter(foreground, size=(1, _GHOST_MARGIN, _GHOST_MARGIN))
+    background = ~_dilate(foreground, _GHOST_MARGIN)
     fg_mean, fg_count = _masked_mean(stack, foreground)
     ratios = []
     for axis in (0, 1) if phase_axis is None else (phase_axis,):
@@ -88,7 +109,7 @@ def slice_reasons(
     stack = np.ascontiguousarray(np.moveaxis(volume, 2, 0))  # slice-major: per-slice reductions are contiguous
     mask = np.ascontiguousarray(np.moveaxis(foreground, 2, 0))
     flat = stack.reshape(len(stack), -1)
-    lo, hi = np.percentile(flat, [1, 99], axis=1)
+    lo, hi = np.percentile(flat[:, ::_SPREAD_STRIDE], [1, 99], axis=1)
     fg_mean, fg_count = _masked_mean(stack, mask)
     checks = (
         ("empty", flat.max(axis=1) == flat.min(axis=1)),

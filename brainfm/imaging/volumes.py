@@ -79,5 +79,9 @@ def _volume(frames: list[Frame], directions: np.ndarray, origin: np.ndarray | No
     affine = np.eye(4)
     affine[:3, :3] = directions * np.array([row_mm, col_mm, step_mm])
     affine[:3, 3] = 0.0 if origin is None else origin
-    data = np.stack([f.pixels for f in frames], axis=-1).astype(np.float32, copy=False)
-    return Volume(data=data, affine=_LPS_TO_RAS @ affine, phase_axis=frames[0].phase_axis)
+    stack = np.empty((len(frames), *frames[0].pixels.shape), dtype=np.float32)
+    for k, frame in enumerate(frames):
+        stack[k] = frame.pixels
+    # Slice-major in memory (each frame a contiguous copy, per-slice work stays contiguous), indexed as
+    # data[row, column, slice] through a view.
+    return Volume(data=np.moveaxis(stack, 0, -1), affine=_LPS_TO_RAS @ affine, phase_axis=frames[0].phase_axis)
