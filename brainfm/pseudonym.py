@@ -9,6 +9,7 @@ pseudonymisation of label tables, so that all three agree on a patient's pseudon
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ class Pseudonymizer:
             )
 
     def _digest(self, namespace: str, value: str) -> bytes:
-        return hmac.new(self.key, f"{namespace}\x1f{value}".encode(), hashlib.sha256).digest()
+        return _hmac(self.key, namespace, value)
 
     def uid(self, uid: str) -> str:
         """A DICOM UID in the ``2.25.<128-bit integer>`` form (PS3.5 B.2), at most 44 characters."""
@@ -54,3 +55,8 @@ class Pseudonymizer:
         """A per-patient shift in days, in [-MAX_DATE_SHIFT_DAYS, -1]: intervals within a patient stay exact."""
         raw = int.from_bytes(self._digest("date", patient_id.strip())[:8], "big")
         return -(1 + raw % MAX_DATE_SHIFT_DAYS)
+
+
+@functools.lru_cache(maxsize=65_536)  # every file of a series repeats its patient, study and series
+def _hmac(key: bytes, namespace: str, value: str) -> bytes:
+    return hmac.new(key, f"{namespace}\x1f{value}".encode(), hashlib.sha256).digest()

@@ -16,8 +16,8 @@ import logging
 import os
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -130,17 +130,10 @@ class _JobResult:
 
 
 def _frames(ds: Header | Dataset, pixels: np.ndarray, geometries: list[FrameGeometry]) -> list[Frame]:
-    """Real-valued frames (stored value × slope + intercept) with geometry and phase-encoding axis."""
+    """Frames (stored values; the geometry's rescale is applied when volumes are built) with geometry and
+    phase-encoding axis."""
     phase = {"COL": 0, "ROW": 1}.get(str(lookup(ds, "InPlanePhaseEncodingDirection") or "").upper())
-    frames = []
-    for p, g in zip(pixels, geometries, strict=True):
-        real = p.astype(np.float32)
-        if g.slope != 1.0:
-            real *= np.float32(g.slope)
-        if g.intercept != 0.0:
-            real += np.float32(g.intercept)
-        frames.append(Frame(real, g, phase))
-    return frames
+    return [Frame(p, g, phase) for p, g in zip(pixels, geometries, strict=True)]
 
 
 @contextlib.contextmanager
@@ -302,19 +295,43 @@ T = TypeVar("T")
 
 
 def _map(fn: Callable[[_Job], T], jobs: list[_Job], workers: int, desc: str) -> Iterator[T]:
-    """Ordered results of ``fn`` over jobs: inline for one worker, else a forkserver process pool."""
+    """Ordered results of ``fn`` over jobs, computed by this process and ``workers - 1`` pool processes.
+
+    This process takes jobs from the end of the list while the pool (forkserver) takes them from the front,
+    so no time is lost while the pool's processes start and import their modules (about 1.5 s, as long as a
+    whole small center takes), and ``workers`` processes are busy in total.
+    """
     bar = tqdm(total=len(jobs), desc=desc, unit="folder", disable=None)
-    with contextlib.ExitStack() as stack:
-        if workers > 1:
-            context = get_context("forkserver")
-            context.set_forkserver_preload([__name__])  # workers start with pydicom, numpy, polars imported
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
-            results: Iterable[T] = pool.map(fn, jobs)
-        else:
-            results = map(fn, jobs)
-        for r in results:
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            result = fn(job)
             bar.update()
-            yield r
+            yield result
+        bar.close()
+        return
+    context = get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # pool processes start with pydicom, numpy, scipy imported
+    results: dict[int, T] = {}
+    front, back, emitted = 0, len(jobs), 0
+    running: dict[Future[T], int] = {}
+    with ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+        while emitted < len(jobs):
+            while front < back and len(running) < 2 * (workers - 1):  # keep the pool fed, not flooded
+                running[pool.submit(fn, jobs[front])] = front
+                front += 1
+            if front < back:
+                back -= 1
+                results[back] = fn(jobs[back])
+                bar.update()
+                done = {f for f in running if f.done()}
+            else:
+                done = wait(running, return_when=FIRST_COMPLETED).done
+            for future in done:
+                results[running.pop(future)] = future.result()
+                bar.update()
+            while emitted in results:
+                yield results.pop(emitted)
+                emitted += 1
     bar.close()
 
 

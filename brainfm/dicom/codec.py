@@ -294,7 +294,7 @@ def _elements(
             continue
         if pos + length > end:
             raise Unsupported("value past the end")
-        if vr == "SQ" or (vr == "UN" and _implicit_vr(tag) == "SQ"):  # a known sequence stored as UN: implicit VR
+        if vr == "SQ" or (vr == "UN" and _implicit_vr(tag) == "SQ"):  # a known sequence as UN: implicit VR
             elements[tag] = _items(data, pos, pos + length, implicit or vr == "UN", header)[0]
         else:
             elements[tag] = (vr, data[pos : pos + length])

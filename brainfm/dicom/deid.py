@@ -73,7 +73,7 @@ def clean_descriptor(text: str) -> str:
     return " ".join(tokens + _CJK_TERMS.findall(text))[:_LO_MAX_CHARS].strip()
 
 
-def patient_key(ds: Dataset) -> str:
+def patient_key(ds: Dataset | Header) -> str:
     """The original identity a pseudonym is derived from: PatientID, else name and birth date, else study."""
     pid = str(ds.get("PatientID") or "").strip()
     if pid:
@@ -182,6 +182,8 @@ class Deidentifier:
                     ds.delete(tag)
                 continue
             rule, vr = _public_rule(tag, ds.vr(tag))
+            if rule is _KEEP:  # the most frequent rule first: this loop runs for every element of every file
+                continue
             if rule is _Rule.REMOVE:
                 ds.delete(tag)
             elif rule is _Rule.RECURSE:
@@ -300,6 +302,9 @@ class _Rule(enum.Enum):
     TEXT = enum.auto()  # the profile's action for a named text attribute
     UID = enum.auto()  # replaced by a keyed UID
     DATE = enum.auto()  # shifted by the patient's days
+
+
+_KEEP = _Rule.KEEP
 
 
 @functools.cache

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import polars as pl
 from pydicom.dataset import Dataset
 
+from brainfm.dicom.codec import Header
 from brainfm.dicom.deid import patient_key
 from brainfm.dicom.reading import FrameGeometry, SequenceType, frame_geometries, infer_sequence
 from brainfm.pseudonym import Pseudonymizer
@@ -48,13 +48,14 @@ def plane_name(orientation: tuple[float, ...] | None) -> str:
     """The plane of a slice from its row and column direction cosines (6 values, either LPS or RAS)."""
     if orientation is None:
         return "unknown"
-    normal = np.abs(np.cross(orientation[:3], orientation[3:]))
-    axis = int(np.argmax(normal))
+    (r0, r1, r2), (c0, c1, c2) = orientation[:3], orientation[3:]
+    normal = (abs(r1 * c2 - r2 * c1), abs(r2 * c0 - r0 * c2), abs(r0 * c1 - r1 * c0))  # |row × column|
+    axis = max(range(3), key=normal.__getitem__)
     return _PLANE_BY_NORMAL_AXIS[axis] if normal[axis] >= _OBLIQUE_COSINE else "oblique"
 
 
 def instance_row(
-    ds: Dataset, relpath: str, center: str, pseudonymizer: Pseudonymizer, *,
+    ds: Header | Dataset, relpath: str, center: str, pseudonymizer: Pseudonymizer, *,
     geometry: FrameGeometry | None = None, sequence: SequenceType | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The manifest row of a readable file, from its *original* header (keys are pseudonymised here).

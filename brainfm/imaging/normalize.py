@@ -73,7 +73,8 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
 
 
 def _resize(stack: np.ndarray, row_mm: float, col_mm: float) -> np.ndarray:
-    """Linear resampling of (n, rows, cols) so the longer physical side spans 256 pixels, centred, zero-padded."""
+    """Linear resampling of float32 (n, rows, cols) in [0, 255] so the longer physical side spans 256 pixels,
+    centred, zero-padded, rounded to uint8. ``stack`` may be overwritten."""
     n, rows, cols = stack.shape
     out = np.zeros((n, SIZE, SIZE), dtype=np.uint8)
     if n == 0:
@@ -82,7 +83,7 @@ def _resize(stack: np.ndarray, row_mm: float, col_mm: float) -> np.ndarray:
     new_rows = min(SIZE, max(1, round(rows * row_mm / mm_per_pixel)))
     new_cols = min(SIZE, max(1, round(cols * col_mm / mm_per_pixel)))
     if (new_rows, new_cols) == (rows, cols):
-        zoomed = np.array(stack, dtype=np.float32)  # already 256 on the longer side: only the copy to round
+        zoomed = stack  # already 256 on the longer side (rounded in place: the caller's private copy)
     else:
         zoomed = ndimage.zoom(stack, (1, new_rows / rows, new_cols / cols), order=1, grid_mode=True, mode="nearest")
         np.clip(zoomed, 0, 255, out=zoomed)

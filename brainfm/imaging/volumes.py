@@ -24,9 +24,9 @@ _ORIENTATION_DECIMALS = 3
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded 2D frame (real values after rescale) and where it lies."""
+    """One decoded 2D frame and where it lies."""
 
-    pixels: np.ndarray  # (rows, columns) float32
+    pixels: np.ndarray  # (rows, columns) stored values; real value = stored × geometry.slope + intercept
     geometry: FrameGeometry
     phase_axis: int | None = None  # array axis along which phase is encoded: 0 rows (COL), 1 columns (ROW)
 
@@ -35,7 +35,7 @@ class Frame:
 class Volume:
     """A stack of frames: ``data[row, column, slice]`` and the voxel-to-RAS affine in mm."""
 
-    data: np.ndarray  # (rows, columns, slices) float32
+    data: np.ndarray  # (rows, columns, slices) float32; for DICOM a view of slice-major memory
     affine: np.ndarray  # 4×4, voxel indices (row, column, slice) → RAS mm
     phase_axis: int | None  # in-plane array axis (0 or 1) of phase encoding, None when unknown
 
@@ -81,7 +81,11 @@ def _volume(frames: list[Frame], directions: np.ndarray, origin: np.ndarray | No
     affine[:3, 3] = 0.0 if origin is None else origin
     stack = np.empty((len(frames), *frames[0].pixels.shape), dtype=np.float32)
     for k, frame in enumerate(frames):
-        stack[k] = frame.pixels
+        stack[k] = frame.pixels  # converted to float32 on the way in
+        if frame.geometry.slope != 1.0:
+            stack[k] *= np.float32(frame.geometry.slope)
+        if frame.geometry.intercept != 0.0:
+            stack[k] += np.float32(frame.geometry.intercept)
     # Slice-major in memory (each frame a contiguous copy, per-slice work stays contiguous), indexed as
     # data[row, column, slice] through a view.
     return Volume(data=np.moveaxis(stack, 0, -1), affine=_LPS_TO_RAS @ affine, phase_axis=frames[0].phase_axis)
