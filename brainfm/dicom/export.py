@@ -45,7 +45,8 @@ def write_deidentified(ds: Header | Dataset, path: Path) -> None:
     which costs tens of microseconds per element (the largest share of an ingest's time otherwise). Other
     syntaxes are written by :func:`pydicom.filewriter.dcmwrite`.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():  # a stat: cheaper than mkdir's failed create for every file of a series
+        path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(ds, Header):
         path.write_bytes(encode(ds))
         return

@@ -40,8 +40,8 @@ class NormalizedVolume:
 def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOLDS) -> NormalizedVolume:
     """QC on native slices (a strided grid for large matrices), then reorient, window and resize the kept ones."""
     data = volume.data
-    slices = np.moveaxis(data, 2, 0)  # (slice, row, column): contiguous for DICOM volumes, so no copy here
-    flat = slices.reshape(-1)
+    slices = np.moveaxis(data, 2, 0)  # (slice, row, column): contiguous for DICOM volumes
+    flat = (slices if slices.flags.c_contiguous else data).reshape(-1)  # a view either way (NIfTI: data)
     sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)]
     threshold = otsu_threshold(sample) if sample.max() > sample.min() else float(sample.max())
     fg_sample = sample[sample > threshold]

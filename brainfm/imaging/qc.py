@@ -45,6 +45,20 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(centers[int(np.argmax(between))])
 
 
+def _row_percentiles(rows: np.ndarray, q: tuple[float, ...]) -> list[np.ndarray]:
+    """``np.percentile(rows, q, axis=1)`` (linear method) from one sort per row: numpy's per-row partition
+    costs about six times a sort at a few thousand values per row."""
+    ordered = np.sort(rows, axis=1)
+    last = ordered.shape[1] - 1
+    out = []
+    for p in q:
+        position = p / 100 * last
+        below = int(np.floor(position))
+        weight = np.float32(position - below)
+        out.append(ordered[:, below] * (1 - weight) + ordered[:, min(below + 1, last)] * weight)
+    return out
+
+
 def noise_sigma(stack: np.ndarray) -> np.ndarray:
     """Immerkær's estimate of the Gaussian noise standard deviation of each slice of ``stack[slice, row, col]``."""
     rows, cols = stack.shape[1:]
@@ -95,12 +109,14 @@ def ghost_ratio(
     """
     background = ~_dilate(foreground, _GHOST_MARGIN)
     signal = np.where(background, stack, np.float32(0))
-    total, n_total = signal.sum(axis=(1, 2), dtype=np.float64), np.count_nonzero(background, axis=(1, 2))
     ratios = []
     for axis in (0, 1) if phase_axis is None else (phase_axis,):
-        covered = foreground.any(axis=axis + 1)  # columns (axis 0) or rows (axis 1) the head spans
-        band = (signal.sum(axis=axis + 1, dtype=np.float64) * covered).sum(axis=1)
-        n_band = (np.count_nonzero(background, axis=axis + 1) * covered).sum(axis=1)
+        # Per column (axis 0: phase along rows) or per row: background signal and pixel count, head coverage.
+        sums, counts = signal.sum(axis=axis + 1), np.count_nonzero(background, axis=axis + 1)
+        covered = foreground.any(axis=axis + 1)
+        total, n_total = sums.sum(axis=1, dtype=np.float64), counts.sum(axis=1)
+        band = (sums * covered).sum(axis=1, dtype=np.float64)
+        n_band = (counts * covered).sum(axis=1)
         n_rest = n_total - n_band
         usable = (n_band > 16) & (n_rest > 16)
         band_mean, rest_mean = band / np.maximum(n_band, 1), (total - band) / np.maximum(n_rest, 1)
@@ -119,7 +135,7 @@ def slice_reasons(
     stack = np.ascontiguousarray(np.moveaxis(volume, 2, 0))  # slice-major: per-slice reductions are contiguous
     mask = np.ascontiguousarray(np.moveaxis(foreground, 2, 0))
     flat = stack.reshape(len(stack), -1)
-    lo, hi = np.percentile(flat[:, ::_SPREAD_STRIDE], [1, 99], axis=1)
+    lo, hi = _row_percentiles(flat[:, ::_SPREAD_STRIDE], (1.0, 99.0))
     fg_mean, fg_count = _masked_mean(stack, mask)
     checks = (
         ("empty", flat.max(axis=1) == flat.min(axis=1)),
