@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
-from scipy import ndimage
 
 from brainfm.imaging.qc import DEFAULT_THRESHOLDS, QCThresholds, otsu_threshold, slice_reasons
 from brainfm.imaging.volumes import Volume
@@ -65,28 +64,50 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
     stack *= 255.0 / max(hi - lo, 1e-6)
     np.clip(stack, 0.0, 255.0, out=stack)
     return NormalizedVolume(
-        slices=_resize(np.flip(np.swapaxes(stack, 1, 2), axis=1), spacing[in_plane[1]], spacing[in_plane[0]]),
+        slices=_resize(stack, spacing[in_plane[0]], spacing[in_plane[1]]),
         slice_index=[ras_index[k] for k in kept],
         excluded=sorted((ras_index[k], r) for k, r in enumerate(reasons) if r is not None),
         plane=_PLANES[axis],
     )
 
 
-def _resize(stack: np.ndarray, row_mm: float, col_mm: float) -> np.ndarray:
-    """Linear resampling of float32 (n, rows, cols) in [0, 255] so the longer physical side spans 256 pixels,
-    centred, zero-padded, rounded to uint8. ``stack`` may be overwritten."""
-    n, rows, cols = stack.shape
+def _resize(stack: np.ndarray, a_mm: float, b_mm: float) -> np.ndarray:
+    """(n, a, b) float32 in [0, 255] (pixel sizes ``a_mm``, ``b_mm``) → (n, 256, 256) uint8 for display (rows = b
+    descending, columns = a): the longer physical side spans 256 pixels, centred, zero-padded. Resampled in
+    memory order, before the display transpose (linear resampling commutes with it); ``stack`` may be
+    overwritten."""
+    n, size_a, size_b = stack.shape
     out = np.zeros((n, SIZE, SIZE), dtype=np.uint8)
     if n == 0:
         return out
-    mm_per_pixel = max(rows * row_mm, cols * col_mm) / SIZE
-    new_rows = min(SIZE, max(1, round(rows * row_mm / mm_per_pixel)))
-    new_cols = min(SIZE, max(1, round(cols * col_mm / mm_per_pixel)))
-    if (new_rows, new_cols) == (rows, cols):
-        zoomed = stack  # already 256 on the longer side (rounded in place: the caller's private copy)
-    else:
-        zoomed = ndimage.zoom(stack, (1, new_rows / rows, new_cols / cols), order=1, grid_mode=True, mode="nearest")
-        np.clip(zoomed, 0, 255, out=zoomed)
-    r0, c0 = (SIZE - zoomed.shape[1]) // 2, (SIZE - zoomed.shape[2]) // 2
-    out[:, r0 : r0 + zoomed.shape[1], c0 : c0 + zoomed.shape[2]] = np.rint(zoomed, out=zoomed)
+    mm_per_pixel = max(size_a * a_mm, size_b * b_mm) / SIZE
+    new_a = min(SIZE, max(1, round(size_a * a_mm / mm_per_pixel)))
+    new_b = min(SIZE, max(1, round(size_b * b_mm / mm_per_pixel)))
+    resized = stack if (new_a, new_b) == (size_a, size_b) else resample_linear(stack, new_a, new_b)
+    display = np.flip(np.swapaxes(np.rint(resized, out=resized), 1, 2), axis=1)  # (n, new_b, new_a)
+    r0, c0 = (SIZE - new_b) // 2, (SIZE - new_a) // 2
+    out[:, r0 : r0 + new_b, c0 : c0 + new_a] = display
     return out
+
+
+def resample_linear(stack: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Linear resampling of the last two axes of (n, r, c) float32 to (n, rows, cols): the values of
+    ``scipy.ndimage.zoom(order=1, grid_mode=True, mode="nearest")`` (checked in tests), computed separably, each
+    axis as a gather of whole rows and a blend (columns through a transposed copy). ndimage's 3-D zoom costs
+    ≈ 7 ms a 256×256 slice here, this ≈ 0.6 ms. The result is a transposed view of a contiguous array."""
+    by_rows = _resample_axis1(stack, rows)
+    return _resample_axis1(np.ascontiguousarray(by_rows.transpose(0, 2, 1)), cols).transpose(0, 2, 1)
+
+
+def _resample_axis1(stack: np.ndarray, new: int) -> np.ndarray:
+    size = stack.shape[1]
+    if size == new:
+        return stack
+    x = np.clip((np.arange(new) + 0.5) * (size / new) - 0.5, 0, size - 1)  # pixel-edge aligned, edges held
+    i0 = np.floor(x).astype(np.intp)
+    i1, weight = np.minimum(i0 + 1, size - 1), (x - i0).astype(np.float32)[:, None]
+    low, high = stack[:, i0], stack[:, i1]  # gathered copies, blended in place
+    high -= low
+    high *= weight
+    high += low
+    return high

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from scipy import ndimage
 
 from brainfm.dicom.reading import FrameGeometry
-from brainfm.imaging.normalize import normalize_volume
-from brainfm.imaging.qc import QCThresholds, slice_reasons
+from brainfm.imaging.normalize import normalize_volume, resample_linear
+from brainfm.imaging.qc import QCThresholds, _dilate, _row_percentiles, slice_reasons
 from brainfm.imaging.shards import INDEX_FILE, ShardWriter, atomic_directory, open_slices
 from brainfm.imaging.volumes import Frame, build_volumes
 
@@ -116,3 +117,21 @@ def test_nifti_files_from_the_nibabel_wheel_normalise(name: str) -> None:
     assert result.slices.dtype == np.uint8 and result.slices.shape[1:] == (256, 256)
     assert len(result.slice_index) + len(result.excluded) == volumes[0].data.shape[2]
     assert result.slices.size == 0 or result.slices.max() == 255
+
+
+@pytest.mark.parametrize("shape", [(240, 200), (512, 384), (64, 300), (7, 5)])
+def test_resample_linear_gives_ndimage_zoom_values(shape: tuple[int, int]) -> None:
+    stack = np.random.default_rng(0).random((3, *shape), dtype=np.float32) * 255
+    for rows, cols in ((256, 213), (128, 256), shape):
+        ours = resample_linear(stack, rows, cols)
+        zoom = (1, rows / shape[0], cols / shape[1])
+        theirs = ndimage.zoom(stack, zoom, order=1, grid_mode=True, mode="nearest")
+        np.testing.assert_allclose(ours, theirs, atol=1e-3)
+
+
+def test_fast_qc_reductions_equal_their_library_forms() -> None:
+    rng = np.random.default_rng(1)
+    mask = rng.random((4, 40, 33)) > 0.93
+    np.testing.assert_array_equal(_dilate(mask, 7), ndimage.maximum_filter(mask, size=(1, 7, 7)))
+    rows = rng.random((5, 301), dtype=np.float32) * 1000
+    np.testing.assert_allclose(_row_percentiles(rows, (1.0, 99.0)), np.percentile(rows, [1, 99], axis=1), rtol=1e-5)
