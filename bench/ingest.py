@@ -4,6 +4,7 @@
 
     taskset -c 0 .venv/bin/python bench/ingest.py --workers 1      # one core: the (b)/(a) figure
     .venv/bin/python bench/ingest.py [--input DIR] [--series 40] [--slices 24] [--workers 1 2] [--repeat 3]
+                                     [--workdir /dev/shm]
 
 (a) and (b) run in interleaved rounds and medians are reported, since a shared virtual machine's speed drifts
 by tens of percent within a minute. The scaling table's "control" column is the same machine's speed-up for
@@ -123,8 +124,9 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=24)
     parser.add_argument("--workers", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}))
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument("--workdir", type=Path, help="where outputs are written (e.g. /dev/shm: no disk in (b))")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         center = args.input or work / "center"
         paths = (

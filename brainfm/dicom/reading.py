@@ -18,12 +18,13 @@ from typing import Any, Literal
 
 import numpy as np
 from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from brainfm.dicom.codec import PIXEL_DATA, Header, Unsupported, parse
+from brainfm.dicom.codec import PIXEL_DATA, Fragments, Header, Unsupported, parse
 from brainfm.dicom.quarantine import BadInput, Reason
 
 SequenceType = Literal["T1", "T2", "FLAIR", "DWI", "other"]
@@ -108,18 +109,39 @@ def decode_frames(ds: Header | Dataset) -> np.ndarray:
     native = _native_frames(ds)
     if native is not None:
         return native
-    if isinstance(ds, Header):  # compressed: pydicom's decoder plugins read the original file
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = dcmread(io.BytesIO(ds.source))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # Compressed: pydicom's decoder plugins, given only the image attributes of a lean header.
+            ds = _pixel_dataset(ds) if isinstance(ds, Header) else ds
             pixels = ds.pixel_array
     except Exception as e:  # noqa: BLE001 - decoder plugins raise assorted types; all mean "cannot decode"
         raise BadInput(Reason.UNDECODABLE_PIXELS, f"{type(e).__name__}: {e}"[:200]) from None
     frames = int(ds.get("NumberOfFrames") or 1)
     return pixels if frames > 1 else pixels[np.newaxis]
+
+
+_IMAGE_PIXEL_KEYWORDS = (
+    "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "SamplesPerPixel",
+    "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames",
+)  # fmt: skip
+
+
+def _pixel_dataset(header: Header) -> Dataset:
+    """A Dataset with just the Image Pixel module and Pixel Data of ``header``: what pydicom's decoders read
+    (re-parsing the whole file would cost more than decoding a small compressed frame)."""
+    assert header.file_meta is not None
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = header.file_meta.get("TransferSyntaxUID")
+    for keyword in _IMAGE_PIXEL_KEYWORDS:
+        if keyword in header:
+            setattr(ds, keyword, header.get(keyword))
+    vr, value = header.elements[PIXEL_DATA]
+    ds[_PIXEL_DATA] = RawDataElement(_PIXEL_DATA, vr, len(value), value, 0, header.implicit, True)
+    if isinstance(value, Fragments):
+        ds[_PIXEL_DATA].is_undefined_length = True
+    return ds
 
 
 def _native_frames(ds: Header | Dataset) -> np.ndarray | None:
