@@ -60,9 +60,12 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
     kept = sorted((k for k in range(n) if reasons[k] is None), key=lambda k: ras_index[k])  # inferior→superior etc.
     # (slices, a, b) with a < b the in-plane RAS axes; display rows = b descending, columns = a ascending.
     stack = np.moveaxis(ras, axis, 0)[[ras_index[k] for k in kept]]  # a float32 copy: windowed in place
-    stack -= lo
-    stack *= 255.0 / max(hi - lo, 1e-6)
-    np.clip(stack, 0.0, 255.0, out=stack)
+    # Window to [0, 255] plus 0.5, so that the final float → uint8 cast (which truncates) rounds half up:
+    # linear resampling carries the offset through, and no rounding pass over the output is needed.
+    scale = 255.0 / max(hi - lo, 1e-6)
+    stack -= lo - 0.5 / scale
+    stack *= scale
+    np.clip(stack, 0.5, 255.5, out=stack)
     return NormalizedVolume(
         slices=_resize(stack, spacing[in_plane[0]], spacing[in_plane[1]]),
         slice_index=[ras_index[k] for k in kept],
@@ -72,10 +75,9 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
 
 
 def _resize(stack: np.ndarray, a_mm: float, b_mm: float) -> np.ndarray:
-    """(n, a, b) float32 in [0, 255] (pixel sizes ``a_mm``, ``b_mm``) → (n, 256, 256) uint8 for display (rows = b
-    descending, columns = a): the longer physical side spans 256 pixels, centred, zero-padded. Resampled in
-    memory order, before the display transpose (linear resampling commutes with it); ``stack`` may be
-    overwritten."""
+    """(n, a, b) float32 in [0.5, 255.5] (pixel sizes ``a_mm``, ``b_mm``) → (n, 256, 256) uint8 (truncated) for
+    display (rows = b descending, columns = a): the longer physical side spans 256 pixels, centred, zero-padded.
+    Resampled in memory order, before the display transpose (linear resampling commutes with it)."""
     n, size_a, size_b = stack.shape
     out = np.zeros((n, SIZE, SIZE), dtype=np.uint8)
     if n == 0:
@@ -84,7 +86,7 @@ def _resize(stack: np.ndarray, a_mm: float, b_mm: float) -> np.ndarray:
     new_a = min(SIZE, max(1, round(size_a * a_mm / mm_per_pixel)))
     new_b = min(SIZE, max(1, round(size_b * b_mm / mm_per_pixel)))
     resized = stack if (new_a, new_b) == (size_a, size_b) else resample_linear(stack, new_a, new_b)
-    display = np.flip(np.swapaxes(np.rint(resized, out=resized), 1, 2), axis=1)  # (n, new_b, new_a)
+    display = np.flip(np.swapaxes(resized, 1, 2), axis=1)  # (n, new_b, new_a)
     r0, c0 = (SIZE - new_b) // 2, (SIZE - new_a) // 2
     out[:, r0 : r0 + new_b, c0 : c0 + new_a] = display
     return out
