@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from numpy.lib.format import open_memmap
+from numpy.lib.format import write_array_header_1_0
 
 from brainfm.imaging.normalize import SIZE
 
@@ -81,13 +81,13 @@ class ShardWriter:
         if not self._pending_count:
             return
         path = self.directory / f"shard-{self._shard:05d}.npy"
-        array = open_memmap(path, mode="w+", dtype=np.uint8, shape=(self._pending_count, SIZE, SIZE))
-        row = 0
-        for block in self._pending:
-            array[row : row + len(block)] = block
-            row += len(block)
-        array.flush()
-        del array
+        # Header and blocks written in sequence: no concatenated copy, and no msync as a memmap flush would do
+        # (durability comes from the atomic swap of the whole directory, not from each shard).
+        header = {"descr": "|u1", "fortran_order": False, "shape": (self._pending_count, SIZE, SIZE)}
+        with path.open("wb") as f:
+            write_array_header_1_0(f, header)
+            for block in self._pending:
+                f.write(np.ascontiguousarray(block).data)
         self._pending, self._pending_count = [], 0
         self._shard += 1
 
