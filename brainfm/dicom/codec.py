@@ -26,15 +26,15 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.uid import UID
 from pydicom.valuerep import PersonName
 
-_UNDEFINED = 0xFFFFFFFF
+UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 PIXEL_DATA = 0x7FE00010
 _CHARSET = 0x00080005
 _TAG_LENGTH = struct.Struct("<HHI")
 _EXPLICIT = struct.Struct("<HH2sH")
-_SEQUENCE_DELIMITER = _TAG_LENGTH.pack(0xFFFE, 0xE0DD, 0)
+SEQUENCE_DELIMITER = _TAG_LENGTH.pack(0xFFFE, 0xE0DD, 0)
 _ITEM_START, _ITEM_DELIMITER = (
-    _TAG_LENGTH.pack(0xFFFE, 0xE000, _UNDEFINED),
+    _TAG_LENGTH.pack(0xFFFE, 0xE000, UNDEFINED_LENGTH),
     _TAG_LENGTH.pack(0xFFFE, 0xE00D, 0),
 )
 _U16, _U32 = struct.Struct("<H"), struct.Struct("<I")
@@ -79,8 +79,7 @@ class Header:
         self.elements: dict[int, tuple[str, bytes | list[Header]]] = {}
         self.parent = parent
         self.file_meta: Header | None = None
-        self.implicit = False
-        self.source = b""  # the whole file, for decoders that need pydicom (compressed pixels)
+        self.implicit = False  # the data set's encoding (top level; items are written in their parent's)
 
     def get(self, keyword: str, default: Any = None) -> Any:
         tag = _tag(keyword)
@@ -148,9 +147,7 @@ class Header:
             data = value
         else:
             text = "\\".join(value) if isinstance(value, list) else value
-            data = text.encode("ascii" if text.isascii() else "utf-8")
-            if len(data) % 2:
-                data += b"\0" if vr == "UI" else b" "
+            data = pad_to_even(text.encode("ascii" if text.isascii() else "utf-8"), vr)
         self.elements[tag] = (vr, data)
         if tag == _CHARSET:
             self.__dict__.pop("encodings", None)
@@ -191,6 +188,11 @@ def _string(vr: str, text: str) -> Any:
         return float(text) if vr == "DS" else int(text)
     except ValueError:
         return text
+
+
+def pad_to_even(data: bytes, vr: str) -> bytes:
+    """A value padded to even length as PS3.5 6.2 asks: a NUL for UI, else a space."""
+    return data + (b"\0" if vr == "UI" else b" ") if len(data) % 2 else data
 
 
 def as_text(value: Any) -> str:
@@ -243,7 +245,7 @@ def parse(data: bytes) -> Header:
     if not little or deflated:
         raise Unsupported("big endian or deflated")
     header = Header()
-    header.file_meta, header.implicit, header.source = meta, implicit, data
+    header.file_meta, header.implicit = meta, implicit
     _elements(data, pos, len(data), implicit, header)
     return header
 
@@ -283,7 +285,7 @@ def _elements(
             return start + 8
         if vr is None:
             raise Unsupported("invalid VR")
-        if length == _UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             if vr == "SQ" or vr == "UN":  # UN of undefined length: a sequence in implicit VR (PS3.5 6.2.2)
                 elements[tag], pos = _items(data, pos, None, implicit or vr == "UN", header)
             elif tag == PIXEL_DATA:
@@ -319,8 +321,7 @@ def _items(
         if tag != _ITEM:
             raise Unsupported("not an item")
         item = Header(parent)
-        item.implicit = implicit
-        if length == _UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             pos = _elements(data, pos, len(data), implicit, item, delimited=True)
         elif pos + length > limit:
             raise Unsupported("item past the end")
@@ -340,7 +341,7 @@ def _fragments_end(data: bytes, pos: int) -> int:
         pos += 8
         if group << 16 | number == _SEQUENCE_END:
             return pos
-        if group << 16 | number != _ITEM or length == _UNDEFINED:
+        if group << 16 | number != _ITEM or length == UNDEFINED_LENGTH:
             raise Unsupported("not a pixel data item")
         pos += length
     raise Unsupported("pixel data without its delimiter")
@@ -365,14 +366,14 @@ def _encode(header: Header, implicit: bool, out: list[bytes]) -> None:
         vr, value = header.elements[tag]
         if isinstance(value, list):
             # Undefined lengths: in implicit VR a reader recognises an unknown (private) sequence only by them.
-            out.append(element_header(tag, "SQ", _UNDEFINED, implicit))
+            out.append(element_header(tag, "SQ", UNDEFINED_LENGTH, implicit))
             for item in value:
                 out.append(_ITEM_START)
                 _encode(item, implicit, out)
                 out.append(_ITEM_DELIMITER)
-            out.append(_SEQUENCE_DELIMITER)
+            out.append(SEQUENCE_DELIMITER)
         elif isinstance(value, Fragments):
-            out += [element_header(tag, vr, _UNDEFINED, implicit), value, _SEQUENCE_DELIMITER]
+            out += [element_header(tag, vr, UNDEFINED_LENGTH, implicit), value, SEQUENCE_DELIMITER]
         else:
             if not implicit and vr not in LONG_LENGTH_VRS and len(value) > 0xFFFF:
                 vr = "UN"  # a value too long for a 2-byte length (PS3.5 6.2.2 note)

@@ -42,7 +42,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from brainfm.dicom.codec import Header, as_text, ascii_values
+from brainfm.dicom.codec import Header, as_text, ascii_values, pad_to_even
 from brainfm.dicom.deid_profile import (
     DESCRIPTOR_CJK_TERMS,
     DESCRIPTOR_TOKENS,
@@ -271,9 +271,7 @@ class _DatasetStore:
         if not little or not text.isascii():
             self.ds[tag] = DataElement(tag, vr, value)
             return
-        data = text.encode("ascii")
-        if len(data) % 2:
-            data += b"\0" if vr == "UI" else b" "
+        data = pad_to_even(text.encode("ascii"), vr)
         self.ds[tag] = RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit, little)
 
 

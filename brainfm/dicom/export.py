@@ -13,11 +13,18 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-from brainfm.dicom.codec import LONG_LENGTH_VRS, NUMBER_FORMATS, Header, element_header, encode
+from brainfm.dicom.codec import (
+    LONG_LENGTH_VRS,
+    NUMBER_FORMATS,
+    SEQUENCE_DELIMITER,
+    UNDEFINED_LENGTH,
+    Header,
+    element_header,
+    encode,
+    pad_to_even,
+)
 
-_UNDEFINED_LENGTH = 0xFFFFFFFF
 _SHORT_LENGTH_MAX = 0xFFFF
-_SEQUENCE_DELIMITER = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
 # Values encoded here rather than by pydicom's element writer (PS3.5 6.2): binary numbers little endian, and
 # character strings joined by "\" and padded to even length with a space (UI: a NUL).
 _STRING_VRS = frozenset(
@@ -75,13 +82,13 @@ def write_deidentified(ds: Header | Dataset, path: Path) -> None:
             and elem.is_implicit_VR == implicit
             and elem.value is not None
         ):
-            undefined = elem.length == _UNDEFINED_LENGTH
+            undefined = elem.length == UNDEFINED_LENGTH
             fp.write(
-                element_header(tag, elem.VR, _UNDEFINED_LENGTH if undefined else len(elem.value), implicit)
+                element_header(tag, elem.VR, UNDEFINED_LENGTH if undefined else len(elem.value), implicit)
             )
             fp.write(elem.value)
             if undefined:
-                fp.write(_SEQUENCE_DELIMITER)
+                fp.write(SEQUENCE_DELIMITER)
             continue
         elem = ds[tag]
         value = _encode_value(elem, encoding)
@@ -112,7 +119,7 @@ def _encode_value(elem: DataElement, encoding: str | None) -> bytes | None:
         data = "\\".join(str(v) for v in values).encode(encoding)
     except UnicodeEncodeError:
         return None
-    return data + (b"\0" if vr == "UI" else b" ") if len(data) % 2 else data
+    return pad_to_even(data, vr)
 
 
 def _write_file_meta(fp: DicomBytesIO, meta: Dataset) -> None:

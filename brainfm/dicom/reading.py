@@ -24,14 +24,13 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from brainfm.dicom.codec import PIXEL_DATA, Fragments, Header, Unsupported, parse
+from brainfm.dicom.codec import PIXEL_DATA, UNDEFINED_LENGTH, Fragments, Header, Unsupported, parse
 from brainfm.dicom.quarantine import BadInput, Reason
 
 SequenceType = Literal["T1", "T2", "FLAIR", "DWI", "other"]
 SEQUENCE_TYPES: tuple[SequenceType, ...] = ("T1", "T2", "FLAIR", "DWI", "other")
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-_UNDEFINED_LENGTH = 0xFFFFFFFF
 _NATIVE_LITTLE_ENDIAN = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})
 _PIXEL_DATA = Tag("PixelData")
 _UID_KEYWORDS = ("SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
@@ -91,15 +90,15 @@ def _check_complete(ds: Dataset, size: int) -> None:
     pixel_keyword = next((k for k in _PIXEL_KEYWORDS if k in ds), None)
     if pixel_keyword is not None:
         raw = ds.get_item(Tag(pixel_keyword))
-        tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", _UNDEFINED_LENGTH)
-        if tell is not None and length != _UNDEFINED_LENGTH and tell + length > size:
+        tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", UNDEFINED_LENGTH)
+        if tell is not None and length != UNDEFINED_LENGTH and tell + length > size:
             raise BadInput(Reason.TRUNCATED, f"pixel data needs {length} bytes, file has {size - tell}")
         return
     if len(ds) == 0:
         raise BadInput(Reason.TRUNCATED, "no data elements after the file meta information")
     raw = ds.get_item(max(ds.keys()))
-    tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", _UNDEFINED_LENGTH)
-    if tell is not None and length != _UNDEFINED_LENGTH and tell + length != size:
+    tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", UNDEFINED_LENGTH)
+    if tell is not None and length != UNDEFINED_LENGTH and tell + length != size:
         raise BadInput(Reason.TRUNCATED, f"the last data element ends at byte {tell + length} of {size}")
     raise BadInput(Reason.MISSING_PIXEL_DATA)
 

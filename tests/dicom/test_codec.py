@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
-from pydicom.data import get_charset_files, get_testdata_file, get_testdata_files
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
 from brainfm.dicom.codec import Header, Unsupported, encode, parse
@@ -22,7 +22,7 @@ from brainfm.dicom.export import write_deidentified
 from brainfm.dicom.quarantine import BadInput
 from brainfm.dicom.reading import decode_frames, frame_geometries, infer_sequence, read_dataset, read_header
 from brainfm.pseudonym import Pseudonymizer
-from tests.dicom.test_deid_testdata import NIBABEL_DATA
+from tests.dicom.test_deid_testdata import wheel_files
 
 KEYWORDS = (
     "PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
@@ -38,10 +38,8 @@ def _data(path: Path) -> bytes:
 
 
 def _in_scope() -> list[Path]:
-    files = [Path(f) for f in get_testdata_files() + get_charset_files() if f.endswith(".dcm")]
-    files += sorted(NIBABEL_DATA.glob("*.dcm")) + sorted(NIBABEL_DATA.glob("*.dcm.gz"))
     kept = []
-    for path in files:
+    for path in wheel_files():
         try:
             parse(_data(path))
         except Unsupported:

@@ -24,7 +24,7 @@ from brainfm.pseudonym import Pseudonymizer
 NIBABEL_DATA = Path(nibabel.__file__).parent / "nicom" / "tests" / "data"
 
 
-def _wheel_files() -> list[Path]:
+def wheel_files() -> list[Path]:
     files = [Path(f) for f in get_testdata_files() + get_charset_files() if f.endswith(".dcm")]
     files += sorted(NIBABEL_DATA.glob("*.dcm")) + sorted(NIBABEL_DATA.glob("*.dcm.gz"))
     return files
@@ -35,7 +35,7 @@ def roundtrip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     """Each file in its own folder (several share UIDs), de-identified once for all tests of this module."""
     tmp = tmp_path_factory.mktemp("wheel")
     raw = tmp / "raw"
-    for i, src in enumerate(_wheel_files()):
+    for i, src in enumerate(wheel_files()):
         (raw / f"{i:03d}").mkdir(parents=True)
         dst = raw / f"{i:03d}" / src.name.removesuffix(".gz")
         if src.suffix == ".gz":
@@ -57,7 +57,7 @@ def test_every_file_is_exported_or_quarantined_with_a_reason(roundtrip: tuple[Pa
     assert not list(out.rglob("*.jsonl"))
 
 
-@pytest.mark.parametrize("src", _wheel_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("src", wheel_files(), ids=lambda p: p.name)
 def test_decodable_file_roundtrips_with_equal_pixels(src: Path, tmp_path: Path) -> None:
     """Each file alone (many share UIDs): read → decode → de-identify → write → read without force."""
     path = tmp_path / src.name.removesuffix(".gz")
