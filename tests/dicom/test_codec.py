@@ -151,3 +151,12 @@ def test_pixels_decoded_from_the_header_equal_pydicom(path: Path) -> None:
         np.testing.assert_array_equal(ours, theirs)
     else:
         assert isinstance(ours, type) and ours is theirs
+
+
+def test_a_sequence_that_cannot_be_parsed_is_removed_not_kept() -> None:
+    """A sequence value left as bytes cannot be checked for identifiers, so de-identification drops it."""
+    header = parse(Path(get_testdata_file("MR_small.dcm")).read_bytes())
+    referenced_images = 0x00081140  # ReferencedImageSequence: its items would hold UIDs to remap
+    header.put(referenced_images, "SQ", b"\xfe\xff\x00\xe0\x08\x00\x00\x00garbage!")
+    Deidentifier(Pseudonymizer(b"codec-test-secret-0123456789"))(header)
+    assert referenced_images not in header.elements
