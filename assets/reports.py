@@ -12,10 +12,11 @@ from pydicom import dcmread
 
 from assets.cohort import raw_cohort
 from assets.gating import gx_asset_check
-from assets.ingest import deidentified_studies
+from assets.ingest import deidentified_studies, normalized_slices
 from assets.partitions import CENTERS
 from assets.resources import DeidSecretResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
+from brainfm.imaging.shards import INDEX_FILE
 from brainfm.jsonl import read_jsonl, write_jsonl
 from brainfm.raw_layout import RawLayout
 from brainfm.reports import build_instruction_data, check_no_identifiers, structure_jsonl, validate_structured
@@ -79,9 +80,10 @@ def _accession_to_study(paths: PathsResource) -> dict[str, str]:
     specs=[
         dg.AssetSpec(
             "vl_pairs",
-            deps=[structured_reports, deidentified_studies],
+            deps=[structured_reports, deidentified_studies, normalized_slices],
             group_name="reports",
-            description="Image-report pairs (findings + impression) linked to de-identified studies, 8:2 by patient.",
+            description="Image-report pairs (findings + impression) linked to de-identified studies, 8:2 by patient "
+            "(each patient on the side of its images).",
         ),
         dg.AssetSpec(
             "instruction_pairs",
@@ -143,8 +145,18 @@ def _structured_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
     )
 
 
+def _image_sides(paths: PathsResource) -> dict[str, str]:
+    """Patient pseudonym → split side of its normalised slices, over all centers."""
+    sides: dict[str, str] = {}
+    for index in sorted(paths.output("normalized_slices").glob(f"*/{INDEX_FILE}")):
+        frame = pd.read_parquet(index, columns=["patient", "split"]).drop_duplicates()
+        sides.update(zip(frame["patient"], frame["split"], strict=True))
+    return sides
+
+
 def _training_text_frame(asset: str, file: str, linked: bool):
-    """Frame loader: one row per training record (patient, split, identifiers found, study link)."""
+    """Frame loader: one row per training record (patient, split, identifiers found; with `linked`, its
+    study link and whether its split is that of the patient's images)."""
 
     def load(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
         paths: PathsResource = context.resources.paths
@@ -159,6 +171,8 @@ def _training_text_frame(asset: str, file: str, linked: bool):
         )
         if linked:
             frame["linked"] = [r["study"] is not None for r in records]
+            image_sides = _image_sides(paths)
+            frame["image_side_agrees"] = [image_sides.get(r["patient"], r["split"]) == r["split"] for r in records]
         frame["sides"] = frame.groupby("patient")["split"].transform("nunique")
         return frame
 
@@ -174,11 +188,12 @@ def _training_text_expectations(linked: bool):
             gx.expectations.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "val"]),
         ]
         if linked:
-            out.append(
+            out += [
                 gx.expectations.ExpectColumnValuesToBeInSet(
                     column="linked", value_set=[True], mostly=MIN_LINKED_PAIRS
-                )
-            )
+                ),
+                gx.expectations.ExpectColumnValuesToBeInSet(column="image_side_agrees", value_set=[True]),
+            ]
         return out
 
     return expectations
@@ -200,7 +215,8 @@ structured_reports_valid = gx_asset_check(
 vl_pairs_valid = gx_asset_check(
     asset="vl_pairs",
     name="no_identifiers_split_linked",
-    description=f"No identifier in any training text, no patient on both sides, ≥{MIN_LINKED_PAIRS:.0%} linked to a study.",
+    description=f"No identifier in any training text, no patient on both sides (nor on another side than its "
+    f"images), ≥{MIN_LINKED_PAIRS:.0%} linked to a study.",
     frame=_training_text_frame("vl_pairs", PAIRS_FILE, linked=True),
     expectations=_training_text_expectations(linked=True),
     required_resource_keys={"paths"},

@@ -31,16 +31,12 @@ def assign_split(
 def split_patients(
     patients: Iterable[str], train_fraction: float, seed: int = 0, names: tuple[str, str] = ("train", "val")
 ) -> dict[str, str]:
-    """Assign each distinct patient to a side; small cohorts are rebalanced so neither side is empty.
+    """Assign each distinct patient to a side with `assign_split`.
 
-    With fewer than ten patients a hash split can leave one side empty; then the patients are ranked by
-    their hash and the first ``round(n * train_fraction)`` (at least one, at most n-1) go to ``names[0]``.
+    No rebalancing, on purpose: images are split per center and reports over all centers, and a patient must
+    land on the same side in both; any rule that looks at the other patients of a call (such as moving one
+    patient when a small cohort leaves a side empty) would break that. A cohort of a few patients can
+    therefore leave a side empty; consumers that need both say so (e.g. `models.data.ShardDataset`).
     """
-    unique = sorted(set(patients))
-    sides = {p: assign_split(p, train_fraction, seed, names) for p in unique}
-    n_train = sum(side == names[0] for side in sides.values())
-    if len(unique) >= 2 and n_train in (0, len(unique)):
-        ranked = sorted(unique, key=lambda p: _unit_interval(seed, p))
-        k = min(max(round(len(unique) * train_fraction), 1), len(unique) - 1)
-        sides = {p: names[0] if i < k else names[1] for i, p in enumerate(ranked)}
-    return sides
+    return {p: assign_split(p, train_fraction, seed, names) for p in sorted(set(patients))}
+
