@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -179,22 +180,45 @@ class DvcRepo:
             target.chmod(0o444)
         return md5
 
-    def _remote_url(self) -> str:
-        default = self.run("config", "core.remote").strip()
-        url = self.run("config", f"remote.{default}.url").strip()
-        if "://" not in url and not os.path.isabs(url):
-            url = str((self.root / ".dvc" / url).resolve())
-        return url
+    def _remote_urls(self) -> dict[str, str]:
+        """Each remote's URL as this repo resolves it (all config levels), local paths made absolute."""
+        urls = {}
+        for line in self.run("config", "--list").splitlines():
+            match = re.fullmatch(r"remote\.(.+)\.url=(.*)", line.strip())
+            if match:
+                name, url = match.groups()
+                if "://" not in url and not os.path.isabs(url):
+                    url = str((self.root / ".dvc" / url).resolve())
+                urls[name] = url
+        return urls
 
     def _scratch_repo(self, tmp: Path) -> Path:
-        """A no-scm DVC repo under ``tmp`` sharing this repo's cache and default remote (made once)."""
+        """A no-scm DVC repo under ``tmp`` with this repo's cache and remotes.
+
+        Its config is this repo's ``.dvc/config`` and ``config.local`` (remotes, credentials, endpoints),
+        re-copied whenever they change, so a remote modified after the first push is the one pushed to.
+        """
         work = tmp / "repo"
-        if (work / ".dvc").is_dir():
+        sources = [self.root / ".dvc" / name for name in ("config", "config.local")]
+        signature = "\0".join(p.read_text() if p.is_file() else "" for p in sources)
+        stamp = work / ".dvc" / "tmp" / "brainfm-config-source"
+        if stamp.is_file() and stamp.read_text() == signature:
             return work
-        work.mkdir(parents=True)
-        self.run("init", "--no-scm", "--quiet", cwd=work)
-        self.run("remote", "add", "--default", DEFAULT_REMOTE, self._remote_url(), cwd=work)
-        self.run("config", "cache.dir", str(self.cache_dir), cwd=work)
+        if not (work / ".dvc").is_dir():
+            work.mkdir(parents=True, exist_ok=True)
+            self.run("init", "--no-scm", "--quiet", cwd=work)
+        for source in sources:
+            target = work / ".dvc" / source.name
+            if source.is_file():
+                shutil.copyfile(source, target)
+            else:
+                target.unlink(missing_ok=True)
+        for name, url in self._remote_urls().items():  # relative local remotes: relative to this .dvc/
+            self.run("remote", "modify", "--local", name, "url", url, cwd=work)
+        self.run("config", "--local", "core.no_scm", "true", cwd=work)
+        self.run("config", "--local", "cache.dir", str(self.cache_dir), cwd=work)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(signature)
         return work
 
     def _push_object(self, md5: str) -> None:

@@ -55,3 +55,20 @@ def test_restore_command_line(dvc_project: Path, tmp_path: Path) -> None:
 def test_snapshot_outside_data_is_a_clear_error(dvc_project: Path) -> None:
     with pytest.raises(DvcError, match="not inside the DVC-tracked folder"):
         DvcRepo(dvc_project).snapshot(dvc_project / "elsewhere")
+
+
+def test_push_follows_a_remote_changed_after_the_first_push(dvc_project: Path, tmp_path: Path) -> None:
+    repo = DvcRepo(dvc_project)
+    first = dvc_project / "data" / "first"
+    first.mkdir()
+    (first / "a.txt").write_text("one")
+    repo.snapshot(first)
+    moved = tmp_path / "new_remote"
+    repo.run("remote", "modify", "storage", "url", str(moved))
+    second = dvc_project / "data" / "second"
+    second.mkdir()
+    (second / "b.txt").write_text("two")
+    snap = repo.snapshot(second)
+    shutil.rmtree(repo.cache_dir)  # only the new remote can serve it now
+    assert (repo.restore(snap.output_md5, tmp_path / "r") / "b.txt").read_text() == "two"
+    assert (moved / "files" / "md5" / snap.output_md5[:2] / snap.output_md5[2:]).is_file()
