@@ -5,28 +5,38 @@ PYTHON ?= python3
 VENV := .venv
 DVC_ENV := .tools/dvc
 DVC_VERSION := 3.67.1
+PIP_VERSION := 26.3
 PROFILE ?= tiny
 PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export BRAINFM_DEID_SECRET_FILE ?= $(CURDIR)/.secrets/deid.key
 export BRAINFM_DVC_BIN ?= $(CURDIR)/$(DVC_ENV)/bin/dvc
 
-.PHONY: setup demo test dev clean
+.PHONY: setup demo test dev clean lock
 
 setup: $(VENV)/.installed $(DVC_ENV)/.installed
 
-# The main environment: exact pins from pyproject.toml (torch 2.14.1 + torchvision 0.29.1, see README).
-$(VENV)/.installed: pyproject.toml
+# The main environment: exact pins from pyproject.toml (torch 2.14.1 + torchvision 0.29.1, see README),
+# and every dependency of a dependency at its tested version from constraints.txt.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 # dvc in its own tool environment: its hydra-core pins antlr4 4.9, dagster's selection parser needs 4.13.
-$(DVC_ENV)/.installed:
+$(DVC_ENV)/.installed: constraints-dvc.txt
 	test -x $(DVC_ENV)/bin/python || $(PYTHON) -m venv $(DVC_ENV)
-	$(DVC_ENV)/bin/python -m pip install --quiet dvc==$(DVC_VERSION)
+	$(DVC_ENV)/bin/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(DVC_ENV)/bin/python -m pip install --quiet -c constraints-dvc.txt dvc==$(DVC_VERSION)
 	touch $@
+
+# Rewrite the constraints from the current environments (after a deliberate upgrade, tests passing).
+lock: setup
+	{ sed -n 1,2p constraints.txt; $(VENV)/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	{ sed -n 1p constraints-dvc.txt; $(DVC_ENV)/bin/python -m pip freeze; } > constraints-dvc.txt.new
+	mv constraints-dvc.txt.new constraints-dvc.txt
 
 .secrets/deid.key:
 	mkdir -p .secrets && chmod 700 .secrets
