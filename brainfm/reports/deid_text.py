@@ -3,8 +3,9 @@
 Identifiers are removed in three passes: the known identifiers of the study (names, IDs and dates taken
 from the DICOM header or the hospital system, in their common renderings), labelled fields (姓名：, 住院号：,
 报告医师：, 电话：…) and free patterns (dates, phone numbers, long ID numbers, hospital names, a name right
-before the patient's sex and age). Each is replaced by a bracketed placeholder such as ``[姓名]``, so the
-text keeps its shape. The same patterns drive :func:`find_identifiers`, the check that training text is clean.
+after 患者 or before the patient's sex and age). Each is replaced by a bracketed placeholder such as
+``[姓名]``, so the text keeps its shape. The same patterns drive :func:`find_identifiers`, the check that
+training text is clean, and :func:`identifier_kinds`, what may be reported about its hits.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ _SURNAMES = (
 )
 _CJK_NAME = rf"(?:欧阳|司马|诸葛|上官|东方|皇甫|令狐|慕容|[{_SURNAMES}])[\u4e00-\u9fff]{{1,2}}"
 _LATIN_NAME = r"(?!Dr\b)[A-Z][A-Za-z]*(?:[ ^][A-Z][A-Za-z]*){0,2}"  # capitalised: Zhang Wei, ZHANG^WEI
+_CARET_NAME = r"[A-Za-z]+(?:\^+[A-Za-z]+)+"  # a DICOM person name in any case: ZHANG^WEI, zhang^wei
+# Words that open a report's account of the patient, and what may follow the name right after one.
+_PATIENT_WORDS = alternation(("患者", "病人", "患儿", "病员", "姓名", "受检者", "被检者", "就诊者"))
+_AFTER_NAME = r"[\s，,。；;、：:（(]|$|因|于|主诉|自诉|诉|男|女|来|就诊|入院|性别|年龄"
+_NOT_NAMES = alternation(("高龄", "高热", "高烧", "左侧", "常规", "明显", "安静", "配合"))  # surname-led words
 _SEP = r"[ \t]*(?:[:：]|】[:：]?)[ \t]*"  # a colon or 【label】; never across a line break ([] is a placeholder)
 _DOCTOR_LABELS = [
     *(a + b for a in ("报告", "审核", "诊断", "书写", "记录", "申请", "送检", "复核", "签发", "检查") for b in ("医师", "医生", "者", "人")),
@@ -34,8 +40,12 @@ _DOCTOR_LABELS = [
 ]
 _ID_LABELS = [
     "住院号", "门诊号", "急诊号", "病历号", "病案号", "检查号", "影像号", "登记号", "放射编号", "检查编号", "申请单号",
-    "流水号", "床号", "卡号", "身份证号", "身份证", "ID号", "ID", "PID", "MRN", "Accession No.", "Accession No", "Accession",
+    "流水号", "床号", "卡号", "病理号", "病理编号", "放射号", "影像编号", "身份证号", "身份证", "ID号", "ID", "PID",
+    "MRN", "Accession No.", "Accession No", "Accession",
 ]
+_PHONE_LABELS = ["联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "Tel", "TEL"]
+# English labels of the patient's name in every case they are written in (literals, for speed: see below).
+_ENGLISH_LABELS = alternation(f for w in ("patient", "name", "pt") for f in (w, w.title(), w.upper()))
 _HOSPITAL_SUFFIXES = ("附属医院", "人民医院", "中心医院", "医院", "医学中心", "卫生院", "保健院", "影像中心")
 
 # Every pattern starts with a literal or a character class and is case-sensitive, so that Python's regex
@@ -43,17 +53,23 @@ _HOSPITAL_SUFFIXES = ("附属医院", "人民医院", "中心医院", "医院", 
 # alternatives, makes a rule several times slower). The identifier is group "v".
 _PATTERNS: tuple[tuple[str, str], ...] = (
     (rf"(?:姓名|姓 名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME){_SEP}(?P<v>[\u4e00-\u9fff]{{2,4}}|{_LATIN_NAME})", NAME),
+    # 患者王伟因头痛…, 患者陈晓（女…: a surname and one or two characters, then punctuation or a usual next word.
+    (rf"(?:{_PATIENT_WORDS})(?:{_SEP}|[ \t]*)(?!{_NOT_NAMES})(?P<v>{_CJK_NAME})(?={_AFTER_NAME})", NAME),
+    (rf"(?:{_ENGLISH_LABELS})[ \t]*(?:name|Name|NAME)?[ \t]*[:：]?[ \t]*(?P<v>{_CARET_NAME})", NAME),
     (rf"(?:{alternation(_DOCTOR_LABELS)})(?:{_SEP}|[ \t]+)(?P<v>{_CJK_NAME}|[\u4e00-\u9fff]{{2,3}}(?=\s|$))", DOCTOR),
     (rf"(?:Radiologist|Reported by|Reviewed by|Physician|Dr\.?)[ \t]*:?[ \t]*(?:Dr\.?[ \t]*)?(?P<v>{_LATIN_NAME})", DOCTOR),
-    (rf"(?:{alternation(_ID_LABELS)})(?:{_SEP})?(?P<v>(?=[A-Za-z\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]*)", ID),
-    (rf"(?:联系电话|电话|手机|Tel|TEL)(?:{_SEP})?(?P<v>\+?[\d\- ]{{7,16}}\d)", PHONE),
+    (rf"(?:{alternation(_ID_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>(?=[A-Za-z\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]*)", ID),
+    (rf"(?:{alternation(_PHONE_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\+?[\d\- ]{{7,16}}\d)", PHONE),
     (rf"(?:地址|住址|现住址){_SEP}(?P<v>[^\s，。；,;]+)", ADDRESS),
     (rf"(?:送检单位|检查单位|就诊医院|医院名称){_SEP}(?P<v>[^\s，。；,;]+)", HOSPITAL),
     (r"(?P<v>(?:19|20)\d{2}[ \t]*[-/.年][ \t]*\d{1,2}[ \t]*[-/.月][ \t]*\d{1,2}(?:[ \t]*日)?(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?)", DATE),
     (r"(?P<v>(?:19|20)\d{2}[ \t]*年[ \t]*\d{1,2}[ \t]*月)", DATE),
     (r"(?P<v>\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*日)", DATE),
+    # 23-05-12 and 05/12/2023: one separator twice, no digit or decimal point around (lookbehind as below).
+    (r"(?P<v>\d(?<![\d.]\d)\d(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
+    (r"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{1,2}(?P=s)(?:19|20)\d{2})(?!\.?\d)", DATE),
     # (?<!\dX) after the first character X: no digit before the number, without a leading lookbehind.
-    (r"(?P<v>1(?<!\d1)[3-9]\d{9}|0(?<!\d0)\d{2,3}-\d{7,8})(?!\d)", PHONE),
+    (r"(?P<v>1(?<!\d1)[3-9]\d(?:[- ]?\d{4}){2}|0(?<!\d0)\d{2,3}[- ]\d{7,8})(?!\d)", PHONE),
     (r"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{0,3}\d{6,}[A-Za-z0-9]*)(?![\d.])", ID),
     (rf"[（(](?P<v>{_LATIN_NAME})[)）](?=[，, \t]*(?:男|女))", NAME),  # 郭雨萱（GUO YUXUAN），男
     (rf"(?P<v>{_CJK_NAME})(?=(?:[（(][^（）()\n]{{1,30}}[)）])?[，, \t]*(?:男|女|先生|女士))", NAME),
@@ -130,11 +146,23 @@ def deidentify_text(text: str, identifiers: Iterable[str] = ()) -> str:
     return text
 
 
+def _found(text: str, identifiers: Iterable[str], patterns: bool) -> dict[str, str]:
+    """Each identifier left in ``text`` -> its kind, the placeholder that replaces it (known ones first)."""
+    known = _known_pattern(identifiers)
+    found = dict.fromkeys((m.group(0) for m in known.finditer(text)) if known else (), KNOWN)
+    for finder, placeholder in _FINDERS if patterns else ():
+        for a, b in _spans(text, finder):
+            found.setdefault(text[a:b], placeholder)
+    return found
+
+
 def find_identifiers(text: str, identifiers: Iterable[str] = (), patterns: bool = True) -> list[str]:
     """Identifiers left in ``text``: any known ``identifiers`` (in their common renderings) and, with
     ``patterns``, any string the de-identification patterns would still replace. Empty for clean text."""
-    known = _known_pattern(identifiers)
-    found = [m.group(0) for m in known.finditer(text)] if known else []
-    for finder, _ in _FINDERS if patterns else ():
-        found += [text[a:b] for a, b in _spans(text, finder)]
-    return list(dict.fromkeys(found))
+    return list(_found(text, identifiers, patterns))
+
+
+def identifier_kinds(text: str, identifiers: Iterable[str] = (), patterns: bool = True) -> list[str]:
+    """The kind (placeholder, such as ``[电话]``) of each identifier :func:`find_identifiers` finds: what may be
+    logged about a hit, which never shows the identifier itself."""
+    return list(_found(text, identifiers, patterns).values())

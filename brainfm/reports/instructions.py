@@ -102,10 +102,10 @@ def build_instruction_data(
     ``patient`` (the patient pseudonym, as written by ``structure_jsonl`` with a pseudonymizer).
     """
     records = list(records)
-    missing = [r.get("id") for r in records if not r.get("patient")]
+    missing = [i for i, r in enumerate(records) if not r.get("patient")]  # indices: a raw id is an identifier
     if missing:
         raise ValueError(
-            f"{len(missing)} structured reports lack a 'patient' pseudonym (first: {missing[0]!r}); "
+            f"{len(missing)} structured reports lack a 'patient' pseudonym (first: record {missing[0]}); "
             "structure them with a Pseudonymizer (structure_jsonl(..., pseudonymizer=...)) first."
         )
     sides = split_patients((r["patient"] for r in records), PRETRAIN_TRAIN_FRACTION, seed)

@@ -138,15 +138,23 @@ FINDING_WORDS: tuple[str, ...] = (
 
 # Cues. Uncertainty is masked before negation is looked for, so 不除外 never reads as a negation.
 UNCERTAINTY_CUES: tuple[str, ...] = (
-    "不除外", "不能除外", "不排除", "不能排除", "待排除", "待排", "除外", "可能性大", "可能", "考虑", "疑似",
-    "疑为", "提示", "倾向", "拟诊", "?", "？",
+    "不除外", "不能除外", "不排除", "不能排除", "未除外", "未排除", "未能除外", "未能排除", "待排除", "待排", "除外",
+    "可能性大", "可能", "考虑", "疑似", "疑为", "提示", "倾向", "拟诊", "?", "？",
 )
 NEGATION_CUES: tuple[str, ...] = (
     "未见明显", "未见确切", "未见明确", "未见", "未发现", "未显示", "未示", "未及", "未累及", "未伴", "未",
     "无明显", "无确切", "无", "没有", "不伴", "排除", "否认",
 )
-# Cues after the finding ("强化不明显"): they negate the whole clause.
+# Terms that open with a negation cue but name a finding (无脑回 is lissencephaly, 无功能腺瘤 a non-secreting
+# adenoma): a cue never starts one.
+CUE_LIKE_TERMS: tuple[str, ...] = ("无脑回", "无脑畸形", "无脑儿", "无嗅脑", "无功能", "未分化", "未成熟")
+# Cues after the finding ("强化不明显"): they negate the finding word right before them (the clause's last),
+# and what comes before that word stays asserted when it names a finding (团块影强化不明显).
 POST_NEGATION_CUES: tuple[str, ...] = ("不明显", "不显著", "阴性", "消失")
+# Structures whose 消失 is a finding (effacement: 脑沟消失, 灰白质分界消失, 流空信号消失), not a negation.
+EFFACED_STRUCTURES: tuple[str, ...] = (
+    "脑沟", "脑回", "沟回", "脑裂", "脑池", "灰白质分界", "灰白质界限", "皮髓质分界", "流空",
+)
 # Statements of normal anatomy: a clause with one and no finding word reports nothing abnormal.
 NORMAL_CUES: tuple[str, ...] = (
     "居中", "对称", "清晰", "正常", "规则", "自然", "光整", "连续", "通畅", "无殊", "均匀", "未见异常", "良好",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from brainfm.reports.lexicon import (
     CATEGORY_KEYWORDS,
+    CUE_LIKE_TERMS,
+    EFFACED_STRUCTURES,
     FINDING_WORDS,
     HEDGE_WORDS,
     NEGATION_CUES,
@@ -29,12 +31,14 @@ _SENTENCE_SPLIT = re.compile(r"[。；;\n]|\s+(?=[(（]?\d{1,2}[)）.、．](?!\
 _ITEM_MARKER = re.compile(r"^\s*(?:[(（]?\d{1,2}[)）.、．](?!\d)|[①-⑳])\s*")
 _CLAUSE_SPLIT = re.compile(r"[，,：:]")
 _UNCERTAIN = re.compile(alternation(UNCERTAINTY_CUES))
-_NEGATION = re.compile(alternation(NEGATION_CUES))
+_NEGATION = re.compile(rf"(?!{alternation(CUE_LIKE_TERMS)})(?:{alternation(NEGATION_CUES)})")
 _POST_NEGATION = re.compile(alternation(POST_NEGATION_CUES))
+_EFFACEMENT = re.compile(rf"(?:{alternation(EFFACED_STRUCTURES)})[^，,：:]{{0,8}}?消失")
 _NORMAL = re.compile(alternation(NORMAL_CUES))
 _RECOMMENDATION = re.compile(alternation(RECOMMENDATION_CUES))
 _FINDING = re.compile(
     alternation([*FINDING_WORDS, *WEAK_TUMOR_KEYWORDS, *(k for k, v in CATEGORY_KEYWORDS.items() if v)])
+    + f"|{_EFFACEMENT.pattern}"
 )
 _HEDGE = re.compile(alternation(HEDGE_WORDS))
 _PHRASE_TRIM = re.compile(r"^[\s的及和与或、]+|[\s的及和与或、.。]+$")
@@ -58,12 +62,24 @@ def _phrase(text: str) -> str:
     return phrase if 2 <= len(phrase) <= MAX_PHRASE_CHARS else ""
 
 
+def _post_cue(text: str) -> re.Match[str] | None:
+    """The first post-finding cue of ``text`` that is not the 消失 of an effaced structure (脑沟消失)."""
+    effaced = [m.span() for m in _EFFACEMENT.finditer(text)]
+    cues = (m for m in _POST_NEGATION.finditer(text) if not any(a <= m.start() < b for a, b in effaced))
+    return next(cues, None)
+
+
 def _clause(sentence: int, text: str) -> Clause:
     uncertain = bool(_UNCERTAIN.search(text))
     masked = _UNCERTAIN.sub(lambda m: " " * len(m.group(0)), text) if uncertain else text
     if _RECOMMENDATION.search(masked):
         return Clause(sentence, "", "", uncertain, False)
-    if _POST_NEGATION.search(masked):
+    post = _post_cue(masked)
+    if post:  # the cue negates the last finding word before it; what precedes that word may be a finding
+        words = list(_FINDING.finditer(masked, 0, post.start()))
+        start = words[-1].start() if words else 0
+        if _FINDING.search(masked, 0, start):
+            return Clause(sentence, masked[:start], _phrase(masked[start:]), uncertain, True)
         return Clause(sentence, "", _phrase(masked), uncertain, False)
     cue = _NEGATION.search(masked)
     if cue:

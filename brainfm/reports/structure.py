@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.reports.categories import find_categories
-from brainfm.reports.deid_text import deidentify_text, find_identifiers
+from brainfm.reports.deid_text import deidentify_text, identifier_kinds
 from brainfm.reports.lexicon import CATEGORIES, LATERALITIES, LOCATIONS
 from brainfm.reports.locations import SiteMention, find_sites, laterality
 from brainfm.reports.negation import clauses
@@ -103,47 +104,70 @@ def structure_jsonl(in_path: Path | str, out_path: Path | str, pseudonymizer: Ps
     Optional input keys: ``patient_id`` (added to the known identifiers) and ``identifiers`` (a list of known
     identifying strings). With a ``pseudonymizer`` the output ``id`` is the keyed token of the input id and a
     ``patient`` key holds the patient pseudonym; without one the id is copied as is and no patient key is
-    written. Lines that are not JSON objects with a non-empty string ``text`` and ``id`` are quarantined
-    with a reason, never written, and the run goes on.
+    written. Lines that are not UTF-8 JSON objects with fields of these types (a non-empty string ``text``
+    and ``id``) are quarantined with a reason, never written, and the run goes on. ``out_path`` is replaced
+    whole (temp file then ``os.replace``), so an interrupted run leaves the previous output.
     """
     summary = Summary()
-    with open(in_path, encoding="utf-8") as src, open(out_path, "w", encoding="utf-8") as dst:
-        for number, line in enumerate(src, start=1):
-            if not line.strip():
-                continue
-            summary.n_read += 1
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                summary.quarantined.append((number, f"not JSON: {exc.msg}"))
-                continue
-            problem = _input_problem(record)
-            if problem:
-                summary.quarantined.append((number, problem))
-                continue
-            patient = str(record.get("patient_id") or "")
-            known = [*record.get("identifiers", []), record["id"], *([patient] if patient else [])]
-            out = structure_report(record["text"], str(record["id"]), known).to_json()
-            if pseudonymizer is not None:
-                out["id"] = pseudonymizer.accession(str(record["id"]))
-                if patient:
-                    out["patient"] = pseudonymizer.patient_id(patient)
-            dst.write(json.dumps(out, ensure_ascii=False) + "\n")
-            summary.n_written += 1
-            summary.categories[out["categories"][0]] = summary.categories.get(out["categories"][0], 0) + 1
+    out_path = Path(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    try:
+        with open(in_path, "rb") as src, open(tmp, "w", encoding="utf-8") as dst:
+            for number, line in enumerate(src, start=1):
+                if not line.strip():
+                    continue
+                summary.n_read += 1
+                out = _structure_line(line, pseudonymizer)
+                if isinstance(out, str):
+                    summary.quarantined.append((number, out))
+                    continue
+                dst.write(json.dumps(out, ensure_ascii=False) + "\n")
+                summary.n_written += 1
+                summary.categories[out["categories"][0]] = summary.categories.get(out["categories"][0], 0) + 1
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return summary
+
+
+def _structure_line(line: bytes, pseudonymizer: Pseudonymizer | None) -> dict[str, Any] | str:
+    """The output record of one input line, or the reason to quarantine it (never quoting the line)."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    except json.JSONDecodeError as exc:
+        return f"not JSON: {exc.msg}"
+    problem = _input_problem(record)
+    if problem:
+        return problem
+    report_id, patient = str(record["id"]), str(record.get("patient_id") or "")
+    known = [*(record.get("identifiers") or []), report_id, *([patient] if patient else [])]
+    out = structure_report(record["text"], report_id, known).to_json()
+    if pseudonymizer is not None:
+        out["id"] = pseudonymizer.accession(report_id)
+        if patient:
+            out["patient"] = pseudonymizer.patient_id(patient)
+    return out
+
+
+def _is_key(value: Any) -> bool:
+    """A usable id: a non-empty string or an integer (not a bool)."""
+    return isinstance(value, str | int) and not isinstance(value, bool) and bool(str(value).strip())
 
 
 def _input_problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return "line is not a JSON object"
-    for key in ("id", "text"):
-        if not isinstance(record.get(key), str | int) or not str(record.get(key)).strip():
-            return f"missing or empty {key!r}"
-    if not isinstance(record["text"], str):
-        return "'text' is not a string"
-    if not isinstance(record.get("identifiers", []), list):
-        return "'identifiers' is not a list"
+    if not _is_key(record.get("id")):
+        return "missing or empty 'id' (a string or integer)"
+    if not isinstance(record.get("text"), str) or not record["text"].strip():
+        return "missing or empty 'text' (a string)"
+    if record.get("patient_id") is not None and not _is_key(record["patient_id"]):
+        return "'patient_id' is not a string or integer"
+    identifiers = [] if record.get("identifiers") is None else record["identifiers"]
+    if not isinstance(identifiers, list) or not all(isinstance(i, str) for i in identifiers):
+        return "'identifiers' is not a list of strings"
     return None
 
 
@@ -153,7 +177,7 @@ def validate_structured(records: Iterable[Mapping[str, Any]], identifiers: Itera
     problems: list[str] = []
     codes = {c.code for c in term_list().concepts}
     for i, r in enumerate(records):
-        where = f"record {i} ({r.get('id', '?')})"
+        where = f"record {i}"  # never the id: unpseudonymised, it is an accession number
         missing = [k for k in OUTPUT_KEYS if k not in r]
         if missing:
             problems.append(f"{where}: missing keys {missing}")
@@ -192,13 +216,14 @@ _NOT_FREE_TEXT = re.compile(r"^\.(?:id|image|patient)$|\.code$")
 
 def check_no_identifiers(records: Iterable[Mapping[str, Any]], identifiers: Iterable[str] = ()) -> list[str]:
     """A problem for every identifier found in any string of any record (structured reports, image-report
-    pairs and instruction records alike), searching nested lists and mappings."""
+    pairs and instruction records alike), searching nested lists and mappings. A problem names the record,
+    the identifier's kind and the field path, never the identifier."""
     known = list(identifiers)
     problems: list[str] = []
     for i, record in enumerate(records):
         for path, text in _strings(record, ""):
-            for hit in find_identifiers(text, known, patterns=not _NOT_FREE_TEXT.search(path)):
-                problems.append(f"record {i}: identifier {hit!r} left in {path or 'text'}")
+            for kind in identifier_kinds(text, known, patterns=not _NOT_FREE_TEXT.search(path)):
+                problems.append(f"record {i}: {kind} identifier left in {path or 'text'}")
     return problems
 
 

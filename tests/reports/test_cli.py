@@ -34,3 +34,26 @@ def test_structure_score_and_build_instructions(tmp_path: Path, monkeypatch: pyt
     instructions = read_jsonl(tmp_path / "vl" / "instructions.jsonl")
     assert len(pairs) == len(rows) and len(instructions) > 4 * len(rows)
     assert not any(p["patient"].startswith("MRN") for p in pairs)
+
+
+def test_problems_name_the_kind_and_place_never_the_identifier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BRAINFM_DEID_SECRET", "test-secret-of-at-least-16-bytes")
+    src = tmp_path / "in.jsonl"
+    lines = [
+        {"id": "ACC1", "patient_id": "PID1", "text": "印象：左侧颞叶胶质瘤。"},
+        {"id": "ACC2", "text": "印象：胶质瘤。", "identifiers": [778899]},
+    ]
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
+    structured = tmp_path / "structured.jsonl"
+    assert main(["structure-reports", str(src), str(structured), "--pseudonymize"]) == 0
+    (record,) = read_jsonl(structured)
+    record["sections"]["findings"] = "患者王伟，电话13812345678。"  # planted after de-identification
+    structured.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert main(["build-instructions", str(structured), str(tmp_path / "vl")]) == 1
+    err = capsys.readouterr().err
+    assert "quarantined line 2: 'identifiers' is not a list of strings" in err
+    assert "[电话] identifier left in .findings" in err and "[姓名] identifier left in .findings" in err
+    for identifier in ("778899", "13812345678", "王伟", "ACC", "PID1"):
+        assert identifier not in err

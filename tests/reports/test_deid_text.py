@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from brainfm.reports import deidentify_text, find_identifiers
 
 TEXT = (
@@ -32,3 +34,49 @@ def test_known_identifiers_in_their_dicom_renderings() -> None:
     clean = deidentify_text(text, ["ZHANG^WEI", "20210304"])
     assert "ZHANG" not in clean and "2021" not in clean
     assert find_identifiers(text, ["20210304"], patterns=False) == ["2021-03-04", "2021年3月4日"]
+
+
+@pytest.mark.parametrize(
+    ("text", "identifier", "placeholder"),
+    [
+        ("患者王伟因头痛3天入院", "王伟", "[姓名]"),
+        ("患者陈晓（女，32岁）", "陈晓", "[姓名]"),
+        ("姓名欧阳娜娜，女", "欧阳娜娜", "[姓名]"),
+        ("Patient: ZHANG^WEI", "ZHANG^WEI", "[姓名]"),
+        ("pt zhang^wei^^", "zhang^wei", "[姓名]"),
+        ("手机号：138-1234-5678", "138-1234-5678", "[电话]"),
+        ("请联系138-1234-5678复诊", "138-1234-5678", "[电话]"),
+        ("请联系138 1234 5678复诊", "138 1234 5678", "[电话]"),
+        ("科室010-12345678", "010-12345678", "[电话]"),
+        ("住院号 123456", "123456", "[编号]"),
+        ("病理号：123456", "123456", "[编号]"),
+        ("门诊号 4567", "4567", "[编号]"),
+        ("病案号5678", "5678", "[编号]"),
+        ("影像号 5678", "5678", "[编号]"),
+        ("检查号：12345", "12345", "[编号]"),
+        ("检查于23-05-12", "23-05-12", "[日期]"),
+        ("检查于05/12/2023复查", "05/12/2023", "[日期]"),
+        ("检查于2023年5月12日", "2023年5月12日", "[日期]"),
+        ("检查于2023.05.12", "2023.05.12", "[日期]"),
+    ],
+)
+def test_unlabelled_and_loosely_labelled_identifiers(text: str, identifier: str, placeholder: str) -> None:
+    clean = deidentify_text(text)
+    assert identifier not in clean and placeholder in clean
+    assert identifier in find_identifiers(text)  # the gate sees what the de-identifier removes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "患者左侧额叶见结节，大小约1.2×1.5cm。",
+        "患者高热3天，MRI示右侧颞叶异常信号。",
+        "患者高龄，配合欠佳。",
+        "请给患者简单说明检查结果。",
+        "多发结节，直径约0.3-0.8cm，b=1000，T2WI。",
+        "病灶约10.5-12mm。",
+    ],
+)
+def test_medical_text_is_kept(text: str) -> None:
+    assert deidentify_text(text) == text
+    assert find_identifiers(text) == []

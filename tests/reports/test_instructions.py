@@ -47,6 +47,7 @@ def test_normal_study_gets_no_location_or_size_question() -> None:
 
 
 def test_missing_patient_pseudonym_is_an_error() -> None:
-    record = structure_report(TEXTS[0], "s1").to_json()
-    with pytest.raises(ValueError, match="Pseudonymizer"):
+    record = structure_report(TEXTS[0], "ACC0012345").to_json()
+    with pytest.raises(ValueError, match="Pseudonymizer") as error:
         build_instruction_data([record])
+    assert "ACC0012345" not in str(error.value)  # an unpseudonymised id is an accession number

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from brainfm.jsonl import read_jsonl
 from brainfm.reports import score_reports, structure_jsonl, structure_report, validate_structured
+from brainfm.reports.negation import clauses
 
 HANDWRITTEN = Path(__file__).parents[1] / "data" / "reports" / "handwritten.jsonl"
 
@@ -49,8 +51,10 @@ def test_validator_names_each_problem() -> None:
     }
     problems = validate_structured([bad, {"id": "r2"}])
     joined = "\n".join(problems)
-    for expected in ("'normal' must stand alone", "laterality 'up'", "['肝脏']", "largest_size_mm", "13812345678", "missing keys"):
+    for expected in ("must stand alone", "laterality 'up'", "['肝脏']", "largest_size_mm", "missing keys"):
         assert expected in joined
+    assert "record 0: [电话] identifier left in .text_deid" in problems  # the kind and where, never the value
+    assert "13812345678" not in joined and "r2" not in joined
 
 
 @pytest.mark.parametrize(
@@ -64,12 +68,34 @@ def test_validator_names_each_problem() -> None:
         ("印象：左侧颞叶病变，内见少许出血，考虑脑脓肿。", ["infection"], []),  # bleeding inside a lesion
         ("印象：左侧额叶占位效应明显的血肿。", ["cerebrovascular"], []),  # 占位效应 is no mass
         ("印象：建议增强扫描除外肿瘤。", ["normal"], []),  # a recommendation reports nothing
+        ("印象：无脑回畸形。", ["malformation"], []),  # 无脑回 is a malformation, not 无 + 脑回
+        ("印象：无功能垂体腺瘤。", ["endocrine"], []),
+        ("印象：未除外脑梗死。", ["cerebrovascular"], []),  # 未除外 hedges like 不除外
+        ("印象：未排除脑梗死。", ["cerebrovascular"], []),
+        ("印象：左侧额叶团块影强化不明显。", ["tumor"], ["强化"]),  # the cue negates the enhancement only
+        ("印象：左侧额颞叶大片梗死，脑沟消失。", ["cerebrovascular"], []),  # effacement is a finding
     ],
 )
 def test_polarity_and_categories(text: str, categories: list[str], negated: list[str]) -> None:
     report = structure_report(text)
     assert report.categories == categories
     assert report.negated_findings == negated
+
+
+def test_post_finding_cue_keeps_the_finding_before_the_negated_attribute() -> None:
+    report = structure_report("印象：左侧额叶团块影强化不明显。")
+    assert (report.locations, report.laterality) == (["额叶"], "left")
+
+
+def test_effaced_sulci_are_an_abnormal_finding() -> None:
+    report = structure_report("所见：左侧额颞叶脑沟消失，灰白质分界消失。")
+    assert (report.locations, report.laterality, report.negated_findings) == (["额叶", "颞叶"], "left", [])
+
+
+@pytest.mark.parametrize("text", ["未排除多发硬化", "未除外脱髓鞘", "不除外脱髓鞘"])
+def test_not_excluded_is_uncertain_not_negated(text: str) -> None:
+    (clause,) = clauses(text)
+    assert (clause.negated, clause.uncertain, clause.has_finding) == ("", True, True)
 
 
 def test_normal_anatomy_statements_are_not_findings() -> None:
@@ -108,6 +134,9 @@ def test_sites_and_sides(text: str, locations: list[str], laterality: str) -> No
         ("左侧额叶肿块约2cm，中线结构右移约25mm。", 20.0),  # midline shift is no lesion size
         ("小脑扁桃体下疝约8mm。", None),
         ("左侧颞叶未见直径大于5mm的结节。", None),
+        ("左侧颞叶病灶约12×15mm，周围水肿带宽约2cm。", 15.0),  # the oedema is no lesion
+        ("左侧颞叶病灶约12×15mm，周围见宽约2cm的水肿带。", 15.0),
+        ("左侧额叶肿块约2cm，中线移位约8mm。", 20.0),
     ],
 )
 def test_sizes(text: str, size_mm: float | None) -> None:
@@ -145,3 +174,47 @@ def test_structure_jsonl_quarantines_bad_lines_and_pseudonymizes(tmp_path: Path)
     assert record["id"] != "ACC0012345" and record["patient"].startswith("P")
     assert "张伟" not in record["text_deid"] and "PID778899" not in record["text_deid"]
     assert validate_structured([record], ["张伟", "PID778899", "ACC0012345"]) == []
+
+
+def test_structure_jsonl_quarantines_lines_of_wrong_types_and_goes_on(tmp_path: Path) -> None:
+    good = {"id": "A1", "text": "印象：左侧颞叶胶质瘤。"}
+    bad = [
+        {"id": "A2", "text": "印象：胶质瘤。", "identifiers": [123456]},
+        {"id": "A3", "text": "印象：胶质瘤。", "identifiers": "张伟"},
+        {"id": "A4", "text": "印象：胶质瘤。", "patient_id": ["PID1"]},
+        {"id": True, "text": "印象：胶质瘤。"},
+        {"id": "A6", "text": 42},
+    ]
+    src = tmp_path / "in.jsonl"
+    lines = [json.dumps(r, ensure_ascii=False) for r in [*bad, {"id": 7, "text": "印象：脑膜瘤。"}, good]]
+    src.write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe{bad bytes}\n")
+    out = tmp_path / "out.jsonl"
+    out.write_text("stale\n", encoding="utf-8")
+    summary = structure_jsonl(src, out)
+    assert (summary.n_read, summary.n_written) == (8, 2)
+    assert [line for line, _ in summary.quarantined] == [1, 2, 3, 4, 5, 8]
+    assert not any("123456" in reason or "张伟" in reason for _, reason in summary.quarantined)
+    assert [r["id"] for r in read_jsonl(out)] == ["7", "A1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]  # no temp file left
+
+
+def test_structure_jsonl_leaves_no_partial_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from brainfm.reports import structure
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": f"A{i}", "text": "印象：胶质瘤。"}) + "\n" for i in range(3)))
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n", encoding="utf-8")
+    real, calls = structure.structure_report, []
+
+    def interrupted_at_the_third(*args: Any) -> structure.StructuredReport:
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(structure, "structure_report", interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        structure_jsonl(src, out)
+    assert out.read_text(encoding="utf-8") == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
