@@ -3,7 +3,8 @@
 A gating check describes an asset's output as a DataFrame (one row per file, slice, report…) and names the
 expectations it must meet. It runs GX in-process (ephemeral context) and reports a summary table in the
 check's metadata. Checks are ``blocking=True`` with ERROR severity: when one fails, Dagster skips every
-downstream asset in the same run, so bad data never reaches training.
+downstream asset in the same run; assets that read every partition in later runs take only the partitions
+whose checks passed (`passed_partitions`), so bad data never reaches training.
 """
 
 from collections.abc import Callable, Sequence
@@ -12,6 +13,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 from dagster import AssetCheckExecutionContext
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from brainfm.validation import validate_frame
 
@@ -60,3 +62,55 @@ def gx_asset_check(
         )
 
     return _check
+
+
+def passed_partitions(
+    instance: dg.DagsterInstance, checks: Sequence[dg.AssetChecksDefinition], partitions: Sequence[str]
+) -> tuple[list[str], dict[str, str]]:
+    """Split `partitions` into those whose latest evaluation of every check in `checks` passed and targets
+    the partition's latest materialization, and the others with the reason.
+
+    Blocking checks stop downstream assets within a run only; a cross-partition asset that runs later reads
+    whatever lies on disk, so it asks the instance which partitions are cleared. (Dagster has no public
+    per-partition query for check results yet; this reads the event log storage's, pinned with dagster.)
+    """
+    keys = [key for c in checks for key in c.check_keys]
+    latest = {
+        (info.check_key, info.partition_key): info
+        for info in instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=list(partitions))
+    }
+    passed, refused = [], {}
+    for partition in partitions:
+        for key in keys:
+            info = latest.get((key, partition))
+            if info is None:
+                refused[partition] = f"{key.name} never evaluated"
+            elif info.latest_execution_status != AssetCheckExecutionRecordStatus.SUCCEEDED:
+                refused[partition] = f"{key.name} {info.latest_execution_status.value.lower()}"
+            elif not info.is_current:
+                refused[partition] = f"{key.name} not evaluated on the latest materialization"
+            if partition in refused:
+                break
+        else:
+            passed.append(partition)
+    return passed, refused
+
+
+def cleared_centers(
+    context: dg.AssetExecutionContext, checks: Sequence[dg.AssetChecksDefinition]
+) -> tuple[list[str], dict[str, str]]:
+    """The centers (partitions of `assets.partitions.CENTERS`) a cross-center asset may read: those whose
+    `checks` passed on their latest data (`passed_partitions`). Logs each center left out with its reason;
+    raises when none is left."""
+    from assets.partitions import CENTERS
+
+    centers = context.instance.get_dynamic_partitions(CENTERS.name)
+    passed, refused = passed_partitions(context.instance, checks, centers)
+    for center, reason in refused.items():
+        context.log.warning(f"center {center} left out: {reason}")
+    if not passed:
+        raise dg.Failure(
+            f"No center has passed its checks ({refused or 'no center registered'}); materialize the centers' "
+            "upstream assets with their checks and fix what fails first."
+        )
+    return passed, refused

@@ -12,8 +12,8 @@ import great_expectations as gx
 import pandas as pd
 
 from assets.figures import png_metadata
-from assets.gating import gx_asset_check
-from assets.ingest import normalized_slices
+from assets.gating import cleared_centers, gx_asset_check
+from assets.ingest import normalized_format, normalized_qc_rate, normalized_slices, normalized_split
 from assets.resources import DeviceResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
 
@@ -40,7 +40,9 @@ def mae_encoder(
     # Train into a staging folder that survives a crash (pretrain resumes from its checkpoint) and replace
     # the published encoder only when training and validation have finished.
     staging = out.with_name("mae_encoder.partial")
-    result = pretrain(config, paths.output("normalized_slices"), staging, device.resolve(), progress=True)
+    centers, left_out = cleared_centers(context, [normalized_format, normalized_split, normalized_qc_rate])
+    data = [paths.output("normalized_slices", c) for c in centers]
+    result = pretrain(config, data, staging, device.resolve(), progress=True)
     summary = {
         "config": dataclasses.asdict(config),
         "history": result.history,
@@ -59,6 +61,8 @@ def mae_encoder(
     return dg.MaterializeResult(
         metadata={
             "model": config.model,
+            "centers": dg.MetadataValue.json(centers),
+            "centers_left_out": dg.MetadataValue.json(left_out),
             "steps": result.steps,
             "train_seconds": round(result.seconds, 1),
             "loss_first": result.history[0],

@@ -11,8 +11,8 @@ import pandas as pd
 from pydicom import dcmread
 
 from assets.cohort import raw_cohort
-from assets.gating import gx_asset_check
-from assets.ingest import deidentified_studies, normalized_slices
+from assets.gating import cleared_centers, gx_asset_check
+from assets.ingest import deidentified_no_identifiers, deidentified_studies, normalized_slices
 from assets.partitions import CENTERS
 from assets.resources import DeidSecretResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
@@ -60,10 +60,11 @@ def structured_reports(
     )
 
 
-def _accession_to_study(paths: PathsResource) -> dict[str, str]:
-    """Accession pseudonym → new StudyInstanceUID, read from one de-identified file per study."""
+def _accession_to_study(paths: PathsResource, centers: list[str]) -> dict[str, str]:
+    """Accession pseudonym → new StudyInstanceUID, read from one de-identified file per study of `centers`."""
     links: dict[str, str] = {}
-    for study_dir in sorted(paths.output("deidentified_studies").glob("*/*")):
+    study_dirs = (d for c in centers for d in paths.output("deidentified_studies", c).glob("*"))
+    for study_dir in sorted(study_dirs):
         first = next(study_dir.rglob("*.dcm"), None)
         if first is not None:
             accession = str(
@@ -97,13 +98,11 @@ def _accession_to_study(paths: PathsResource) -> dict[str, str]:
 def vision_language_data(
     context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, dvc: DvcResource
 ):
-    records = [
-        r
-        for path in sorted(paths.output("structured_reports").glob(f"*/{STRUCTURED_FILE}"))
-        for r in read_jsonl(path)
-    ]
+    centers, left_out = cleared_centers(context, [structured_reports_valid])
+    records = [r for c in centers for r in read_jsonl(paths.output("structured_reports", c) / STRUCTURED_FILE)]
     pairs, instructions = build_instruction_data(records, seed=profile.seed)
-    links = _accession_to_study(paths)
+    image_centers, _ = cleared_centers(context, [deidentified_no_identifiers])
+    links = _accession_to_study(paths, image_centers)
     for pair in pairs:
         pair["study"] = links.get(pair["image"])
     pairs_dir, instr_dir = paths.output("vl_pairs"), paths.output("instruction_pairs")
@@ -113,6 +112,8 @@ def vision_language_data(
         asset_key="vl_pairs",
         metadata={
             "pairs": len(pairs),
+            "centers": dg.MetadataValue.json(centers),
+            "centers_left_out": dg.MetadataValue.json(left_out),
             "linked_to_study": sum(p["study"] is not None for p in pairs),
             "split": dg.MetadataValue.json(dict(Counter(p["split"] for p in pairs))),
             **versioned(pairs_dir, paths, dvc),

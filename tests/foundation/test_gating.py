@@ -1,4 +1,5 @@
-"""A failing blocking GX check stops the downstream asset in the same run; a passing one lets it run."""
+"""A failing blocking GX check stops the downstream asset in the same run, and keeps its partition out of later
+cross-partition runs; a passing one lets them run."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dagster as dg
 import great_expectations as gx
 import pandas as pd
 
-from assets.gating import gx_asset_check
+from assets.gating import gx_asset_check, passed_partitions
 
 
 def _graph(values: list[int]) -> list[object]:
@@ -46,3 +47,42 @@ def test_passing_check_lets_downstream_run() -> None:
     assert result.success
     assert result.get_asset_check_evaluations()[0].passed
     assert result.output_for_node("encoder") == "trained"
+
+
+def test_later_runs_read_only_partitions_whose_checks_passed() -> None:
+    """A failed check on one center keeps that center out of a cross-center asset run afterwards."""
+    centers = dg.StaticPartitionsDefinition(["good", "bad", "never_checked"])
+    values = {"good": [0, 255], "bad": [0, 300], "never_checked": [1]}
+
+    @dg.asset(partitions_def=centers)
+    def slices(context) -> None:
+        context.log.info(f"wrote {context.partition_key}")
+
+    check = gx_asset_check(
+        asset=slices,
+        name="intensity_range",
+        description="intensities lie in [0, 255]",
+        frame=lambda ctx: pd.DataFrame({"intensity": values[ctx.partition_key]}),
+        expectations=lambda: [
+            gx.expectations.ExpectColumnValuesToBeBetween(column="intensity", min_value=0, max_value=255)
+        ],
+        partitions_def=centers,
+    )
+
+    @dg.asset(deps=[slices])
+    def encoder(context) -> list[str]:
+        return passed_partitions(context.instance, [check], centers.get_partition_keys())[0]
+
+    with dg.instance_for_test() as instance:
+        for center in ("good", "bad"):
+            dg.materialize([slices, check], partition_key=center, instance=instance, raise_on_error=False)
+        dg.materialize([slices], partition_key="never_checked", instance=instance, selection=[slices])
+        result = dg.materialize([slices, check, encoder], instance=instance, selection=[encoder])
+        assert result.output_for_node("encoder") == ["good"]
+        _, refused = passed_partitions(instance, [check], centers.get_partition_keys())
+        assert refused == {"bad": "intensity_range failed", "never_checked": "intensity_range never evaluated"}
+        # Re-materialized without its check: the old pass no longer vouches for the new data.
+        dg.materialize([slices], partition_key="good", instance=instance, selection=[slices])
+        assert passed_partitions(instance, [check], ["good"]) == (
+            [], {"good": "intensity_range not evaluated on the latest materialization"}
+        )
