@@ -13,6 +13,7 @@ import dagster as dg
 from assets.partitions import CENTERS
 from assets.resources import PathsResource
 from brainfm.raw_layout import RawLayout
+from dagster_project.sensors import center_partitions
 
 # Step events at INFO, not DEBUG: progress stays readable; the full event log is in the Dagster instance.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -20,9 +21,7 @@ _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 def register_centers(instance: dg.DagsterInstance, paths: PathsResource) -> list[str]:
     """Add every center folder of the raw layout as a partition; return the full sorted list."""
-    centers = RawLayout(paths.raw).centers()
-    known = set(instance.get_dynamic_partitions(CENTERS.name))
-    new = [c for c in centers if c not in known]
+    centers, new = center_partitions(instance, RawLayout(paths.raw))
     if new:
         instance.add_dynamic_partitions(CENTERS.name, new)
     return centers

@@ -1,14 +1,22 @@
-"""The raw-data sensor: a new center folder becomes a partition; new files in it request a new ingest run."""
+"""Automation: a new center folder becomes a partition; new or changed files (DICOM or report table)
+request an ingest once they have settled and no ingest of that center is pending; a successful ingest and
+the weekly schedule request the cross-center job."""
 
 from __future__ import annotations
 
+import os
+import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
 from assets.resources import PathsResource
-from dagster_project.sensors import raw_data_sensor
+from dagster_project.definitions import defs
+from dagster_project.jobs import cross_center_job, ingest_center_job, weekly_retrain_schedule
+from dagster_project.sensors import SETTLE_SECONDS, ingest_success_sensor, raw_data_sensor
 
 
 def _evaluate(instance: dg.DagsterInstance, root: Path) -> dg.SensorResult:
@@ -16,26 +24,86 @@ def _evaluate(instance: dg.DagsterInstance, root: Path) -> dg.SensorResult:
     return raw_data_sensor(ctx)
 
 
-def test_new_center_and_new_files_trigger_ingest(tmp_path: Path) -> None:
+def _write(path: Path, data: bytes, age_s: float = 2 * SETTLE_SECONDS) -> None:
+    """Write ``path`` with a modification time ``age_s`` seconds ago (a transfer finished that long ago)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    past = time.time() - age_s
+    os.utime(path, (past, past))
+
+
+def _center(root: Path, name: str) -> Path:
+    return root / "raw" / "dicom" / name / "patient" / "study" / "series"
+
+
+def _run_keys(result: dg.SensorResult) -> dict[str | None, str | None]:
+    return {r.partition_key: r.run_key for r in result.run_requests}
+
+
+def _add_run(instance: dg.DagsterInstance, job: str, status: dg.DagsterRunStatus, **tags: str) -> None:
+    instance.add_run(dg.DagsterRun(job_name=job, status=status, tags=tags))
+
+
+def test_new_center_new_images_and_new_reports_trigger_ingest(tmp_path: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    center = tmp_path / "raw" / "dicom" / "center_x" / "patient" / "study" / "series"
-    center.mkdir(parents=True)
-    (center / "1.dcm").write_bytes(b"x")
+    _write(_center(tmp_path, "center_x") / "1.dcm", b"x")
 
     first = _evaluate(instance, tmp_path)
-    assert [r.partition_key for r in first.run_requests] == ["center_x"]
+    assert list(_run_keys(first)) == ["center_x"]
     assert first.dynamic_partitions_requests[0].partition_keys == ["center_x"]
 
     instance.add_dynamic_partitions("center", ["center_x"])
     same = _evaluate(instance, tmp_path)
     assert not same.dynamic_partitions_requests
-    assert (
-        same.run_requests[0].run_key == first.run_requests[0].run_key
-    )  # no new data: Dagster skips the run key
+    assert _run_keys(same) == _run_keys(first)  # no new data: Dagster skips the run key
 
-    (center / "2.dcm").write_bytes(b"y")
-    changed = _evaluate(instance, tmp_path)
-    assert changed.run_requests[0].run_key != first.run_requests[0].run_key
+    _write(_center(tmp_path, "center_x") / "2.dcm", b"y")
+    images = _evaluate(instance, tmp_path)
+    assert _run_keys(images)["center_x"] != _run_keys(first)["center_x"]
+
+    _write(tmp_path / "raw" / "reports" / "center_x.jsonl", b"{}\n", age_s=SETTLE_SECONDS + 10)
+    reports = _evaluate(instance, tmp_path)
+    assert _run_keys(reports)["center_x"] not in {_run_keys(first)["center_x"], _run_keys(images)["center_x"]}
+
+
+def test_a_transfer_in_progress_waits_for_the_settle_time(tmp_path: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    _write(_center(tmp_path, "center_a") / "1.dcm", b"a")
+    _write(_center(tmp_path, "center_b") / "1.dcm", b"b")
+    _write(_center(tmp_path, "center_b") / "2.dcm", b"b", age_s=1)  # still arriving
+    (tmp_path / "raw" / "dicom" / "center_c").mkdir()  # transfer not started
+
+    result = _evaluate(instance, tmp_path)
+    assert list(_run_keys(result)) == ["center_a"]
+    assert result.dynamic_partitions_requests[0].partition_keys == ["center_a", "center_b", "center_c"]
+
+    _write(_center(tmp_path, "center_a") / "2.dcm", b"a", age_s=1)
+    _write(tmp_path / "raw" / "reports" / "center_b.jsonl", b"{}\n", age_s=1)
+    waiting = _evaluate(instance, tmp_path)
+    assert not waiting.run_requests
+    assert waiting.skip_reason is not None
+    reason = waiting.skip_reason.skip_message or ""
+    assert "center_a: files changed" in reason and "center_b: files changed" in reason
+    assert "center_c: no files yet" in reason
+
+
+def test_a_center_with_an_unfinished_ingest_run_is_not_requested_again(tmp_path: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    for center in ("center_a", "center_b"):
+        _write(_center(tmp_path, center) / "1.dcm", b"x")
+    job = ingest_center_job.name
+    _add_run(instance, job, dg.DagsterRunStatus.NOT_STARTED, **{"dagster/partition": "center_a"})
+    _add_run(instance, job, dg.DagsterRunStatus.SUCCESS, **{"dagster/partition": "center_b"})
+    _add_run(
+        instance, cross_center_job.name, dg.DagsterRunStatus.STARTED, **{"dagster/partition": "center_b"}
+    )
+
+    assert list(_run_keys(_evaluate(instance, tmp_path))) == ["center_b"]
+
+    _add_run(instance, job, dg.DagsterRunStatus.STARTED, **{"dagster/partition": "center_b"})
+    busy = _evaluate(instance, tmp_path)
+    assert not busy.run_requests
+    assert "center_b: an ingest run is queued or in progress" in (busy.skip_reason.skip_message or "")
 
 
 def test_folder_that_is_not_a_center_id_is_a_clear_error(tmp_path: Path) -> None:
@@ -43,3 +111,53 @@ def test_folder_that_is_not_a_center_id_is_a_clear_error(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="not valid center ids") as err:
         _evaluate(dg.DagsterInstance.ephemeral(), tmp_path)
     assert "张三" not in str(err.value)  # the message never repeats folder names, which may identify someone
+
+
+@dg.asset
+def _finished_step() -> None:
+    """Stands in for an ingest run: the sensor reads only the run and its success event."""
+
+
+def test_a_successful_ingest_requests_the_cross_center_job_once(tmp_path: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    ingest = dg.materialize([_finished_step], instance=instance)
+
+    def evaluate() -> dg.RunRequest | dg.SkipReason:
+        return ingest_success_sensor(
+            dg.build_run_status_sensor_context(
+                sensor_name=ingest_success_sensor.name,
+                dagster_instance=instance,
+                dagster_run=ingest.dagster_run,
+                dagster_event=ingest.get_run_success_event(),
+            )
+        )
+
+    request = evaluate()
+    assert isinstance(request, dg.RunRequest) and request.run_key == ingest.dagster_run.run_id
+    assert ingest_success_sensor.job_name == cross_center_job.name
+
+    _add_run(instance, cross_center_job.name, dg.DagsterRunStatus.NOT_STARTED)
+    assert isinstance(evaluate(), dg.SkipReason)  # the queued rebuild will read this center's data
+
+
+def test_weekly_retrain_runs_the_cross_center_job_at_night_shanghai_time() -> None:
+    tick = datetime(2025, 3, 2, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    data = weekly_retrain_schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert len(data.run_requests or []) == 1
+    assert weekly_retrain_schedule.job_name == cross_center_job.name
+    assert weekly_retrain_schedule.cron_schedule == "0 2 * * 0"  # Sundays 02:00
+    assert weekly_retrain_schedule.execution_timezone == "Asia/Shanghai"
+    assert weekly_retrain_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_the_code_location_registers_the_automation() -> None:
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_center", "cross_center"}
+    assert defs.resolve_schedule_def("weekly_retrain").job_name == "cross_center"
+    assert defs.resolve_sensor_def("raw_data_sensor").job_name == "ingest_center"
+    assert defs.resolve_sensor_def("ingest_success_sensor").job_name == "cross_center"
+    job = defs.resolve_job_def("cross_center")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
+        "vl_pairs",
+        "instruction_pairs",
+        "mae_encoder",
+    }
