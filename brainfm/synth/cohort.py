@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ from brainfm.synth.sequences import protocol
 GENERATOR_VERSION = f"{__version__}+synth.1"
 STREAM_PLAN, STREAM_OUTCOMES, STREAM_READERS, STREAM_TRIAL = 1_000_001, 1_000_002, 1_000_003, 1_000_004
 BURNED_IN_SEQUENCE = "T2"
+STAGING_SUFFIX = ".partial"
 
 
 @dataclass(frozen=True)
@@ -380,11 +382,26 @@ def _identifiers(records: list[dict], centers: tuple[CenterSpec, ...]) -> dict[s
     return {k: sorted(v) for k, v in sorted(kinds.items())}
 
 
+def _staging_dir(out_dir: Path) -> Path:
+    """The sibling folder a cohort is written into; a leftover of an interrupted run is deleted, a folder
+    holding anything a cohort does not is refused."""
+    staging = out_dir.with_name(out_dir.name + STAGING_SUFFIX)
+    if staging.exists():
+        layout = RawLayout(staging)
+        ours = {p.name for p in (layout.dicom, layout.reports, layout.tables, layout.masks, layout.manifest)}
+        if any(p.name not in ours for p in staging.iterdir()):
+            raise FileExistsError(f"{staging} holds files this generator did not write; move or delete it.")
+        shutil.rmtree(staging)
+    return staging
+
+
 def generate_cohort(
     out_dir: Path, profile: str = "tiny", seed: int = 0, workers: int = 1, n_patients: int | None = None
 ) -> CohortSummary:
     """Write the synthetic raw cohort into ``out_dir`` (which must be empty or absent).
 
+    The cohort is written into the sibling ``<out_dir>.partial`` and renamed into place when complete, so an
+    interrupted run leaves no partial cohort at ``out_dir``; the next run deletes that leftover.
     ``n_patients`` overrides the profile's patient count (tests use a reduced ``tiny``).
     """
     start = time.perf_counter()
@@ -394,12 +411,13 @@ def generate_cohort(
             f"{out_dir} is not empty; choose a new --out directory or delete this one first."
         )
     prof = get_profile(profile, n_patients)
-    RawLayout(out_dir).masks.mkdir(parents=True, exist_ok=True)
-    tasks = plan_cohort(prof, seed, out_dir)
+    staging = _staging_dir(out_dir)
+    RawLayout(staging).masks.mkdir(parents=True)
+    tasks = plan_cohort(prof, seed, staging)
     records = sorted(_run(tasks, workers), key=lambda r: r["index"])
-    _write_reports(out_dir, records)
-    modelled = _write_tables(out_dir, records, prof, seed)
-    bad_files = plant_bad_files(out_dir, records)
+    _write_reports(staging, records)
+    modelled = _write_tables(staging, records, prof, seed)
+    bad_files = plant_bad_files(staging, records)
     n_files = sum(len(s["files"]) for r in records for s in r["series"])
     n_frames = sum(s["n_frames"] for r in records for s in r["series"])
     manifest = {
@@ -447,9 +465,10 @@ def generate_cohort(
             for r in records
         },
     }
-    RawLayout(out_dir).manifest.write_text(
+    RawLayout(staging).manifest.write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
     )
+    staging.replace(out_dir)  # atomic; replaces an empty out_dir (POSIX)
     return CohortSummary(
         out_dir,
         prof.name,

@@ -47,13 +47,18 @@ def read_series(series_dir: Path, b_value: int | None = None) -> tuple[np.ndarra
     return np.stack([f for _, f in frames]), np.array([z for z, _ in frames])
 
 
-def _pick_studies(raw_dir: Path) -> dict[str, dict]:
-    """Per category, the study with the largest lesion mask (any study for ``normal``)."""
-    labels = pl.read_parquet(raw_dir / "tables" / "labels.parquet")
+def _pick_studies(raw_dir: Path, manifest: dict) -> dict[str, dict]:
+    """Per category, the study with the largest lesion mask (any study for ``normal``), preferring studies
+    without a burned-in series."""
+    burned = set(manifest["burned_in"])
+    stamped = [a for a, s in manifest["studies"].items() if any(x["dir"] in burned for x in s["series"])]
+    labels = pl.read_parquet(raw_dir / "tables" / "labels.parquet").with_columns(
+        stamped=pl.col("accession").is_in(stamped)
+    )
     chosen = {}
     for category in CATEGORIES:
         rows = labels.filter(pl.col("category") == category).sort(
-            "largest_size_mm", descending=True, nulls_last=True
+            ["stamped", "largest_size_mm"], descending=[False, True], nulls_last=True
         )
         if rows.height:
             chosen[category] = rows.row(0, named=True)
@@ -64,7 +69,8 @@ def make_contact_sheet(raw_dir: Path, out_png: Path) -> Path:
     """Write a PNG with one row per category and one column per sequence (DWI at its highest b-value)."""
     raw_dir, out_png = Path(raw_dir), Path(out_png)
     manifest = json.loads((raw_dir / "manifest.json").read_text(encoding="utf-8"))
-    picks = _pick_studies(raw_dir)
+    picks = _pick_studies(raw_dir, manifest)
+    burned = set(manifest["burned_in"])
     fig, axes = plt.subplots(
         len(picks), len(SEQUENCES), figsize=(2.6 * len(SEQUENCES), 2.7 * len(picks)), squeeze=False
     )
@@ -77,12 +83,19 @@ def make_contact_sheet(raw_dir: Path, out_png: Path) -> Path:
             k = int(np.argmax((mask > 0).sum(axis=(1, 2))))
             z = float(image.affine[2, 3] + k * image.affine[2, 2])
         for col, seq in enumerate(SEQUENCES):
+            ax = axes[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(seq + (" b1000" if seq == "DWI" else ""), fontsize=10)
             series = next(s for s in study["series"] if s["sequence"] == seq)
+            if series["dir"] in burned:  # a name, ID and date are stamped on its pixels: never read or drawn
+                ax.text(0.5, 0.5, "withheld:\nburned-in text", ha="center", va="center", fontsize=8)
+                continue
             volume, zs = read_series(
                 raw_dir / series["dir"], max(series["b_values"]) if series["b_values"] else None
             )
             k_img = int(np.argmin(np.abs(zs - z))) if mask is not None else len(zs) // 2
-            ax = axes[row, col]
             img = volume[k_img]
             ax.imshow(
                 img,
@@ -100,10 +113,6 @@ def make_contact_sheet(raw_dir: Path, out_png: Path) -> Path:
                     colors="red",
                     linewidths=0.7,
                 )
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(seq + (" b1000" if seq == "DWI" else ""), fontsize=10)
         axes[row, 0].set_ylabel(f"{category}\n{label['subtype']}\n{label['center']}", fontsize=8)
     fig.suptitle(
         f"synthetic cohort {manifest['profile']} seed {manifest['seed']} (red: lesion mask)", fontsize=10
