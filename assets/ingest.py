@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +19,14 @@ from assets.gating import gx_asset_check
 from assets.partitions import CENTERS
 from assets.resources import DeidSecretResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
-from brainfm.dicom import deidentify_center, find_identifiers_in_tree, normalize_center, scan_center
+from brainfm.dicom import (
+    DeidSummary,
+    deidentify_center,
+    find_identifiers_in_tree,
+    normalize_center,
+    scan_center,
+    series_sequences,
+)
 from brainfm.dicom.quarantine import Reason
 from brainfm.imaging.shards import INDEX_FILE, QC_FILE, open_slices
 from brainfm.plots import slice_grid
@@ -93,11 +101,14 @@ def deidentified_studies(
         paths.quarantine / "deidentified_studies" / f"{center}.jsonl",
         deid_secret.pseudonymizer(),
         workers=profile.workers,
+        center=center,
     )
     context.log.info(summary.line())
+    withhold_if_leaking(summary, out, paths.quarantine / "deidentified_studies" / f"{center}.withheld")
     return dg.MaterializeResult(
         metadata={
             "exported": summary.exported,
+            "identifier_hits": summary.identifier_hits,
             "quarantined": summary.quarantined,
             "quarantine_reasons": dg.MetadataValue.json(dict(summary.reasons)),
             **versioned(out, paths, dvc),
@@ -105,12 +116,29 @@ def deidentified_studies(
     )
 
 
+def withhold_if_leaking(summary: DeidSummary, out: Path, withheld: Path) -> None:
+    """Move a de-identified tree whose files still hold their patients' identifying values out of ``data/``
+    (DVC snapshots all of it) to ``withheld`` in the untracked quarantine, and fail the asset: nothing of it
+    is versioned, pushed or read downstream."""
+    if not summary.identifier_hits:
+        return
+    if withheld.exists():
+        shutil.rmtree(withheld)
+    withheld.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(out, withheld)
+    raise dg.Failure(
+        f"{summary.identifier_hits} de-identified file(s) still hold identifying values of their patient; the "
+        f"export was moved to {withheld} (untracked) and nothing was versioned. Find the attributes that carry "
+        "them (e.g. `brainfm deid` on one file, then a text search) and extend the de-identification profile."
+    )
+
+
 @dg.asset(
     partitions_def=CENTERS,
-    deps=[deidentified_studies],
+    deps=[deidentified_studies, dicom_manifest],
     group_name="ingest",
     description="256×256 uint8 slices in [0,255] (RAS frame, robust percentiles per series), QC exclusions with reasons, "
-    "8:2 split by patient; memory-mappable shards + index.parquet.",
+    "8:2 split by patient; memory-mappable shards + index.parquet; sequence labels from the manifest.",
 )
 def normalized_slices(
     context: dg.AssetExecutionContext,
@@ -120,8 +148,14 @@ def normalized_slices(
 ) -> dg.MaterializeResult:
     center = context.partition_key
     out = paths.output("normalized_slices", center)
+    manifest = pl.read_parquet(paths.output("dicom_manifest", center) / MANIFEST_FILE)
     summary = normalize_center(
-        paths.output("deidentified_studies", center), out, center, workers=profile.workers, seed=profile.seed
+        paths.output("deidentified_studies", center),
+        out,
+        center,
+        workers=profile.workers,
+        seed=profile.seed,
+        sequences=series_sequences(manifest),
     )
     store = open_slices(out)
     rng = np.random.default_rng(profile.seed)

@@ -47,7 +47,7 @@ def structured_reports(
         )
     out = paths.output("structured_reports", center)
     out.mkdir(parents=True, exist_ok=True)
-    summary = structure_jsonl(source, out / STRUCTURED_FILE, pseudonymizer=deid_secret.pseudonymizer())
+    summary = structure_jsonl(source, out / STRUCTURED_FILE, pseudonymizer=deid_secret.pseudonymizer(), center=center)
     quarantine = paths.quarantine / "structured_reports" / f"{center}.jsonl"
     write_jsonl(quarantine, [{"line": n, "reason": reason} for n, reason in summary.quarantined])
     return dg.MaterializeResult(

@@ -57,6 +57,14 @@ class Pseudonymizer:
         return -(1 + raw % MAX_DATE_SHIFT_DAYS)
 
 
+def center_patient_key(center: str, patient_id: str) -> str:
+    """The identity behind a patient's pseudonym and date shift: a local patient ID is unique only within its
+    center, so "1" at two centers is two patients. Every caller that pseudonymises a patient (DICOM, NIfTI
+    folders, reports, label tables) must use it. IssuerOfPatientID is not part of it: report tables and label
+    tables do not carry it, and within one center's export it names the same issuer."""
+    return f"{center.strip()}\x1f{patient_id.strip()}"
+
+
 @functools.lru_cache(maxsize=65_536)  # every file of a series repeats its patient, study and series
 def _hmac(key: bytes, namespace: str, value: str) -> bytes:
     return hmac.new(key, f"{namespace}\x1f{value}".encode(), hashlib.sha256).digest()

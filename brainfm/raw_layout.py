@@ -44,7 +44,8 @@ class RawLayout:
         if bad:
             raise ValueError(
                 f"{len(bad)} center folder(s) under {self.dicom} are not valid center ids (lower-case ASCII letters, "
-                "digits and '_', starting with a letter, at most 32 characters); rename them, e.g. center_a."
+                "digits and '_', starting with a letter, at most 32 characters); rename them, e.g. center_a. "
+                "They are not named here: a folder name can be a patient's (`ls` the folder to see them)."
             )
         return names
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -30,8 +31,9 @@ from pydicom.dataset import Dataset
 from tqdm import tqdm
 
 from brainfm.dicom.codec import Header
-from brainfm.dicom.deid import Deidentifier
+from brainfm.dicom.deid import Deidentifier, identifying_values, patient_key
 from brainfm.dicom.export import output_relpath, write_deidentified
+from brainfm.dicom.leaks import file_holds_identifiers
 from brainfm.dicom.manifest import bad_row, file_token, instance_row, manifest_frame
 from brainfm.dicom.nifti_input import nifti_keys, nifti_row, sidecar_path
 from brainfm.dicom.quarantine import BadInput, QuarantineEntry, Reason, write_quarantine
@@ -49,10 +51,11 @@ from brainfm.imaging.nifti import is_nifti, load_nifti, nifti_volumes, rewrite_n
 from brainfm.imaging.normalize import normalize_volume
 from brainfm.imaging.qc import DEFAULT_THRESHOLDS, QCThresholds
 from brainfm.imaging.shards import INDEX_FILE, QC_FILE, ShardWriter, atomic_directory
-from brainfm.imaging.volumes import Frame, Volume, build_volumes
+from brainfm.imaging.volumes import Frame, GeometryError, Volume, build_volumes
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.splits import PRETRAIN_TRAIN_FRACTION, split_patients
 
+_PSEUDONYMOUS = re.compile(r"2\.25\.[0-9]{1,39}|P[A-Z2-7]{16}")  # keyed UID or patient pseudonym
 _PARTS = ".parts"  # per-series normalised arrays inside the staging directory, removed before the swap
 INDEX_SCHEMA = {
     "slice_id": pl.String(), "patient": pl.String(), "study": pl.String(), "series": pl.String(),
@@ -67,15 +70,25 @@ QC_SCHEMA = {
 
 @dataclass(frozen=True)
 class DeidSummary:
-    """Counts of one center's de-identification (files)."""
+    """Counts of one center's de-identification (files).
+
+    ``identifier_hits``: exported files that still hold an identifying value of their own patient's original
+    headers (name, IDs, birth date, …; :func:`~brainfm.dicom.deid.identifying_values`). The values are
+    collected and matched in the worker's memory only; only this count leaves it. Must be 0 to publish.
+    """
 
     exported: int
     quarantined: int
     reasons: dict[str, int]
+    identifier_hits: int
 
     def line(self) -> str:
         detail = ", ".join(f"{k}={v}" for k, v in sorted(self.reasons.items()))
-        return f"exported {self.exported} files, quarantined {self.quarantined}" + (f" ({detail})" if detail else "")
+        detail = f" ({detail})" if detail else ""
+        return (
+            f"exported {self.exported} files, quarantined {self.quarantined}{detail}, "
+            f"identifier hits {self.identifier_hits}"
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,7 @@ class _Job:
     parts_out: Path | None  # normalise, writing per-volume arrays here
     thresholds: QCThresholds
     tag: str  # unique per job, names its part files
+    sequences: Mapping[str, str] = field(default_factory=dict)  # series UID → sequence inferred at ingest
 
 
 @dataclass
@@ -127,6 +141,7 @@ class _JobResult:
     quarantined: list[QuarantineEntry] = field(default_factory=list)
     written: list[tuple[str, str]] = field(default_factory=list)  # (input path, output path), both relative
     series: list[_SeriesPart] = field(default_factory=list)
+    identifier_hits: set[str] = field(default_factory=set)  # input paths whose export holds patient values
 
 
 def _frames(ds: Header | Dataset, pixels: np.ndarray, geometries: list[FrameGeometry]) -> list[Frame]:
@@ -165,12 +180,14 @@ def _run_job(job: _Job) -> _JobResult:
 
 def _process_job(job: _Job) -> _JobResult:
     pseudonymizer = Pseudonymizer(job.key) if job.deidentify else None
-    deidentifier = Deidentifier(pseudonymizer) if pseudonymizer else None
+    deidentifier = Deidentifier(pseudonymizer, job.center) if pseudonymizer else None
     result = _JobResult()
     frames: dict[str, list[Frame]] = defaultdict(list)
     series: dict[str, _SeriesPart] = {}
     sequences: dict[str, Counter[str]] = defaultdict(Counter)
     written: set[str] = set()
+    identifiers: dict[str, set[str]] = defaultdict(set)  # original patient key → its identifying values
+    exported: list[tuple[str, Path, str]] = []  # (input path, written file, original patient key)
     sidecars = {str(sidecar_path(Path(rel))) for rel in job.files if is_nifti(rel)}
     for rel in job.files:
         if rel in sidecars:
@@ -191,7 +208,9 @@ def _process_job(job: _Job) -> _JobResult:
                 result.manifest.append(row)  # manifest scan: headers only, pixels not decoded
                 continue
             pixels = decode_frames(ds)
+            original_key = patient_key(ds, job.center) if deidentifier else ""
             if deidentifier:
+                identifiers[original_key] |= identifying_values(ds)
                 deidentifier(ds)
             out_rel = str(output_relpath(ds))
             if out_rel in written:
@@ -199,8 +218,10 @@ def _process_job(job: _Job) -> _JobResult:
             written.add(out_rel)
             if job.deid_out is not None:
                 # Tagged by job: the parent keeps the first job's copy of a SOP Instance UID seen twice.
-                write_deidentified(ds, job.deid_out / f"{out_rel}.{job.tag}")
+                out = job.deid_out / f"{out_rel}.{job.tag}"
+                write_deidentified(ds, out)
                 result.written.append((rel, out_rel))
+                exported.append((rel, out, original_key))
         except Exception as e:  # noqa: BLE001 - one bad file must never stop the run; it is listed instead
             _quarantine(result, rel, e, job.center, pseudonymizer)
             continue
@@ -220,10 +241,13 @@ def _process_job(job: _Job) -> _JobResult:
             part.unusable = "not_grayscale"
         else:
             frames[key].extend(_frames(ds, pixels, geometries))
+    # Each export is checked against every value of its own patient seen in this folder, never another's.
+    result.identifier_hits = {rel for rel, out, k in exported if file_holds_identifiers(out, identifiers[k])}
     for key, part in series.items():
-        part.sequence = sequences[key].most_common(1)[0][0]
+        # A de-identified header re-infers from cleaned descriptions: the label inferred at ingest wins.
+        part.sequence = job.sequences.get(key) or sequences[key].most_common(1)[0][0]
         if part.unusable is None:
-            _normalise_series(part, build_volumes(frames.pop(key, [])), job)
+            _normalise_series(part, lambda k=key: build_volumes(frames.pop(k, [])), job)
         result.series.append(part)
     return result
 
@@ -243,7 +267,7 @@ def _nifti_file(
 ) -> None:
     """One NIfTI file (one series): manifest row, rewrite from array + affine only, and/or normalisation."""
     try:
-        keys = nifti_keys(job.root, rel, pseudonymizer)
+        keys = nifti_keys(job.root, rel, pseudonymizer, job.center)
         image = load_nifti(job.root / rel)
         row = nifti_row(image, keys, rel, job.center, pseudonymizer) if pseudonymizer else None
         if job.deid_out is None and job.parts_out is None:
@@ -266,17 +290,23 @@ def _nifti_file(
         result.manifest.append(row)
     if job.parts_out is not None:
         part = _SeriesPart(keys.patient, keys.study, keys.series, keys.sequence, relpaths=[out_rel])
-        _normalise_series(part, volumes, job)
+        _normalise_series(part, lambda: volumes, job)
         result.series.append(part)
 
 
-def _normalise_series(part: _SeriesPart, volumes: list[Volume], job: _Job) -> None:
+def _normalise_series(part: _SeriesPart, volumes: Callable[[], list[Volume]], job: _Job) -> None:
+    """Normalise the series' volumes into part files; a series that fails is marked unusable (``bad_geometry``
+    for an unusable voxel grid, else ``normalisation_failed``) and the run goes on with the next series."""
     assert job.parts_out is not None
-    for v, volume in enumerate(volumes):
-        normalized = normalize_volume(volume, job.thresholds)
-        name = f"{job.tag}-{part.series}-{v}.npy"
-        np.save(job.parts_out / name, normalized.slices)
-        part.volumes.append(_VolumePart(name, normalized.slice_index, normalized.excluded, normalized.plane))
+    try:
+        for v, volume in enumerate(volumes()):
+            done = normalize_volume(volume, job.thresholds)
+            name = f"{job.tag}-{part.series}-{v}.npy"
+            np.save(job.parts_out / name, done.slices)
+            part.volumes.append(_VolumePart(name, done.slice_index, done.excluded, done.plane))
+    except Exception as e:  # noqa: BLE001 - one bad series must never stop the center; it gets a QC row
+        part.volumes = []  # part files already written are removed with the parts folder
+        part.unusable = "bad_geometry" if isinstance(e, GeometryError) else "normalisation_failed"
 
 
 def _folders(root: Path) -> list[tuple[str, ...]]:
@@ -363,9 +393,13 @@ def _keep_first_copies(results: list[_JobResult], stage: Path, key: bytes) -> No
 
 
 def _write_slices(
-    results: list[_JobResult], stage: Path, deid_root: Path, center: str, seed: int, thresholds: QCThresholds
-) -> NormalizeSummary:
-    """Merge per-job series parts into shards + index.parquet + qc.parquet in a worker-count-independent order."""
+    results: list[_JobResult], stage: Path, deid_root: Path, center: str, seed: int, thresholds: QCThresholds,
+    unreadable: list[QuarantineEntry],
+) -> NormalizeSummary:  # fmt: skip
+    """Merge per-job series parts into shards + index.parquet + qc.parquet (order independent of workers).
+
+    ``unreadable``: de-identified files that could not be read (:func:`normalize_center`), one QC row each.
+    """
     parts_dir = stage / _PARTS
     grouped: dict[str, list[_SeriesPart]] = defaultdict(list)
     for result in results:
@@ -373,8 +407,16 @@ def _write_slices(
             grouped[part.series].append(part)
     for i, series in enumerate(sorted(s for s, ps in grouped.items() if len(ps) > 1)):
         files = tuple(sorted({rel for p in grouped[series] for rel in p.relpaths}))
-        job = _Job(deid_root, files, center, b"", False, None, parts_dir, thresholds, f"merged{i:06d}")
-        grouped[series] = _run_job(job).series
+        labels = Counter({p.sequence: 0 for p in grouped[series]})  # in part order, for ties
+        for p in grouped[series]:
+            labels[p.sequence] += len(p.relpaths)
+        job = _Job(
+            deid_root, files, center, b"", False, None, parts_dir, thresholds, f"merged{i:06d}",
+            {series: labels.most_common(1)[0][0]},
+        )  # fmt: skip
+        merged = _run_job(job)
+        grouped[series] = merged.series
+        unreadable = unreadable + merged.quarantined
     parts = sorted((ps[0] for ps in grouped.values()), key=lambda p: (p.patient, p.study, p.series))
     sides = split_patients([p.patient for p in parts], PRETRAIN_TRAIN_FRACTION, seed)
     writer = ShardWriter(stage)
@@ -392,6 +434,7 @@ def _write_slices(
                     "slice_index": k, "shard": shard, "row": row, "split": sides[part.patient], "center": center,
                 })  # fmt: skip
             qc += [{**keys, "volume": v, "slice_index": k, "reason": r, "center": center} for k, r in vol.excluded]
+    qc += [_unreadable_row(entry, center) for entry in sorted(unreadable, key=lambda e: e.path)]
     writer.flush()
     for path in parts_dir.iterdir():
         path.unlink()
@@ -409,6 +452,19 @@ def _write_slices(
     )
 
 
+def _unreadable_row(entry: QuarantineEntry, center: str) -> dict[str, Any]:
+    """The QC row of a de-identified file that could not be read, reason ``file_<quarantine reason>``, keyed
+    by the patient, study and series its path names (``<study>/<series>/<instance>.dcm``,
+    ``<patient>/<study>/<series>/<sequence>.nii``) where those are pseudonymous keys, else null."""
+    parts = Path(entry.path).parts
+    names = ("patient", "study", "series") if len(parts) == 4 else ("study", "series")
+    keys = {n: v for n, v in zip(names, parts, strict=False) if _PSEUDONYMOUS.fullmatch(v)}
+    return {
+        "patient": None, "study": None, "series": None, **keys, "volume": -1, "sequence": None,
+        "slice_index": -1, "reason": f"file_{entry.reason}", "center": center,
+    }  # fmt: skip
+
+
 def _run(
     root: Path,
     center: str,
@@ -420,6 +476,7 @@ def _run(
     workers: int,
     seed: int,
     thresholds: QCThresholds,
+    sequences: Mapping[str, str] | None = None,
 ) -> tuple[list[_JobResult], NormalizeSummary | None]:
     if not root.is_dir():
         raise FileNotFoundError(f"Input folder {root} does not exist or is not a folder; pass the center's folder.")
@@ -430,8 +487,9 @@ def _run(
         if slice_stage is not None:
             parts = slice_stage / _PARTS
             parts.mkdir()
+        labels = sequences or {}
         jobs = [
-            _Job(root, files, center, key, deidentify, deid_stage, parts, thresholds, f"{i:06d}")
+            _Job(root, files, center, key, deidentify, deid_stage, parts, thresholds, f"{i:06d}", labels)
             for i, files in enumerate(_folders(root))
         ]
         results = list(_map(_run_job, jobs, workers, center))
@@ -439,7 +497,11 @@ def _run(
             _keep_first_copies(results, deid_stage, key)
         summary = None
         if slice_stage is not None:
-            summary = _write_slices(results, slice_stage, deid_stage or root, center, seed, thresholds)
+            # Input already de-identified: a file it cannot read is listed in the QC table, not lost.
+            unreadable = [] if deidentify else [e for r in results for e in r.quarantined]
+            summary = _write_slices(
+                results, slice_stage, deid_stage or root, center, seed, thresholds, unreadable
+            )
     return results, summary
 
 
@@ -450,6 +512,7 @@ def _deid_summary(results: list[_JobResult], quarantine_path: Path) -> DeidSumma
         exported=sum(len(r.written) for r in results),
         quarantined=len(entries),
         reasons=dict(Counter(str(e.reason) for e in entries)),
+        identifier_hits=sum(len(r.identifier_hits & {rel for rel, _ in r.written}) for r in results),
     )
 
 
@@ -467,15 +530,19 @@ def scan_center(center_dir: Path, center: str, pseudonymizer: Pseudonymizer, wor
 
 
 def deidentify_center(
-    center_dir: Path, out_dir: Path, quarantine_path: Path, pseudonymizer: Pseudonymizer, workers: int = 1
-) -> DeidSummary:
+    center_dir: Path, out_dir: Path, quarantine_path: Path, pseudonymizer: Pseudonymizer, workers: int = 1,
+    center: str | None = None,
+) -> DeidSummary:  # fmt: skip
     """De-identify every file under ``center_dir`` into ``out_dir`` (replaced atomically); quarantine the rest.
 
-    ``quarantine_path`` (JSON lines naming original paths) must lie outside ``out_dir``.
+    ``quarantine_path`` (JSON lines naming original paths) must lie outside ``out_dir``. ``center`` (default:
+    the folder's name, as in the raw layout) is part of every patient key: it must be the manifest's center.
+    The summary's ``identifier_hits`` counts exports that still hold their patient's identifying values.
     """
     _check_quarantine_outside(quarantine_path, out_dir)
     results, _ = _run(
-        center_dir, "", pseudonymizer.key, deidentify=True, deid_dir=out_dir, slices_dir=None,
+        center_dir, center_dir.name if center is None else center, pseudonymizer.key, deidentify=True,
+        deid_dir=out_dir, slices_dir=None,
         workers=workers, seed=0, thresholds=DEFAULT_THRESHOLDS,
     )  # fmt: skip
     return _deid_summary(results, quarantine_path)
@@ -483,12 +550,19 @@ def deidentify_center(
 
 def normalize_center(
     deid_dir: Path, out_dir: Path, center: str, workers: int = 1, seed: int = 0,
-    thresholds: QCThresholds = DEFAULT_THRESHOLDS,
+    thresholds: QCThresholds = DEFAULT_THRESHOLDS, sequences: Mapping[str, str] | None = None,
 ) -> NormalizeSummary:  # fmt: skip
-    """Normalise a de-identified tree into 256×256 uint8 shards + index.parquet + qc.parquet (atomically)."""
+    """Normalise a de-identified tree into 256×256 uint8 shards + index.parquet + qc.parquet (atomically).
+
+    ``sequences`` maps a (pseudonymous) SeriesInstanceUID to the sequence inferred from the *original* header,
+    e.g. :func:`~brainfm.dicom.manifest.series_sequences` of the center's manifest. De-identification cleans
+    the descriptions the inference reads (``t2star_gre_tra`` keeps only ``GRE TRA``), so a series missing from
+    it is labelled from its de-identified header, which may differ from the manifest. A file of the tree that
+    cannot be read is kept in the QC table as one row with reason ``file_<quarantine reason>``.
+    """
     _, summary = _run(
         deid_dir, center, b"", deidentify=False, deid_dir=None, slices_dir=out_dir,
-        workers=workers, seed=seed, thresholds=thresholds,
+        workers=workers, seed=seed, thresholds=thresholds, sequences=sequences,
     )  # fmt: skip
     assert summary is not None
     return summary

@@ -150,10 +150,22 @@ class Header:
             data = pad_to_even(text.encode("ascii" if text.isascii() else "utf-8"), vr)
         self.elements[tag] = (vr, data)
         if tag == _CHARSET:
-            self.__dict__.pop("encodings", None)
+            self._forget_encodings()
 
     def delete(self, tag: int) -> None:
         del self.elements[tag]
+        if tag == _CHARSET:
+            self._forget_encodings()
+
+    def _forget_encodings(self) -> None:
+        """Drop the cached decoding of this item and of the nested items that inherit it (SpecificCharacterSet
+        changed); values are decoded again on their next read."""
+        self.__dict__.pop("encodings", None)
+        for _vr, value in self.elements.values():
+            if isinstance(value, list):
+                for item in value:
+                    if _CHARSET not in item.elements:
+                        item._forget_encodings()
 
     # The de-identification walker's interface (brainfm.dicom.deid._Store).
     def tags(self) -> list[int]:

@@ -32,6 +32,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_sequence_item
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import (
@@ -54,13 +55,18 @@ from brainfm.dicom.deid_profile import (
     TEXT_ACTIONS,
     Action,
 )
-from brainfm.pseudonym import Pseudonymizer
+from brainfm.pseudonym import Pseudonymizer, center_patient_key
 
 TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE", "AS"})
 _TOKEN_SPLIT = re.compile(r"[^0-9a-z+*]+")
 _CJK_TERMS = re.compile("|".join(sorted(DESCRIPTOR_CJK_TERMS, key=len, reverse=True)))
 _DT_TIMEZONE = re.compile(r"[+-]\d{4}$")
 _LO_MAX_CHARS = 64
+_IDENTIFYING = (
+    "PatientName", "PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBirthDate", "PatientAddress",
+    "PatientTelephoneNumbers", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
+)  # fmt: skip
+_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
 
 
 def clean_descriptor(text: str) -> str:
@@ -73,15 +79,33 @@ def clean_descriptor(text: str) -> str:
     return " ".join(tokens + _CJK_TERMS.findall(text))[:_LO_MAX_CHARS].strip()
 
 
-def patient_key(ds: Dataset | Header) -> str:
-    """The original identity a pseudonym is derived from: PatientID, else name and birth date, else study."""
+def patient_key(ds: Dataset | Header, center: str) -> str:
+    """The original identity a pseudonym is derived from: PatientID within its center, else name
+    and birth date, else study (both within the center); local IDs like "1" or "ANON" repeat across sites."""
     pid = str(ds.get("PatientID") or "").strip()
     if pid:
-        return pid
+        return center_patient_key(center, pid)
     name = str(ds.get("PatientName") or "").strip()
     if name:
-        return f"name:{name}|{ds.get('PatientBirthDate') or ''}"
-    return f"study:{ds.get('StudyInstanceUID') or ''}"
+        return center_patient_key(center, f"name:{name}|{ds.get('PatientBirthDate') or ''}")
+    return center_patient_key(center, f"study:{ds.get('StudyInstanceUID') or ''}")
+
+
+def identifying_values(ds: Dataset | Header) -> set[str]:
+    """The original values that identify the patient of ``ds`` (the leak check of its export looks for them):
+    names, their ``=`` groups and ``^`` components, IDs, accession number, birth date, address, telephone
+    numbers and the staff names. Values under 4 characters match by chance and are left out, except CJK names
+    of 2 or more characters. Held in memory only, never logged or written."""
+    values: set[str] = set()
+    for keyword in _IDENTIFYING:
+        value = ds.get(keyword)
+        items = value if isinstance(value, list | MultiValue) else [value]
+        for text in (str(v).strip() for v in items if v):
+            values.add(text)
+            if keyword.endswith("Name"):
+                for group in (g.strip("^ ") for g in text.split("=")):
+                    values |= {group, group.replace("^", " "), group.replace("^", ""), *group.split("^")}
+    return {v.strip() for v in values if len(v.strip()) >= 4 or (len(v.strip()) >= 2 and _CJK.search(v))}
 
 
 @functools.lru_cache(maxsize=4096)  # the dates of a study repeat in every file
@@ -109,8 +133,9 @@ class Deidentifier:
     every other kept element, Pixel Data included, is written back byte for byte.
     """
 
-    def __init__(self, pseudonymizer: Pseudonymizer) -> None:
+    def __init__(self, pseudonymizer: Pseudonymizer, center: str) -> None:
         self.pseudonymizer = pseudonymizer
+        self.center = center  # part of every patient key (see patient_key)
         self._uids: dict[str, str] = {}  # study/series UIDs repeat in every file of a series
 
     def new_uid(self, uid: str) -> str:
@@ -121,7 +146,7 @@ class Deidentifier:
 
     def __call__(self, ds: Dataset | Header) -> Dataset | Header:
         """De-identify ``ds`` in place (file meta rebuilt) and return it."""
-        key = patient_key(ds)
+        key = patient_key(ds, self.center)
         ctx = _PatientContext(self.pseudonymizer.patient_id(key), self.pseudonymizer.date_shift_days(key))
         transfer_syntax = _transfer_syntax(ds)
         store = ds if isinstance(ds, Header) else _DatasetStore(ds)
@@ -203,6 +228,8 @@ class Deidentifier:
                 ds.put(tag, "LO", creator)  # decoded, so written in the new character set
             else:
                 ds.delete(tag)
+        if _CHARSET_TAG in tags:  # last: every text of the item was decoded with it; kept text is now UTF-8
+            ds.delete(_CHARSET_TAG)
 
     def _apply(self, ds: _Store, tag: int, action: Action, ctx: _PatientContext) -> str:
         """The new value of a named text attribute (its old value is decoded only when the action reads it)."""
@@ -212,7 +239,7 @@ class Deidentifier:
             return ""
         text = ds.text(tag)
         if action is Action.TOKEN:
-            return self.pseudonymizer.token("accession", text, 16) if text.strip() else ""
+            return self.pseudonymizer.accession(text) if text.strip() else ""
         if action is Action.CLEAN:
             return clean_descriptor(text)
         return text
@@ -276,7 +303,8 @@ class _DatasetStore:
 
 
 _TEXT_ACTIONS: dict[int, Action] = {tag_for_keyword(k): a for k, a in TEXT_ACTIONS.items()}  # type: ignore[misc]
-_REMOVE_TAGS = frozenset(tag_for_keyword(k) for k in (*REMOVE_NON_TEXT, "SpecificCharacterSet"))
+_REMOVE_TAGS = frozenset(tag_for_keyword(k) for k in REMOVE_NON_TEXT)
+_CHARSET_TAG = 0x00080005  # SpecificCharacterSet: removed after its item is cleaned (see Deidentifier._clean)
 _KEEP_UID_TAGS = frozenset(tag_for_keyword(k) for k in KEEP_UID_KEYWORDS)
 _METHOD_CODES_TAG = BaseTag(tag_for_keyword("DeidentificationMethodCodeSequence"))  # type: ignore[arg-type]
 

@@ -39,7 +39,9 @@ class Hit:
 
 def _variants(identifier: str) -> set[bytes]:
     forms = {identifier, identifier.replace(" ", "^")}
-    return {f.lower().encode(enc) for f in forms for enc in _ENCODINGS}
+    # Encoded first, then lower-cased as bytes, exactly as file bytes are: str.lower() leaves 華 (GB18030
+    # C8 41) as it is, while bytes.lower() turns a trail byte in 0x41-0x5A into 0x61-0x7A.
+    return {f.encode(enc).lower() for f in forms for enc in _ENCODINGS}
 
 
 class _Matcher:
@@ -87,9 +89,26 @@ def find_identifiers_in_tree(root: Path, identifiers: Iterable[str]) -> list[Hit
         for name in files:
             path = Path(dirpath, name)
             rel = str(path.relative_to(root))
-            hits |= {Hit(rel, ident, "name") for _, _, ident in matcher.find(rel.lower().encode("utf-8"))}
+            hits |= {Hit(rel, ident, "name") for _, _, ident in matcher.find(rel.encode("utf-8").lower())}
             hits |= {Hit(rel, ident, "content") for _, _, ident in matcher.find(_text_bytes(path).lower())}
     return sorted(hits, key=lambda h: (h.path, h.identifier, h.where))
+
+
+def file_holds_identifiers(path: Path, identifiers: Iterable[str]) -> bool:
+    """Whether the text bytes of one file hold any of ``identifiers`` (as :func:`find_identifiers_in_tree`).
+
+    A run of digits counts only where no digit adjoins it, so a PatientID such as ``1234`` is not found inside
+    a longer number (a shifted date, a pixel count); a name or an ID with letters matches anywhere.
+    """
+    wanted = {i.strip() for i in identifiers if len(i.strip().encode()) >= _MIN_BYTES}
+    if not wanted:
+        return False
+    data = _text_bytes(path).lower()
+    for start, end, ident in _Matcher({v: i for i in wanted for v in _variants(i)}).find(data):
+        digits = ident.isdigit()
+        if not digits or not (data[start - 1 : start].isdigit() or data[end : end + 1].isdigit()):
+            return True
+    return False
 
 
 def _text_bytes(path: Path) -> bytes:

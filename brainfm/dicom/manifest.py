@@ -63,6 +63,7 @@ def instance_row(
     ``geometry`` (of the first frame) and ``sequence`` are derived from ``ds`` unless the caller has them.
     """
     geometry = geometry or frame_geometries(ds)[0]
+    measured = geometry.spacing_source == "measured"
     thickness = ds.get("SliceThickness")
 
     def uid(keyword: str) -> str | None:
@@ -73,7 +74,7 @@ def instance_row(
         "center": center,
         "file": file_token(pseudonymizer, relpath),
         "status": "ok",
-        "patient": pseudonymizer.patient_id(patient_key(ds)),
+        "patient": pseudonymizer.patient_id(patient_key(ds, center)),
         "study": uid("StudyInstanceUID"),
         "series": uid("SeriesInstanceUID"),
         "instance": uid("SOPInstanceUID"),
@@ -84,8 +85,8 @@ def instance_row(
         "rows": int(ds.get("Rows") or 0),
         "columns": int(ds.get("Columns") or 0),
         "frames": int(ds.get("NumberOfFrames") or 1),
-        "row_spacing_mm": geometry.spacing_mm[0],
-        "column_spacing_mm": geometry.spacing_mm[1],
+        "row_spacing_mm": geometry.spacing_mm[0] if measured else None,  # null: PixelSpacing absent, invalid
+        "column_spacing_mm": geometry.spacing_mm[1] if measured else None,
         "slice_thickness_mm": float(thickness) if thickness not in (None, "") else None,
         "plane": plane_name(geometry.orientation),
         "manufacturer": str(ds.get("Manufacturer", "")) or None,
@@ -95,6 +96,15 @@ def instance_row(
 def bad_row(relpath: str, center: str, reason: str, pseudonymizer: Pseudonymizer) -> dict[str, Any]:
     """The manifest row of a quarantined file: its token and reason, everything else null."""
     return {"center": center, "file": file_token(pseudonymizer, relpath), "status": reason}
+
+
+def series_sequences(manifest: pl.DataFrame) -> dict[str, str]:
+    """Series UID → the sequence most of its readable files were given from their original headers: what
+    :func:`~brainfm.dicom.center.normalize_center` labels its slices with (ties: first in file order)."""
+    ok = manifest.filter(pl.col("status") == "ok", pl.col("series").is_not_null())
+    counts = ok.group_by("series", "sequence", maintain_order=True).len()
+    best = counts.sort("len", descending=True, maintain_order=True).unique("series", keep="first")
+    return dict(zip(best["series"].to_list(), best["sequence"].to_list(), strict=True))
 
 
 def manifest_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:

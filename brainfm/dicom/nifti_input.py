@@ -22,7 +22,7 @@ from brainfm.dicom.manifest import file_token, plane_name
 from brainfm.dicom.quarantine import BadInput, Reason
 from brainfm.dicom.reading import SEQUENCE_TYPES, SequenceType, infer_sequence
 from brainfm.imaging.nifti import nifti_stem
-from brainfm.pseudonym import Pseudonymizer
+from brainfm.pseudonym import Pseudonymizer, center_patient_key
 
 TRANSFER_SYNTAX = "nifti"  # the manifest's transfer_syntax for NIfTI input
 _SECONDS_TO_MS = 1000.0  # BIDS sidecars give times in seconds; the sequence rules use ms as DICOM does
@@ -50,9 +50,10 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(nifti_stem(path.name) + ".json")
 
 
-def nifti_keys(root: Path, relpath: str, pseudonymizer: Pseudonymizer | None) -> NiftiKeys:
-    """Keys of the NIfTI file ``root/relpath``: pseudonymised from an input layout, or, with no
-    pseudonymizer, read from a de-identified layout. Raises BadInput(missing_uid) for a file lying too shallow."""
+def nifti_keys(root: Path, relpath: str, pseudonymizer: Pseudonymizer | None, center: str) -> NiftiKeys:
+    """Keys of the NIfTI file ``root/relpath``: pseudonymised from an input layout (the patient folder within
+    ``center``), or, with no pseudonymizer, read from a de-identified layout. Raises BadInput(missing_uid) for
+    a file lying too shallow."""
     parts = PurePosixPath(relpath).parts
     if len(parts) < 3:
         raise BadInput(Reason.MISSING_UID, "a NIfTI file must lie at <patient>/<study>/<series>.nii[.gz]")
@@ -64,7 +65,8 @@ def nifti_keys(root: Path, relpath: str, pseudonymizer: Pseudonymizer | None) ->
     patient, study = parts[0], "/".join(parts[1:-1])
     series = f"{patient}/{study}/{nifti_stem(parts[-1])}"
     return NiftiKeys(
-        patient=pseudonymizer.patient_id(patient),  # a folder named by PatientID links to the same pseudonym
+        # A folder named by PatientID links to the same pseudonym as the DICOM files of that patient.
+        patient=pseudonymizer.patient_id(center_patient_key(center, patient)),
         study=pseudonymizer.uid(f"nifti:{patient}/{study}"),
         series=pseudonymizer.uid(f"nifti:{series}"),
         sequence=infer_sequence(_sequence_header(root / relpath)),

@@ -28,6 +28,7 @@ from brainfm.dicom.codec import PIXEL_DATA, UNDEFINED_LENGTH, Fragments, Header,
 from brainfm.dicom.quarantine import BadInput, Reason
 
 SequenceType = Literal["T1", "T2", "FLAIR", "DWI", "other"]
+SpacingSource = Literal["measured", "assumed", "invalid"]
 SEQUENCE_TYPES: tuple[SequenceType, ...] = ("T1", "T2", "FLAIR", "DWI", "other")
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -186,6 +187,8 @@ class FrameGeometry:
     spacing_mm: tuple[float, float]  # PixelSpacing: between rows, between columns (1.0 when absent)
     slope: float = 1.0
     intercept: float = 0.0
+    # "assumed": no PixelSpacing, 1.0 mm stands in; "invalid": not two finite positive numbers (no volume)
+    spacing_source: SpacingSource = "measured"
 
 
 def _functional(ds: Header | Dataset, frame: int, sequence: str, keyword: str) -> Any:
@@ -220,11 +223,13 @@ def frame_geometries(ds: Header | Dataset) -> list[FrameGeometry]:
             pos = _legacy_frame_position(ds, pos, i)
         ori = ori if ori is not None else ds.get("ImageOrientationPatient")
         spacing = spacing if spacing is not None else ds.get("PixelSpacing")
+        spacing_mm, spacing_source = _pixel_spacing(spacing)
         out.append(
             FrameGeometry(
                 position_mm=tuple(float(v) for v in pos) if pos is not None and len(pos) == 3 else None,
                 orientation=tuple(float(v) for v in ori) if ori is not None and len(ori) == 6 else None,
-                spacing_mm=(float(spacing[0]), float(spacing[1])) if spacing else (1.0, 1.0),
+                spacing_mm=spacing_mm,
+                spacing_source=spacing_source,
                 slope=float(slope if slope is not None else ds.get("RescaleSlope", 1.0) or 1.0),
                 intercept=float(
                     intercept if intercept is not None else ds.get("RescaleIntercept", 0.0) or 0.0
@@ -232,6 +237,19 @@ def frame_geometries(ds: Header | Dataset) -> list[FrameGeometry]:
             )
         )
     return out
+
+
+def _pixel_spacing(value: Any) -> tuple[tuple[float, float], SpacingSource]:
+    """PixelSpacing (mm) and where it came from: 1.0 × 1.0 "assumed" when absent or empty, "invalid" unless it
+    is two finite positive numbers (such a frame keeps its file, but no volume is built from it)."""
+    if value is None or value == "" or value == []:
+        return (1.0, 1.0), "assumed"
+    try:
+        row, column = float(value[0]), float(value[1])
+    except (TypeError, ValueError, IndexError):
+        return (1.0, 1.0), "invalid"
+    valid = bool(np.isfinite([row, column]).all()) and row > 0 and column > 0
+    return (row, column), "measured" if valid else "invalid"
 
 
 def _legacy_frame_position(ds: Header | Dataset, first: Any, frame: int) -> Any:

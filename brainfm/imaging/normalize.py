@@ -14,7 +14,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
 from brainfm.imaging.qc import DEFAULT_THRESHOLDS, QCThresholds, otsu_threshold, slice_reasons
-from brainfm.imaging.volumes import Volume
+from brainfm.imaging.volumes import Volume, check_grid
 
 SIZE = 256  # pixels per side of a normalised slice
 PERCENTILES = (0.5, 99.5)  # robust intensity window over the foreground, per series
@@ -37,8 +37,14 @@ class NormalizedVolume:
 
 
 def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOLDS) -> NormalizedVolume:
-    """QC on native slices (a strided grid for large matrices), then reorient, window and resize the kept ones."""
-    data = volume.data
+    """QC on native slices (a strided grid for large matrices), then reorient, window and resize kept ones.
+
+    Non-finite voxels (NaN, ±inf: NIfTI maps, a bad rescale) are replaced by the series' finite minimum before
+    any statistic; a slice with more than ``thresholds.max_non_finite_fraction`` of them is excluded as
+    ``non_finite``. Raises GeometryError for an unusable voxel grid.
+    """
+    check_grid(volume.affine)
+    data, non_finite = _finite(volume.data)
     slices = np.moveaxis(data, 2, 0)  # (slice, row, column): contiguous for DICOM volumes
     flat = (slices if slices.flags.c_contiguous else data).reshape(-1)  # a view either way (NIfTI: data)
     sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)]
@@ -48,6 +54,8 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
     step = max(1, int(np.sqrt(data.shape[0] * data.shape[1] / _QC_PIXELS)))
     qc_grid = data[::step, ::step]
     reasons = slice_reasons(qc_grid, qc_grid > threshold, hi - lo, volume.phase_axis, thresholds)
+    for k in np.flatnonzero(non_finite > thresholds.max_non_finite_fraction):
+        reasons[k] = "non_finite"
 
     transform = ornt_transform(io_orientation(volume.affine), axcodes2ornt("RAS"))
     ras = apply_orientation(data, transform)
@@ -72,6 +80,18 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
         excluded=sorted((ras_index[k], r) for k, r in enumerate(reasons) if r is not None),
         plane=_PLANES[axis],
     )
+
+
+def _finite(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``data[row, column, slice]`` with non-finite voxels set to the finite minimum (0 when there is none),
+    in the same memory layout (a copy only when needed), and each slice's fraction of non-finite voxels."""
+    finite = np.isfinite(data)
+    if finite.all():
+        return data, np.zeros(data.shape[2])
+    fraction = 1.0 - finite.mean(axis=(0, 1))
+    out = data.copy(order="K")
+    out[~finite] = data[finite].min() if finite.any() else 0.0
+    return out, fraction
 
 
 def _resize(stack: np.ndarray, a_mm: float, b_mm: float) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Slice quality control: which native slices to exclude, each with a reason.
 
-Reasons, checked in this order: ``empty`` (constant slice), ``near_constant`` (intensity spread below a
+Reasons, checked in this order: ``non_finite`` (mostly NaN/inf voxels; set by ``normalize_volume``, which
+replaces them before any statistic), ``empty`` (constant slice), ``near_constant`` (intensity spread below a
 fraction of the series' robust range), ``out_of_brain`` (tiny foreground fraction: slices above the vertex
 or below the skull base), ``noise`` (robust noise estimate too high relative to the foreground signal) and
 ``ghosting`` (signal outside the head along the phase-encoding direction).
@@ -27,6 +28,7 @@ class QCThresholds:
     min_foreground_fraction: float = 0.05  # foreground pixels / slice pixels
     max_noise_ratio: float = 0.25  # noise sigma / mean foreground intensity
     max_ghost_ratio: float = 0.15  # (mean background in the phase band − elsewhere) / mean foreground
+    max_non_finite_fraction: float = 0.5  # NaN/inf voxels / slice voxels
 
 
 DEFAULT_THRESHOLDS = QCThresholds()

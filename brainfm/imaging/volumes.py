@@ -22,6 +22,11 @@ _POSITION_DECIMALS = 2  # mm: positions closer than 0.01 mm are the same slice p
 _ORIENTATION_DECIMALS = 3
 
 
+class GeometryError(ValueError):
+    """Frames whose geometry gives no usable voxel grid (a pixel spacing or voxel axis that is zero, negative
+    or not finite, e.g. PixelSpacing ``0\\0``): the series cannot be resampled."""
+
+
 @dataclass(frozen=True)
 class Frame:
     """One decoded 2D frame and where it lies."""
@@ -75,6 +80,8 @@ def _stacks(frames: list[Frame]) -> list[Volume]:
 
 def _volume(frames: list[Frame], directions: np.ndarray, origin: np.ndarray | None, step_mm: float) -> Volume:
     """``directions`` columns: LPS unit vectors of the row index, column index and slice index."""
+    if any(f.geometry.spacing_source == "invalid" for f in frames):
+        raise GeometryError("PixelSpacing is not two finite positive numbers")
     row_mm, col_mm = frames[0].geometry.spacing_mm
     affine = np.eye(4)
     affine[:3, :3] = directions * np.array([row_mm, col_mm, step_mm])
@@ -89,3 +96,13 @@ def _volume(frames: list[Frame], directions: np.ndarray, origin: np.ndarray | No
     # Slice-major in memory (each frame a contiguous copy, per-slice work stays contiguous), indexed as
     # data[row, column, slice] through a view.
     return Volume(data=np.moveaxis(stack, 0, -1), affine=_LPS_TO_RAS @ affine, phase_axis=frames[0].phase_axis)
+
+
+def check_grid(affine: np.ndarray) -> None:
+    """Raise GeometryError unless the voxel axes of ``affine`` (its first three columns, mm) are finite,
+    non-zero and span 3-D space: what reorientation and resampling need."""
+    axes = affine[:3, :3]
+    lengths = np.linalg.norm(axes, axis=0)
+    degenerate = abs(np.linalg.det(axes)) < 1e-6 * lengths.prod()
+    if not np.isfinite(axes).all() or not (lengths > 0).all() or degenerate:
+        raise GeometryError("the voxel axes are zero, not finite or not independent")

@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", type=Path, help="JSONL of structured, de-identified reports")
     p.add_argument(
         "--pseudonymize",
-        action="store_true",
-        help="replace ids by keyed tokens and add patient pseudonyms (secret from BRAINFM_DEID_SECRET[_FILE])",
+        metavar="CENTER",
+        help="replace ids by keyed tokens and add patient pseudonyms of this center's patients, the same as its "
+        "images get (secret from BRAINFM_DEID_SECRET[_FILE])",
     )
     p.set_defaults(func=_structure)
 
@@ -37,7 +38,7 @@ def _structure(args: argparse.Namespace) -> int:
     from brainfm.reports.structure import structure_jsonl
 
     pseudonymizer = Pseudonymizer(load_secret()) if args.pseudonymize else None
-    summary = structure_jsonl(args.input, args.output, pseudonymizer)
+    summary = structure_jsonl(args.input, args.output, pseudonymizer, center=args.pseudonymize)
     print(f"structured {summary.n_written} of {summary.n_read} reports into {args.output}; primary categories: {summary.categories}")
     for line, reason in summary.quarantined:
         print(f"quarantined line {line}: {reason}", file=sys.stderr)

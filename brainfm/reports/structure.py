@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from brainfm.pseudonym import Pseudonymizer
+from brainfm.pseudonym import Pseudonymizer, center_patient_key
 from brainfm.reports.categories import find_categories
 from brainfm.reports.deid_text import deidentify_text, identifier_kinds
 from brainfm.reports.lexicon import CATEGORIES, LATERALITIES, LOCATIONS
@@ -98,16 +98,21 @@ class Summary:
     categories: dict[str, int] = field(default_factory=dict)  # primary category -> count
 
 
-def structure_jsonl(in_path: Path | str, out_path: Path | str, pseudonymizer: Pseudonymizer | None = None) -> Summary:
+def structure_jsonl(
+    in_path: Path | str, out_path: Path | str, pseudonymizer: Pseudonymizer | None = None, center: str | None = None
+) -> Summary:
     """Structure every ``{"id", "text"}`` line of ``in_path`` into ``out_path``.
 
     Optional input keys: ``patient_id`` (added to the known identifiers) and ``identifiers`` (a list of known
     identifying strings). With a ``pseudonymizer`` the output ``id`` is the keyed token of the input id and a
-    ``patient`` key holds the patient pseudonym; without one the id is copied as is and no patient key is
-    written. Lines that are not UTF-8 JSON objects with fields of these types (a non-empty string ``text``
+    ``patient`` key holds the pseudonym of ``patient_id`` within ``center`` (required then: the one the
+    center's images get, `brainfm.pseudonym.center_patient_key`); without one the id is copied as is and no
+    patient key is written. Lines that are not UTF-8 JSON objects with fields of these types (a non-empty string ``text``
     and ``id``) are quarantined with a reason, never written, and the run goes on. ``out_path`` is replaced
     whole (temp file then ``os.replace``), so an interrupted run leaves the previous output.
     """
+    if pseudonymizer is not None and not center:
+        raise ValueError("pseudonymising reports needs the center they come from, so patients link to its images")
     summary = Summary()
     out_path = Path(out_path)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
@@ -117,7 +122,7 @@ def structure_jsonl(in_path: Path | str, out_path: Path | str, pseudonymizer: Ps
                 if not line.strip():
                     continue
                 summary.n_read += 1
-                out = _structure_line(line, pseudonymizer)
+                out = _structure_line(line, pseudonymizer, center or "")
                 if isinstance(out, str):
                     summary.quarantined.append((number, out))
                     continue
@@ -130,7 +135,7 @@ def structure_jsonl(in_path: Path | str, out_path: Path | str, pseudonymizer: Ps
     return summary
 
 
-def _structure_line(line: bytes, pseudonymizer: Pseudonymizer | None) -> dict[str, Any] | str:
+def _structure_line(line: bytes, pseudonymizer: Pseudonymizer | None, center: str) -> dict[str, Any] | str:
     """The output record of one input line, or the reason to quarantine it (never quoting the line)."""
     try:
         record = json.loads(line.decode("utf-8"))
@@ -147,7 +152,7 @@ def _structure_line(line: bytes, pseudonymizer: Pseudonymizer | None) -> dict[st
     if pseudonymizer is not None:
         out["id"] = pseudonymizer.accession(report_id)
         if patient:
-            out["patient"] = pseudonymizer.patient_id(patient)
+            out["patient"] = pseudonymizer.patient_id(center_patient_key(center, patient))
     return out
 
 

@@ -19,6 +19,7 @@ from brainfm.dicom import find_identifiers_in_tree, ingest_center, scan_center
 from brainfm.dicom.quarantine import read_quarantine
 from brainfm.imaging.shards import open_slices
 from brainfm.pseudonym import Pseudonymizer
+from brainfm.splits import PRETRAIN_TRAIN_FRACTION, assign_split
 
 from .conftest import BAD_REASONS, IDENTIFIERS, make_center
 
@@ -94,7 +95,9 @@ def test_slices_index_split_and_reader(ingested) -> None:
     assert index["slice_id"].is_unique().all()
     assert set(index["sequence"]) == {"T1", "T2", "FLAIR"}
     assert index.group_by("patient").n_unique()["split"].max() == 1  # no patient on both sides
-    assert set(index["split"]) == {"train", "val"}
+    # Each patient on its hash side (seed 0), as the report assets assign it over all centers.
+    sides = dict(index.select("patient", "split").unique().iter_rows())
+    assert sides == {p: assign_split(p, PRETRAIN_TRAIN_FRACTION) for p in sides}
     first = store[0]
     assert first.shape == (256, 256) and first.dtype == np.uint8 and first.max() == 255
     assert index["patient"].n_unique() == 2
@@ -119,13 +122,19 @@ def test_kill_9_mid_run_leaves_no_partial_output_and_rerun_finishes(center: Path
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".deid.staging-*/*")) and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL
     assert not (tmp_path / "deid").exists() and not (tmp_path / "slices").exists()
     _ingest(center, tmp_path)
     assert not list(tmp_path.glob(".*"))
     for tree in ("deid", "slices"):
         assert _tree_digest(tmp_path / tree) == _tree_digest(out / tree)
+
+
+def test_a_clean_export_has_no_identifier_hits(ingested) -> None:
+    _, summary = ingested
+    assert summary.deid.identifier_hits == 0 and "identifier hits 0" in summary.deid.line()
 
 
 def test_scan_center_matches_the_ingest_manifest(center: Path, ingested) -> None:

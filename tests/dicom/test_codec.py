@@ -21,7 +21,7 @@ from brainfm.dicom.deid import Deidentifier
 from brainfm.dicom.export import write_deidentified
 from brainfm.dicom.quarantine import BadInput
 from brainfm.dicom.reading import decode_frames, frame_geometries, infer_sequence, read_dataset, read_header
-from brainfm.pseudonym import Pseudonymizer
+from brainfm.pseudonym import Pseudonymizer, center_patient_key
 from tests.dicom.test_deid_testdata import wheel_files
 
 KEYWORDS = (
@@ -123,8 +123,8 @@ def test_deidentified_header_equals_the_deidentified_dataset(path: Path, tmp_pat
         return
     header = read_header(src)
     assert isinstance(header, Header)
-    write_deidentified(Deidentifier(key)(ds), tmp_path / "dataset.dcm")
-    write_deidentified(Deidentifier(key)(header), tmp_path / "header.dcm")
+    write_deidentified(Deidentifier(key, "center_a")(ds), tmp_path / "dataset.dcm")
+    write_deidentified(Deidentifier(key, "center_a")(header), tmp_path / "header.dcm")
     a, b = _pydicom((tmp_path / "dataset.dcm").read_bytes()), _pydicom((tmp_path / "header.dcm").read_bytes())
     assert a == b
     assert a.file_meta.MediaStorageSOPInstanceUID == b.file_meta.MediaStorageSOPInstanceUID
@@ -158,5 +158,67 @@ def test_a_sequence_that_cannot_be_parsed_is_removed_not_kept() -> None:
     header = parse(Path(get_testdata_file("MR_small.dcm")).read_bytes())
     referenced_images = 0x00081140  # ReferencedImageSequence: its items would hold UIDs to remap
     header.put(referenced_images, "SQ", b"\xfe\xff\x00\xe0\x08\x00\x00\x00garbage!")
-    Deidentifier(Pseudonymizer(b"codec-test-secret-0123456789"))(header)
+    Deidentifier(Pseudonymizer(b"codec-test-secret-0123456789"), "center_a")(header)
     assert referenced_images not in header.elements
+
+
+def _gb18030_file(path: Path, **attributes: str) -> Path:
+    """A small MR file in GB18030 without private elements (nothing decodes text before the walker does)."""
+    ds = Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.SpecificCharacterSet = "GB18030"
+    ds.SOPClassUID, ds.Modality = pydicom.uid.MRImageStorage, "MR"
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        setattr(ds, keyword, pydicom.uid.generate_uid())
+    ds.PatientID, ds.PatientName = "1", "张^三"
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    ds.Rows = ds.Columns = 2
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelData = 1, "MONOCHROME2", bytes(4)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_chinese_descriptions_are_decoded_alike_on_the_lean_and_the_pydicom_path(tmp_path: Path) -> None:
+    """SpecificCharacterSet is removed only after the texts it decodes were read, on both paths."""
+    src = _gb18030_file(tmp_path / "in.dcm", StudyDescription="头颅 平扫 增强", SeriesDescription="T2 轴位")
+    key = Pseudonymizer(b"codec-test-secret-0123456789")
+    header, ds = read_header(src), read_dataset(src)
+    assert isinstance(header, Header)
+    write_deidentified(Deidentifier(key, "center_a")(header), tmp_path / "header.dcm")
+    write_deidentified(Deidentifier(key, "center_a")(ds), tmp_path / "dataset.dcm")
+    a, b = (pydicom.dcmread(tmp_path / name) for name in ("header.dcm", "dataset.dcm"))
+    assert (a.StudyDescription, a.SeriesDescription) == ("头颅 平扫 增强", "T2 轴位")
+    assert a == b
+
+
+def test_deleting_the_character_set_forgets_the_cached_decoding(tmp_path: Path) -> None:
+    header = read_header(_gb18030_file(tmp_path / "in.dcm", StudyDescription="增强"))
+    assert isinstance(header, Header) and header.get("StudyDescription") == "增强"  # decoding now cached
+    header.delete(0x00080005)
+    assert header.get("StudyDescription") != "增强"  # the bytes are read as the default repertoire again
+
+
+def test_accession_numbers_get_the_pseudonymizers_accession_pseudonym(tmp_path: Path) -> None:
+    class Marked(Pseudonymizer):
+        def accession(self, accession_number: str) -> str:
+            return f"ACC{len(accession_number)}"
+
+    header = read_header(_gb18030_file(tmp_path / "in.dcm", AccessionNumber="A-12345"))
+    Deidentifier(Marked(b"codec-test-secret-0123456789"), "center_a")(header)
+    assert header.get("AccessionNumber") == "ACC7"
+
+
+def test_the_same_local_patient_id_at_two_centers_is_two_patients(tmp_path: Path) -> None:
+    key = Pseudonymizer(b"codec-test-secret-0123456789")
+    seen = {}
+    for center, issuer in (("center_a", ""), ("center_b", ""), ("center_a", "RIS")):
+        extra = {"IssuerOfPatientID": issuer} if issuer else {}
+        header = read_header(_gb18030_file(tmp_path / f"{center}{issuer}.dcm", StudyDate="20240110", **extra))
+        Deidentifier(key, center)(header)
+        seen[center, issuer] = (header.get("PatientID"), header.get("StudyDate"))
+    # Two centers: two patients. The issuer is not part of the key (report tables do not carry it).
+    assert seen["center_a", ""] != seen["center_b", ""] and seen["center_a", ""] == seen["center_a", "RIS"]
+    assert seen["center_a", ""][0] == key.patient_id(center_patient_key("center_a", "1"))

@@ -23,7 +23,7 @@ import pytest
 from brainfm.dicom import IngestSummary, find_identifiers_in_tree, ingest_center
 from brainfm.dicom.quarantine import read_quarantine
 from brainfm.imaging.shards import open_slices
-from brainfm.pseudonym import Pseudonymizer
+from brainfm.pseudonym import Pseudonymizer, center_patient_key
 
 KEY = Pseudonymizer(b"brainfm-test-secret-0123456789abcdef")
 RERUN_CENTER = "center_c"  # the smallest center (it holds the non-DICOM files and enhanced multi-frame series)
@@ -138,6 +138,7 @@ def test_every_bad_file_is_quarantined_with_its_expected_reason_and_nothing_else
         entries = {e.path: str(e.reason) for e in read_quarantine(ingested.quarantine / f"{center}.jsonl")}
         assert entries == expected[center]
         assert summary.deid.quarantined == len(expected[center])
+        assert summary.deid.identifier_hits == 0  # the gate on each file's own patient values: no false alarm
         assert dict(summary.manifest.filter(pl.col("status") != "ok")["status"].value_counts().iter_rows()) == {
             reason: list(expected[center].values()).count(reason) for reason in set(expected[center].values())
         }
@@ -152,7 +153,8 @@ def test_uids_are_remapped_consistently_and_series_grouping_is_kept(ingested: In
         exported[study["center"]] += len(files)
         header = pydicom.dcmread(files[0], stop_before_pixels=True)
         assert header.StudyInstanceUID == folder.parent.name and header.SeriesInstanceUID == folder.name
-        assert header.PatientID == header.PatientName == KEY.patient_id(study["patient_id"])
+        patient = KEY.patient_id(center_patient_key(study["center"], study["patient_id"]))
+        assert header.PatientID == header.PatientName == patient
         assert header.AccessionNumber == KEY.token("accession", accession, 16)  # reports still link
     for center, summary in ingested.summaries.items():
         assert summary.deid.exported == exported[center] == len(list((ingested.data / "deid" / center).rglob("*.dcm")))

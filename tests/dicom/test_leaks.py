@@ -32,3 +32,20 @@ def test_dicom_pixel_data_is_not_text_but_its_header_is(tmp_path: Path) -> None:
     ds.save_as(tmp_path / "in_header.dcm")
     hits = find_identifiers_in_tree(tmp_path, [NAME])
     assert {(h.path, h.where) for h in hits} == {("in_header.dcm", "content")}
+
+
+def test_gb18030_names_with_a_trail_byte_in_the_upper_case_range_are_found(tmp_path: Path) -> None:
+    """華 is C8 41 and 黃 FC 53 in GB18030: lower-casing the file's bytes changes their trail byte."""
+    names = ["劉德華", "黃志明"]
+    for i, name in enumerate(names):
+        (tmp_path / f"{i}.txt").write_bytes(b"report: " + name.encode("gb18030"))
+    hits = find_identifiers_in_tree(tmp_path, names)
+    assert {(h.path, h.identifier) for h in hits} == {("0.txt", "劉德華"), ("1.txt", "黃志明")}
+
+
+def test_a_number_inside_a_longer_number_is_not_a_file_hit(tmp_path: Path) -> None:
+    from brainfm.dicom.leaks import file_holds_identifiers
+
+    (tmp_path / "a.txt").write_bytes(b"date 20211234 id 5678")
+    assert not file_holds_identifiers(tmp_path / "a.txt", ["1234"])
+    assert file_holds_identifiers(tmp_path / "a.txt", ["5678"])

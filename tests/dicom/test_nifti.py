@@ -14,7 +14,7 @@ import pytest
 from brainfm.dicom import find_identifiers_in_tree, ingest_center, normalize_center, scan_center
 from brainfm.dicom.quarantine import read_quarantine
 from brainfm.imaging.shards import open_slices
-from brainfm.pseudonym import Pseudonymizer
+from brainfm.pseudonym import Pseudonymizer, center_patient_key
 
 from .conftest import IDENTIFIERS, phantom, write_series
 
@@ -87,7 +87,8 @@ def test_rewrite_keeps_array_and_affine_and_keys_sequence(center: Path, ingested
     out, summary = ingested
     rows = summary.manifest.filter(transfer_syntax="nifti")
     assert rows.height == len(SHIPPED) + 1 and set(rows["status"]) == {"ok"}
-    assert rows["patient"].n_unique() == 1 and rows["patient"][0] == KEY.patient_id("Zhang Wei")
+    assert rows["patient"].n_unique() == 1
+    assert rows["patient"][0] == KEY.patient_id(center_patient_key("center_n", "Zhang Wei"))
     assert sorted(rows["sequence"]) == ["DWI", "FLAIR", "T1", "T2"]  # FLAIR from the sidecar, others by name
     by_sequence = {p.name.split(".")[0]: p for p in (out / "deid").rglob("*.nii")}
     sources = {"T1": "t1_mprage.nii", "DWI": "ep2d_diff.nii.gz", "T2": "T2_tse.nii.gz", "FLAIR": "Zhang Wei 3.nii"}

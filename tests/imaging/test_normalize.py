@@ -135,3 +135,31 @@ def test_fast_qc_reductions_equal_their_library_forms() -> None:
     np.testing.assert_array_equal(_dilate(mask, 7), ndimage.maximum_filter(mask, size=(1, 7, 7)))
     rows = rng.random((5, 301), dtype=np.float32) * 1000
     np.testing.assert_allclose(_row_percentiles(rows, (1.0, 99.0)), np.percentile(rows, [1, 99], axis=1), rtol=1e-5)
+
+
+def test_a_few_non_finite_voxels_do_not_discard_the_series_and_a_mostly_nan_slice_is_excluded() -> None:
+    clean = normalize_volume(build_volumes(_frames(_head(), (1, 0, 0, 0, 1, 0)))[0])
+    head = _head()
+    head[3, 10, 10], head[4, 20, 20], head[5, 0, 0] = np.nan, np.inf, -np.inf
+    head[7, :50] = np.nan  # 50 of 64 rows
+    result = normalize_volume(build_volumes(_frames(head, (1, 0, 0, 0, 1, 0)))[0])
+    assert dict(result.excluded) == {**dict(clean.excluded), 7: "non_finite"}
+    assert result.slice_index == [k for k in clean.slice_index if k != 7]
+    assert np.abs(result.slices.astype(int)[:3] - clean.slices[:3]).max() <= 2  # the window barely moves
+
+
+def test_a_zero_or_missing_pixel_spacing_is_not_taken_as_measured() -> None:
+    from pydicom.data import get_testdata_file
+
+    from brainfm.dicom.reading import frame_geometries, read_dataset
+    from brainfm.imaging.volumes import GeometryError
+
+    ds = read_dataset(Path(get_testdata_file("MR_small.dcm")))
+    assert frame_geometries(ds)[0].spacing_source == "measured"
+    ds.PixelSpacing = [0, 0]
+    assert frame_geometries(ds)[0].spacing_source == "invalid"
+    with pytest.raises(GeometryError):
+        build_volumes([Frame(np.ones((4, 4), np.float32), frame_geometries(ds)[0])])
+    del ds.PixelSpacing
+    (geometry,) = frame_geometries(ds)
+    assert geometry.spacing_source == "assumed" and geometry.spacing_mm == (1.0, 1.0)

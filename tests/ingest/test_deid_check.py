@@ -1,4 +1,5 @@
-"""The de-identification check's frame also judges NIfTI outputs: free-text header fields must be empty."""
+"""The de-identification check's frame judges NIfTI outputs too (free-text header fields must be empty), and an
+export that still holds identifying values is withheld from data/."""
 
 from __future__ import annotations
 
@@ -34,3 +35,21 @@ def test_nifti_outputs_pass_only_without_header_text(tmp_path: Path) -> None:
     frame = _frame(tmp_path)
     assert sorted(frame["identity_removed"]) == ["NO", "YES"]
     assert frame["identifier_hits"].tolist() == [0, 0]  # no cohort manifest here: only the header test applies
+
+
+def test_a_leaking_export_is_withheld_from_data_and_fails_the_asset(tmp_path: Path) -> None:
+    import dagster as dg
+    import pytest
+
+    from assets.ingest import withhold_if_leaking
+    from brainfm.dicom import DeidSummary
+
+    out = tmp_path / "data" / "deidentified_studies" / "center_x"
+    (out / "2.25.1").mkdir(parents=True)
+    (out / "2.25.1" / "2.25.2.dcm").write_bytes(b"DICM")
+    withheld = tmp_path / "quarantine" / "deidentified_studies" / "center_x.withheld"
+    withhold_if_leaking(DeidSummary(1, 0, {}, identifier_hits=0), out, withheld)
+    assert out.is_dir() and not withheld.exists()
+    with pytest.raises(dg.Failure, match="1 de-identified file"):
+        withhold_if_leaking(DeidSummary(1, 0, {}, identifier_hits=1), out, withheld)
+    assert not out.exists() and (withheld / "2.25.1" / "2.25.2.dcm").read_bytes() == b"DICM"

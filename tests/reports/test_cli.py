@@ -28,7 +28,7 @@ def test_structure_score_and_build_instructions(tmp_path: Path, monkeypatch: pyt
         encoding="utf-8",
     )
     pseudonymized = tmp_path / "pseudonymized.jsonl"
-    assert main(["structure-reports", str(with_patients), str(pseudonymized), "--pseudonymize"]) == 0
+    assert main(["structure-reports", str(with_patients), str(pseudonymized), "--pseudonymize", "center_a"]) == 0
     assert main(["build-instructions", str(pseudonymized), str(tmp_path / "vl"), "--seed", "1"]) == 0
     pairs = read_jsonl(tmp_path / "vl" / "pairs.jsonl")
     instructions = read_jsonl(tmp_path / "vl" / "instructions.jsonl")
@@ -47,7 +47,7 @@ def test_problems_name_the_kind_and_place_never_the_identifier(
     ]
     src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
     structured = tmp_path / "structured.jsonl"
-    assert main(["structure-reports", str(src), str(structured), "--pseudonymize"]) == 0
+    assert main(["structure-reports", str(src), str(structured), "--pseudonymize", "center_a"]) == 0
     (record,) = read_jsonl(structured)
     record["sections"]["findings"] = "患者王伟，电话13812345678。"  # planted after de-identification
     structured.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")

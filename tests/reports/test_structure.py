@@ -156,7 +156,7 @@ def test_headings_of_different_templates() -> None:
 
 
 def test_structure_jsonl_quarantines_bad_lines_and_pseudonymizes(tmp_path: Path) -> None:
-    from brainfm.pseudonym import Pseudonymizer
+    from brainfm.pseudonym import Pseudonymizer, center_patient_key
 
     src = tmp_path / "in.jsonl"
     src.write_text(
@@ -167,11 +167,15 @@ def test_structure_jsonl_quarantines_bad_lines_and_pseudonymizes(tmp_path: Path)
         ]),
         encoding="utf-8",
     )
-    summary = structure_jsonl(src, tmp_path / "out.jsonl", Pseudonymizer(b"k" * 32))
+    key = Pseudonymizer(b"k" * 32)
+    with pytest.raises(ValueError, match="center"):
+        structure_jsonl(src, tmp_path / "out.jsonl", key)
+    summary = structure_jsonl(src, tmp_path / "out.jsonl", key, center="center_a")
     assert (summary.n_read, summary.n_written) == (3, 1)
     assert [line for line, _ in summary.quarantined] == [2, 3]
     (record,) = read_jsonl(tmp_path / "out.jsonl")
-    assert record["id"] != "ACC0012345" and record["patient"].startswith("P")
+    assert record["id"] == key.accession("ACC0012345")
+    assert record["patient"] == key.patient_id(center_patient_key("center_a", "PID778899"))  # as its images
     assert "张伟" not in record["text_deid"] and "PID778899" not in record["text_deid"]
     assert validate_structured([record], ["张伟", "PID778899", "ACC0012345"]) == []
 
