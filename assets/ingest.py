@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import polars as pl
+from great_expectations.expectations.row_conditions import Column
 from pydicom import dcmread
 
 from assets.cohort import raw_cohort
@@ -302,7 +303,7 @@ dicom_manifest_schema = gx_asset_check(
             column="sequence", value_set=["T1", "T2", "FLAIR", "DWI", "other"]
         ),
         gx.expectations.ExpectColumnValuesToBeUnique(
-            column="instance", row_condition='status=="ok"', condition_parser="pandas"
+            column="instance", row_condition=Column("status") == "ok"
         ),
     ],
     **_CHECKS,

@@ -34,7 +34,7 @@ def materialize_all(
     graph = defs.resolve_asset_graph()
     keys = set(graph.get_all_asset_keys())
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
-    after = dg.AssetSelection.keys(*partitioned).downstream().resolve(graph) if partitioned else set()
+    after = dg.AssetSelection.assets(*partitioned).downstream().resolve(graph) if partitioned else set()
     head, tail = keys - partitioned - after, after - partitioned
     nodes = [*defs.assets, *defs.asset_checks]  # type: ignore[list-item]
     resources = dict(defs.resources or {})
@@ -43,7 +43,7 @@ def materialize_all(
         log(f"materializing {len(selection)} asset(s)" + (f" for center {partition}" if partition else ""))
         return dg.materialize(
             nodes,
-            selection=dg.AssetSelection.keys(*selection),
+            selection=dg.AssetSelection.assets(*selection),
             instance=instance,
             resources=resources,
             partition_key=partition,
