@@ -48,6 +48,11 @@ def write_random_shards(folder: Path, n_slices: int, shard_size: int) -> Path:
     rng = np.random.default_rng(0)
     slices = rng.integers(0, 256, size=(n_slices, 256, 256), dtype=np.uint8)
     write_shards(folder, slices, [f"P{i // 64:05d}" for i in range(n_slices)], val_fraction=0.0, shard_size=shard_size)
+    return evict_page_cache(folder)
+
+
+def evict_page_cache(folder: Path) -> Path:
+    """Flush the shards of `folder` and drop them from the page cache: the next read comes from disk."""
     for path in folder.glob("shard-*.npy"):
         fd = os.open(path, os.O_RDONLY)
         os.fsync(fd)
@@ -120,6 +125,7 @@ def bench_hybrid(config: PretrainConfig, data: Path, steps: int, compile_mode: s
         results["host_syncs_per_step"] = diagnose(count_syncs, trainer, batch)
         results["profile"] = diagnose(profile_step, trainer, batch)
         batches = trainer.batches()  # end to end: the compiled step fed by the loader from disk
+        evict_page_cache(data)  # bench_loader read these shards before
         dt = time_steps(lambda: trainer.train_step(next(batches)), steps, warmup=5)  # warm-up: workers start
         results["end_to_end"] = {"slices_s": config.batch_size / dt}
         print("hybrid end_to_end", json.dumps(results["end_to_end"]), flush=True)

@@ -51,6 +51,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, config: dict[str, Any]
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=list))
     torch.save(trainer_state, tmp / STATE_FILE)
+    shutil.rmtree(old, ignore_errors=True)  # left by a save interrupted after its rename
     if folder.exists():
         folder.rename(old)
     tmp.rename(folder)

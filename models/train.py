@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import time
@@ -22,7 +23,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from models.augment import AugmentConfig, draw_augment
-from models.checkpoint import STATE_FILE, load_weights, rng_state, save_checkpoint, set_rng_state
+from models.checkpoint import STATE_FILE, load_weights, read_config, rng_state, save_checkpoint, set_rng_state
 from models.data import ShardDataset, make_loader
 from models.mae import MAEOutput, create_mae
 from models.masking import draw_unit_mask, visible_units
@@ -117,6 +118,25 @@ def init_distributed(device: str | torch.device) -> tuple[int, int, torch.device
     return (dist.get_rank() if world > 1 else 0), world, device
 
 
+# Settings a resumed run may change: they do not alter the trajectory of the steps already taken (`steps`
+# stretches the cosine schedule from here on, as `stop_at` allows for).
+RESUMABLE_CHANGES = frozenset({"steps", "compile", "num_workers", "checkpoint_every", "val_slices", "val_mask_ratio"})
+
+
+def check_resumable(saved: dict[str, Any], config: PretrainConfig, folder: Path) -> None:
+    """Raise if the checkpoint in `folder` (its saved config) was trained with other settings than `config`:
+    resuming would mix two trainings (the optimiser state keeps the old learning rate, the data order the
+    old seed)."""
+    current = json.loads(json.dumps(config.to_dict(), default=list))  # tuples as lists, as config.json has them
+    keys = (saved.keys() | current.keys()) - RESUMABLE_CHANGES - {"step"}
+    changed = sorted(k for k in keys if saved.get(k) != current.get(k))
+    if changed:
+        raise ValueError(
+            f"the checkpoint in {folder} was trained with other settings ({', '.join(changed)}); resuming would mix "
+            "two trainings. Delete that folder to start afresh, or run with the settings in its config.json."
+        )
+
+
 def warmup_cosine(step: int, warmup: int, total: int, floor: float) -> float:
     """LR multiplier: linear warm-up over `warmup` steps, then cosine decay to `floor` at `total`."""
     if step < warmup:
@@ -144,7 +164,11 @@ class Trainer:
         if self.device.type == "cuda":
             self.mae.encoder.convnext.to(memory_format=torch.channels_last)
         self.model: torch.nn.Module = (
-            DistributedDataParallel(self.mae, device_ids=[self.device] if self.device.type == "cuda" else None)
+            DistributedDataParallel(
+                self.mae, device_ids=[self.device] if self.device.type == "cuda" else None,
+                # One view: no consistency loss, so the projector and the embedding norm get no gradient.
+                find_unused_parameters=config.views == 1,
+            )
             if world_size > 1 else self.mae
         )
         self.forward = torch.compile(self.model, dynamic=False) if config.compile else self.model
@@ -241,7 +265,8 @@ class Trainer:
         save_checkpoint(folder, self.mae, config, state)
 
     def load(self, folder: Path) -> None:
-        """Resume from a checkpoint written by `save`."""
+        """Resume from a checkpoint written by `save` under the same training settings."""
+        check_resumable(read_config(folder), self.config, folder)
         load_weights(folder, self.mae)
         state = torch.load(Path(folder) / STATE_FILE, map_location=self.device, weights_only=False)
         self.optimizer.load_state_dict(state["optimizer"])

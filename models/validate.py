@@ -19,14 +19,43 @@ from models.masking import draw_unit_mask, visible_units
 @dataclass(frozen=True)
 class ReconstructionMetrics:
     """Means over held-out slices; intensities in [0, 1] (data_range 1). The baseline fills masked
-    patches with the mean of the visible pixels of the same slice."""
+    patches with the mean of the visible pixels of the same slice. Whole-image scores include the visible
+    units, which both copy from the input; the ``masked_`` scores judge only what had to be predicted
+    (SSIM: the SSIM map averaged over masked pixels; PSNR: from the MSE over masked pixels)."""
 
     ssim: float
     psnr_db: float
     baseline_ssim: float
     baseline_psnr_db: float
+    masked_ssim: float
+    masked_psnr_db: float
+    baseline_masked_ssim: float
+    baseline_masked_psnr_db: float
     n_slices: int
     mask_ratio: float
+
+
+def validation_rows(n_items: int, n_slices: int) -> np.ndarray:
+    """`n_slices` evenly spaced items of a validation split: items are stored center by center and patient
+    by patient, so the first n would cover only the first patients of the first center."""
+    return np.unique(np.linspace(0, n_items - 1, min(n_slices, n_items)).round().astype(np.int64))
+
+
+def _scores(pred: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """Per image (B, 4): SSIM, PSNR (dB), masked-region SSIM and PSNR; masked is a bool (B, 1, H, W) map."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    ssim, ssim_map = structural_similarity_index_measure(
+        pred, target, data_range=1.0, reduction="none", return_full_image=True
+    )
+    psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    weight = masked.float()
+    count = weight.sum((1, 2, 3)).clamp_min(1.0)
+    masked_ssim = (ssim_map * weight).sum((1, 2, 3)) / count
+    # torchmetrics' PSNR takes no mask: 10·log10(range² / MSE) over the masked pixels, range 1.
+    masked_mse = (((pred - target) ** 2) * weight).sum((1, 2, 3)) / count
+    masked_psnr = 10.0 * torch.log10(1.0 / masked_mse.clamp_min(1e-10))
+    return torch.stack([ssim, psnr, masked_ssim, masked_psnr], dim=1)
 
 
 @torch.no_grad()
@@ -40,23 +69,21 @@ def evaluate_reconstruction(
     batch_size: int = 32,
     amp: bool = False,
 ) -> tuple[ReconstructionMetrics, dict[str, torch.Tensor]]:
-    """SSIM/PSNR of reconstructions of the first `n_slices` slices of `dataset` under fixed random masks.
+    """SSIM/PSNR of reconstructions of `n_slices` evenly spaced slices of `dataset` under fixed random masks.
 
     Returns the metrics and a few examples ('input', 'unit_visible', 'reconstruction', CPU tensors) for
     `save_reconstruction_figure`.
     """
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-
-    n = min(n_slices, len(dataset))
+    rows = validation_rows(len(dataset), n_slices)
     size = dataset[0].shape[-1]
     n_visible = visible_units(size, mask_ratio)
     generator = torch.Generator(device).manual_seed(seed)
     was_training = mae.training
     mae.eval()
-    sums = np.zeros(4)
+    sums = torch.zeros(2, 4, dtype=torch.float64)
     examples: dict[str, torch.Tensor] = {}
-    for lo in range(0, n, batch_size):
-        slices = torch.from_numpy(dataset[np.arange(lo, min(lo + batch_size, n))]).to(device)
+    for lo in range(0, len(rows), batch_size):
+        slices = torch.from_numpy(dataset[rows[lo : lo + batch_size]]).to(device)
         unit_visible = draw_unit_mask(len(slices), size, n_visible, 0.0, generator, device)
         with torch.autocast(device.type, torch.bfloat16, enabled=amp):
             recon = mae.reconstruct(slices, unit_visible, n_visible).float()
@@ -64,16 +91,17 @@ def evaluate_reconstruction(
         pixel_visible = unit_visible.repeat_interleave(MASK_UNIT, 2).repeat_interleave(MASK_UNIT, 3)
         visible_mean = (target * pixel_visible).sum((1, 2, 3), keepdim=True) / pixel_visible.sum((1, 2, 3), keepdim=True)
         baseline = torch.where(pixel_visible, target, visible_mean.expand_as(target))
+        masked = ~pixel_visible.expand_as(target)
         for k, pred in enumerate((recon, baseline)):
-            sums[2 * k] += structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none").sum().item()
-            sums[2 * k + 1] += peak_signal_noise_ratio(
-                pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3)
-            ).sum().item()
+            sums[k] += _scores(pred, target, masked).sum(0).double().cpu()
         if not examples:
             examples = {"input": target[:4].cpu(), "unit_visible": unit_visible[:4].cpu(), "reconstruction": recon[:4].cpu()}
     mae.train(was_training)
-    ssim, psnr, base_ssim, base_psnr = (sums / n).tolist()
-    return ReconstructionMetrics(ssim, psnr, base_ssim, base_psnr, n, mask_ratio), examples
+    (ssim, psnr, m_ssim, m_psnr), (b_ssim, b_psnr, bm_ssim, bm_psnr) = (sums / len(rows)).tolist()
+    metrics = ReconstructionMetrics(
+        ssim, psnr, b_ssim, b_psnr, m_ssim, m_psnr, bm_ssim, bm_psnr, len(rows), mask_ratio
+    )
+    return metrics, examples
 
 
 def save_reconstruction_figure(path: str | Path, examples: dict[str, torch.Tensor]) -> Path:

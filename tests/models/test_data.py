@@ -37,11 +37,16 @@ def test_loader_order_is_a_function_of_seed_and_step(mni_shards: Path) -> None:
     assert not np.array_equal(other.numpy(), batches[0].numpy())
 
 
-def test_ranks_get_disjoint_batches() -> None:
-    r0, r1 = (StepBatchSampler(100, 10, seed=0, rank=r, world_size=2) for r in (0, 1))
-    for a, b in zip(*(iter(s) for s in (r0, r1))):
-        assert not set(a) & set(b)
-        break
+def test_ranks_split_each_global_batch_and_cover_each_epoch() -> None:
+    r0, r1 = (iter(StepBatchSampler(100, 10, seed=0, rank=r, world_size=2)) for r in (0, 1))
+    epoch: list[int] = []
+    for step in range(12):  # 5 global batches of 20 per epoch: crosses two epoch boundaries
+        a, b = next(r0), next(r1)
+        assert len(a) == len(b) == 10 and not set(a) & set(b)
+        epoch += [*a, *b]
+        if step % 5 == 4:
+            assert sorted(epoch) == list(range(100))  # every slice once per epoch, across both ranks
+            epoch = []
 
 
 def test_multi_sequence_items_stack_channels(tmp_path: Path) -> None:
@@ -59,3 +64,11 @@ def test_multi_sequence_items_stack_channels(tmp_path: Path) -> None:
 def test_missing_index_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="DATA_CONTRACT"):
         ShardDataset(tmp_path, "train")
+
+
+def test_validation_rows_span_the_whole_split() -> None:
+    from models.validate import validation_rows
+
+    rows = validation_rows(1000, 5)  # items are stored center by center: the first 5 would be one patient's
+    assert rows.tolist() == [0, 250, 500, 749, 999]
+    assert validation_rows(3, 32).tolist() == [0, 1, 2]
