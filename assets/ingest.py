@@ -96,16 +96,18 @@ def deidentified_studies(
 ) -> dg.MaterializeResult:
     center = context.partition_key
     out = paths.output("deidentified_studies", center)
+    held = paths.quarantine / "deidentified_studies"  # untracked: exports wait here until cleared
+    staging = held / f"{center}.staging"
     summary = deidentify_center(
         _center_dir(paths, center),
-        out,
-        paths.quarantine / "deidentified_studies" / f"{center}.jsonl",
+        staging,
+        held / f"{center}.jsonl",
         deid_secret.pseudonymizer(),
         workers=profile.workers,
         center=center,
     )
     context.log.info(summary.line())
-    withhold_if_leaking(summary, out, paths.quarantine / "deidentified_studies" / f"{center}.withheld")
+    publish_if_clean(summary, staging, out, held / f"{center}.withheld")
     return dg.MaterializeResult(
         metadata={
             "exported": summary.exported,
@@ -117,21 +119,27 @@ def deidentified_studies(
     )
 
 
-def withhold_if_leaking(summary: DeidSummary, out: Path, withheld: Path) -> None:
-    """Move a de-identified tree whose files still hold their patients' identifying values out of ``data/``
-    (DVC snapshots all of it) to ``withheld`` in the untracked quarantine, and fail the asset: nothing of it
-    is versioned, pushed or read downstream."""
-    if not summary.identifier_hits:
-        return
-    if withheld.exists():
-        shutil.rmtree(withheld)
-    withheld.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(out, withheld)
-    raise dg.Failure(
-        f"{summary.identifier_hits} de-identified file(s) still hold identifying values of their patient; the "
-        f"export was moved to {withheld} (untracked) and nothing was versioned. Find the attributes that carry "
-        "them (e.g. `brainfm deid` on one file, then a text search) and extend the de-identification profile."
-    )
+def publish_if_clean(summary: DeidSummary, staging: Path, out: Path, withheld: Path) -> None:
+    """Move a de-identified tree from ``staging`` (outside ``data/``) to ``out`` if none of its files holds
+    its patient's identifying values; otherwise move it to ``withheld`` and fail the asset. A leaking export
+    never enters ``data/`` (which DVC snapshots whole, also for other assets), and the previous export stays
+    published until a clean one replaces it."""
+    if summary.identifier_hits:
+        shutil.rmtree(withheld, ignore_errors=True)
+        staging.rename(withheld)
+        raise dg.Failure(
+            f"{summary.identifier_hits} de-identified file(s) still hold identifying values of their patient; "
+            f"the export was moved to {withheld} (untracked), the previous export is kept and nothing was "
+            "versioned. Find the attributes that carry them (e.g. `brainfm deid` on one file, then a text "
+            "search) and extend the de-identification profile."
+        )
+    previous = staging.with_name(staging.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if out.exists():
+        shutil.move(out, previous)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(staging, out)
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 @dg.asset(

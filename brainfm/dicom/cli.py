@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from brainfm.dicom.center import deidentify_center
@@ -36,4 +37,11 @@ def _run(args: argparse.Namespace) -> int:
         args.input_dir, out, quarantine_dir / "quarantine.jsonl", Pseudonymizer(load_secret()), args.workers
     )
     print(summary.line())
+    if summary.identifier_hits:
+        print(
+            f"{summary.identifier_hits} exported file(s) still hold identifying values of their patient: do not "
+            f"share {out}; find the attributes that carry them and extend the de-identification profile.",
+            file=sys.stderr,
+        )
+        return 2
     return 0

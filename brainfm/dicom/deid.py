@@ -67,6 +67,8 @@ _IDENTIFYING = (
     "PatientTelephoneNumbers", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
 )  # fmt: skip
 _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+# Words of the text de-identification itself writes into every export (method codes and description).
+_WRITTEN_WORDS = frozenset(re.findall(r"[a-z0-9.]+", " ".join([METHOD_TEXT, *(m for _, m in METHOD_CODES)]).lower()))
 
 
 def clean_descriptor(text: str) -> str:
@@ -96,7 +98,7 @@ def identifying_values(ds: Dataset | Header) -> set[str]:
     names, their ``=`` groups and ``^`` components, IDs, accession number, birth date, address, telephone
     numbers and the staff names. Values under 4 characters match by chance and are left out, except CJK names
     of 2 or more characters. Held in memory only, never logged or written."""
-    values: set[str] = set()
+    values: set[str] = set()  # a name part that is a word of the method text every export carries is left out
     for keyword in _IDENTIFYING:
         value = ds.get(keyword)
         items = value if isinstance(value, list | MultiValue) else [value]
@@ -105,7 +107,10 @@ def identifying_values(ds: Dataset | Header) -> set[str]:
             if keyword.endswith("Name"):
                 for group in (g.strip("^ ") for g in text.split("=")):
                     values |= {group, group.replace("^", " "), group.replace("^", ""), *group.split("^")}
-    return {v.strip() for v in values if len(v.strip()) >= 4 or (len(v.strip()) >= 2 and _CJK.search(v))}
+    return {
+        v.strip() for v in values
+        if (len(v.strip()) >= 4 or (len(v.strip()) >= 2 and _CJK.search(v))) and v.strip().lower() not in _WRITTEN_WORDS
+    }  # fmt: skip
 
 
 @functools.lru_cache(maxsize=4096)  # the dates of a study repeat in every file

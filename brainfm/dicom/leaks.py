@@ -26,6 +26,8 @@ _ENCODINGS = ("utf-8", "gb18030")
 _MIN_BYTES = 4  # UTF-8 bytes: shorter strings (a sex code) match random bytes; a 2-character Chinese name has 6
 _PREFIX = 3  # bytes: candidate positions are found by their first three bytes (see _Matcher)
 _KEYED_UID = re.compile(rb"2\.25\.[0-9]+")
+_ALNUM = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")  # of lower-cased bytes
+MIN_ID_DIGITS = 6  # shorter digit-only IDs equal numbers a de-identified header keeps (TR 2000, matrix 512)
 
 
 @dataclass(frozen=True)
@@ -95,20 +97,31 @@ def find_identifiers_in_tree(root: Path, identifiers: Iterable[str]) -> list[Hit
 
 
 def file_holds_identifiers(path: Path, identifiers: Iterable[str]) -> bool:
-    """Whether the text bytes of one file hold any of ``identifiers`` (as :func:`find_identifiers_in_tree`).
+    """Whether the text bytes of one file hold any of ``identifiers`` as a whole token.
 
-    A run of digits counts only where no digit adjoins it, so a PatientID such as ``1234`` is not found inside
-    a longer number (a shifted date, a pixel count); a name or an ID with letters matches anywhere.
+    Built for a patient's own original values (`brainfm.dicom.deid.identifying_values`) in its export, where
+    every hit withholds a whole center, so chance matches must not count: where an identifier begins or ends
+    with an ASCII letter or digit, the byte beside it must be neither (a name part ``LONG`` is not found in
+    the method text "Retain Longitudinal…", nor ``ding`` in "Encoding", nor an ID inside a longer number), and
+    digit-only values shorter than ``MIN_ID_DIGITS`` are not searched (an ID ``2000`` equals a kept repetition
+    time of 2000 ms). The planted-identifier check (:func:`find_identifiers_in_tree`) matches anywhere.
     """
-    wanted = {i.strip() for i in identifiers if len(i.strip().encode()) >= _MIN_BYTES}
+    wanted = {
+        i.strip() for i in identifiers
+        if len(i.strip().encode()) >= _MIN_BYTES and not (i.strip().isdigit() and len(i.strip()) < MIN_ID_DIGITS)
+    }  # fmt: skip
     if not wanted:
         return False
     data = _text_bytes(path).lower()
-    for start, end, ident in _Matcher({v: i for i in wanted for v in _variants(i)}).find(data):
-        digits = ident.isdigit()
-        if not digits or not (data[start - 1 : start].isdigit() or data[end : end + 1].isdigit()):
-            return True
-    return False
+    matches = _Matcher({v: i for i in wanted for v in _variants(i)}).find(data)
+    return any(_whole_token(data, start, end) for start, end, _ in matches)
+
+
+def _whole_token(data: bytes, start: int, end: int) -> bool:
+    """No ASCII letter or digit continues the match data[start:end] (lower-cased) on a side where it has one."""
+    before = start > 0 and data[start] in _ALNUM and data[start - 1] in _ALNUM
+    after = end < len(data) and data[end - 1] in _ALNUM and data[end] in _ALNUM
+    return not (before or after)
 
 
 def _text_bytes(path: Path) -> bytes:

@@ -31,8 +31,10 @@ _LATIN_NAME = r"(?!Dr\b)[A-Z][A-Za-z]*(?:[ ^][A-Z][A-Za-z]*){0,2}"  # capitalise
 _CARET_NAME = r"[A-Za-z]+(?:\^+[A-Za-z]+)+"  # a DICOM person name in any case: ZHANG^WEI, zhang^wei
 # Words that open a report's account of the patient, and what may follow the name right after one.
 _PATIENT_WORDS = alternation(("患者", "病人", "患儿", "病员", "姓名", "受检者", "被检者", "就诊者"))
-_AFTER_NAME = r"[\s，,。；;、：:（(]|$|因|于|主诉|自诉|诉|男|女|来|就诊|入院|性别|年龄"
-_NOT_NAMES = alternation(("高龄", "高热", "高烧", "左侧", "常规", "明显", "安静", "配合"))  # surname-led words
+# Only strong name contexts follow: a bare comma or 就诊/入院 also follow 患者高血压 or 患者于我院.
+_AFTER_NAME = r"[（(]|[，,][ \t]*(?:男|女)|因|主诉|自诉|男|女|性别|年龄|于(?=\d)"
+# Surname-led words that follow 患者 in clinical text; 于 (a surname too) mostly opens a time or place.
+_NOT_NAMES = alternation(("于", "高龄", "高热", "高烧", "高血", "左侧", "常规", "明显", "安静", "配合", "周身"))
 _SEP = r"[ \t]*(?:[:：]|】[:：]?)[ \t]*"  # a colon or 【label】; never across a line break ([] is a placeholder)
 _DOCTOR_LABELS = [
     *(a + b for a in ("报告", "审核", "诊断", "书写", "记录", "申请", "送检", "复核", "签发", "检查") for b in ("医师", "医生", "者", "人")),
@@ -65,9 +67,10 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     (r"(?P<v>(?:19|20)\d{2}[ \t]*[-/.年][ \t]*\d{1,2}[ \t]*[-/.月][ \t]*\d{1,2}(?:[ \t]*日)?(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?)", DATE),
     (r"(?P<v>(?:19|20)\d{2}[ \t]*年[ \t]*\d{1,2}[ \t]*月)", DATE),
     (r"(?P<v>\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*日)", DATE),
-    # 23-05-12 and 05/12/2023: one separator twice, no digit or decimal point around (lookbehind as below).
-    (r"(?P<v>\d(?<![\d.]\d)\d(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
-    (r"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{1,2}(?P=s)(?:19|20)\d{2})(?!\.?\d)", DATE),
+    # 23-05-12 only after a date label (unlabelled, it is as likely a size 12-10-15mm or slices 10/11/12);
+    # 05/12/2023 anywhere, but not before a unit. One separator twice, no digit or point around.
+    (r"(?:日期|时间|Date|DATE)[ \t]*[:：]?[ \t]*(?P<v>\d\d(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
+    (r"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{1,2}(?P=s)(?:19|20)\d{2})(?!\.?\d|[ \t]*(?:mm|cm|层))", DATE),
     # (?<!\dX) after the first character X: no digit before the number, without a leading lookbehind.
     (r"(?P<v>1(?<!\d1)[3-9]\d(?:[- ]?\d{4}){2}|0(?<!\d0)\d{2,3}[- ]\d{7,8})(?!\d)", PHONE),
     (r"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{0,3}\d{6,}[A-Za-z0-9]*)(?![\d.])", ID),

@@ -43,9 +43,12 @@ def test_gb18030_names_with_a_trail_byte_in_the_upper_case_range_are_found(tmp_p
     assert {(h.path, h.identifier) for h in hits} == {("0.txt", "劉德華"), ("1.txt", "黃志明")}
 
 
-def test_a_number_inside_a_longer_number_is_not_a_file_hit(tmp_path: Path) -> None:
+def test_only_whole_tokens_are_file_hits(tmp_path: Path) -> None:
     from brainfm.dicom.leaks import file_holds_identifiers
 
-    (tmp_path / "a.txt").write_bytes(b"date 20211234 id 5678")
-    assert not file_holds_identifiers(tmp_path / "a.txt", ["1234"])
-    assert file_holds_identifiers(tmp_path / "a.txt", ["5678"])
+    (tmp_path / "a.txt").write_bytes(b"date 20211234567 id 567890 TR 2000 Retain Longitudinal Encoding*wang")
+    assert not file_holds_identifiers(tmp_path / "a.txt", ["1234567"])  # inside a longer number
+    assert file_holds_identifiers(tmp_path / "a.txt", ["567890"])
+    assert not file_holds_identifiers(tmp_path / "a.txt", ["2000"])  # too short to tell from a kept number
+    assert not file_holds_identifiers(tmp_path / "a.txt", ["Long", "Ding"])  # inside words
+    assert file_holds_identifiers(tmp_path / "a.txt", ["WANG"])  # "*" is no letter

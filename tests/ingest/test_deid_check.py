@@ -37,19 +37,26 @@ def test_nifti_outputs_pass_only_without_header_text(tmp_path: Path) -> None:
     assert frame["identifier_hits"].tolist() == [0, 0]  # no cohort manifest here: only the header test applies
 
 
-def test_a_leaking_export_is_withheld_from_data_and_fails_the_asset(tmp_path: Path) -> None:
+def test_only_a_clean_export_enters_data_and_a_leaking_one_keeps_the_previous(tmp_path: Path) -> None:
     import dagster as dg
     import pytest
 
-    from assets.ingest import withhold_if_leaking
+    from assets.ingest import publish_if_clean
     from brainfm.dicom import DeidSummary
 
     out = tmp_path / "data" / "deidentified_studies" / "center_x"
-    (out / "2.25.1").mkdir(parents=True)
-    (out / "2.25.1" / "2.25.2.dcm").write_bytes(b"DICM")
-    withheld = tmp_path / "quarantine" / "deidentified_studies" / "center_x.withheld"
-    withhold_if_leaking(DeidSummary(1, 0, {}, identifier_hits=0), out, withheld)
-    assert out.is_dir() and not withheld.exists()
-    with pytest.raises(dg.Failure, match="1 de-identified file"):
-        withhold_if_leaking(DeidSummary(1, 0, {}, identifier_hits=1), out, withheld)
-    assert not out.exists() and (withheld / "2.25.1" / "2.25.2.dcm").read_bytes() == b"DICM"
+    held = tmp_path / "quarantine" / "deidentified_studies"
+    for run, hits in ((1, 0), (2, 0), (3, 1)):
+        staging = held / "center_x.staging"
+        (staging / "2.25.1").mkdir(parents=True)
+        (staging / "2.25.1" / "2.25.2.dcm").write_bytes(f"run {run}".encode())
+        summary = DeidSummary(1, 0, {}, identifier_hits=hits)
+        if hits:
+            with pytest.raises(dg.Failure, match="1 de-identified file.*previous export is kept"):
+                publish_if_clean(summary, staging, out, held / "center_x.withheld")
+        else:
+            publish_if_clean(summary, staging, out, held / "center_x.withheld")
+        assert not staging.exists()
+    assert (out / "2.25.1" / "2.25.2.dcm").read_bytes() == b"run 2"  # the last clean export
+    assert (held / "center_x.withheld" / "2.25.1" / "2.25.2.dcm").read_bytes() == b"run 3"
+    assert sorted(p.name for p in held.iterdir()) == ["center_x.withheld"]

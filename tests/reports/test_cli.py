@@ -49,7 +49,7 @@ def test_problems_name_the_kind_and_place_never_the_identifier(
     structured = tmp_path / "structured.jsonl"
     assert main(["structure-reports", str(src), str(structured), "--pseudonymize", "center_a"]) == 0
     (record,) = read_jsonl(structured)
-    record["sections"]["findings"] = "患者王伟，电话13812345678。"  # planted after de-identification
+    record["sections"]["findings"] = "患者王伟，男，电话13812345678。"  # planted after de-identification
     structured.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
     assert main(["build-instructions", str(structured), str(tmp_path / "vl")]) == 1
     err = capsys.readouterr().err
