@@ -13,7 +13,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 from dagster import AssetCheckExecutionContext
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import (
+    COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+    AssetCheckExecutionRecordStatus,
+)
 
 from brainfm.validation import validate_frame
 
@@ -67,33 +71,48 @@ def gx_asset_check(
 def passed_partitions(
     instance: dg.DagsterInstance, checks: Sequence[dg.AssetChecksDefinition], partitions: Sequence[str]
 ) -> tuple[list[str], dict[str, str]]:
-    """Split `partitions` into those whose latest evaluation of every check in `checks` passed and targets
-    the partition's latest materialization, and the others with the reason.
+    """Split `partitions` into those whose latest completed evaluation of every check in `checks` passed and
+    targeted the partition's latest materialization, and the others with the reason.
 
     Blocking checks stop downstream assets within a run only; a cross-partition asset that runs later reads
-    whatever lies on disk, so it asks the instance which partitions are cleared. (Dagster has no public
-    per-partition query for check results yet; this reads the event log storage's, pinned with dagster.)
+    whatever lies on disk, so it asks the instance which partitions are cleared. A check only planned (its run
+    failed upstream, or is still going) does not count: the data on disk is still the one last evaluated,
+    unless a newer materialization replaced it. (Dagster has no public per-partition query of check results
+    yet; this reads the event log storage's, pinned with dagster.)
     """
-    keys = [key for c in checks for key in c.check_keys]
-    latest = {
-        (info.check_key, info.partition_key): info
-        for info in instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=list(partitions))
-    }
+    storage = instance.event_log_storage
     passed, refused = [], {}
     for partition in partitions:
-        for key in keys:
-            info = latest.get((key, partition))
-            if info is None:
-                refused[partition] = f"{key.name} never evaluated"
-            elif info.latest_execution_status != AssetCheckExecutionRecordStatus.SUCCEEDED:
-                refused[partition] = f"{key.name} {info.latest_execution_status.value.lower()}"
-            elif not info.is_current:
-                refused[partition] = f"{key.name} not evaluated on the latest materialization"
+        for check_def in checks:
+            for key in check_def.check_keys:
+                reason = _refusal(instance, storage, key, partition)
+                if reason:
+                    refused[partition] = f"{key.name} {reason}"
+                    break
             if partition in refused:
                 break
         else:
             passed.append(partition)
     return passed, refused
+
+
+def _refusal(instance: dg.DagsterInstance, storage: Any, key: dg.AssetCheckKey, partition: str) -> str | None:
+    """Why the check `key` does not clear `partition` (None: it does)."""
+    done = storage.get_asset_check_execution_history(
+        key, limit=1, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+        partition_filter=PartitionKeyFilter(key=partition),
+    )  # fmt: skip
+    if not done:
+        return "never evaluated"
+    if done[0].status != AssetCheckExecutionRecordStatus.SUCCEEDED:
+        return "failed"
+    target = done[0].evaluation.target_materialization_data if done[0].evaluation else None
+    latest = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key.asset_key, asset_partitions=[partition]), limit=1
+    ).records
+    if target is None or not latest or latest[0].storage_id != target.storage_id:
+        return "not evaluated on the latest materialization"
+    return None
 
 
 def cleared_centers(

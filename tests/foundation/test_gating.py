@@ -53,9 +53,12 @@ def test_later_runs_read_only_partitions_whose_checks_passed() -> None:
     """A failed check on one center keeps that center out of a cross-center asset run afterwards."""
     centers = dg.StaticPartitionsDefinition(["good", "bad", "never_checked"])
     values = {"good": [0, 255], "bad": [0, 300], "never_checked": [1]}
+    broken: set[str] = set()  # partitions whose next materialization fails before writing
 
     @dg.asset(partitions_def=centers)
     def slices(context) -> None:
+        if context.partition_key in broken:
+            raise RuntimeError("the scanner export is unreadable")
         context.log.info(f"wrote {context.partition_key}")
 
     check = gx_asset_check(
@@ -81,6 +84,11 @@ def test_later_runs_read_only_partitions_whose_checks_passed() -> None:
         assert result.output_for_node("encoder") == ["good"]
         _, refused = passed_partitions(instance, [check], centers.get_partition_keys())
         assert refused == {"bad": "intensity_range failed", "never_checked": "intensity_range never evaluated"}
+        # A later run that fails before writing (its check only planned) leaves the last checked data cleared.
+        broken.add("good")
+        dg.materialize([slices, check], partition_key="good", instance=instance, raise_on_error=False)
+        assert passed_partitions(instance, [check], ["good"]) == (["good"], {})
+        broken.clear()
         # Re-materialized without its check: the old pass no longer vouches for the new data.
         dg.materialize([slices], partition_key="good", instance=instance, selection=[slices])
         assert passed_partitions(instance, [check], ["good"]) == (
