@@ -42,10 +42,11 @@ lock: setup
 	mkdir -p .secrets && chmod 700 .secrets
 	$(PYTHON) -c "import secrets; print(secrets.token_hex(32))" > $@ && chmod 600 $@
 
-# A hospital deployment sends nothing out: Dagster's usage telemetry is off in the instance config.
+# A hospital deployment sends nothing out: Dagster's usage telemetry is off in the instance config. The run
+# queue starts one run tagged brainfm/exclusive=cross_center at a time (the cross-center jobs share outputs).
 $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+	printf 'telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    tag_concurrency_limits:\n      - key: brainfm/exclusive\n        value: cross_center\n        limit: 1\n' > $@
 
 demo: setup .secrets/deid.key $(DAGSTER_HOME)/dagster.yaml
 	BRAINFM_PROFILE=$(PROFILE) $(VENV)/bin/python -m dagster_project.demo

@@ -1,4 +1,4 @@
-"""Jobs: per-center ingestion (partitioned) and the cross-center steps that follow it; the weekly retrain."""
+"""Jobs: per-center ingestion (partitioned), the cross-center data that follows it, and the weekly retrain."""
 
 import dagster as dg
 
@@ -12,16 +12,29 @@ ingest_center_job = dg.define_asset_job(
     description="Manifest, de-identification, normalisation and report structuring for one center.",
 )
 
+# Both cross-center jobs write the same outputs: runs tagged so are serialised by the instance's run queue
+# (tag_concurrency_limits in dagster_home/dagster.yaml, written by the Makefile).
+EXCLUSIVE_TAG = {"brainfm/exclusive": "cross_center"}
+
 cross_center_job = dg.define_asset_job(
     "cross_center",
-    selection=INGEST.downstream(include_self=False),
-    description="Built from every ingested center: vision-language and instruction pairs, MAE pretraining.",
+    selection=dg.AssetSelection.assets("vl_pairs", "instruction_pairs"),
+    tags=EXCLUSIVE_TAG,
+    description="Cheap, after every ingest: vision-language and instruction pairs from every cleared center.",
 )
 
-# 02:00 on Sunday at the sites (Chinese hospitals), when the GPU is not needed for anything else.
+retrain_job = dg.define_asset_job(
+    "retrain",
+    selection=INGEST.downstream(include_self=False),
+    tags=EXCLUSIVE_TAG,
+    description="The cross-center pairs and MAE pretraining of the encoder on every cleared center.",
+)
+
+# 02:00 on Sunday at the sites (Chinese hospitals), when the GPU is not needed for anything else. Retraining
+# is scheduled, not triggered by each ingest: at the full profile it takes GPU-days.
 weekly_retrain_schedule = dg.ScheduleDefinition(
     name="weekly_retrain",
-    job=cross_center_job,
+    job=retrain_job,
     cron_schedule="0 2 * * 0",
     execution_timezone="Asia/Shanghai",
     default_status=dg.DefaultScheduleStatus.STOPPED,

@@ -15,7 +15,13 @@ import pytest
 
 from assets.resources import PathsResource
 from dagster_project.definitions import defs
-from dagster_project.jobs import cross_center_job, ingest_center_job, weekly_retrain_schedule
+from dagster_project.jobs import (
+    EXCLUSIVE_TAG,
+    cross_center_job,
+    ingest_center_job,
+    retrain_job,
+    weekly_retrain_schedule,
+)
 from dagster_project.sensors import SETTLE_SECONDS, ingest_success_sensor, raw_data_sensor
 
 
@@ -140,24 +146,40 @@ def test_a_successful_ingest_requests_the_cross_center_job_once(tmp_path: Path) 
     assert isinstance(evaluate(), dg.SkipReason)  # the queued rebuild will read this center's data
 
 
-def test_weekly_retrain_runs_the_cross_center_job_at_night_shanghai_time() -> None:
+def test_weekly_retrain_runs_the_retrain_job_at_night_shanghai_time() -> None:
     tick = datetime(2025, 3, 2, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     data = weekly_retrain_schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick))
     assert len(data.run_requests or []) == 1
-    assert weekly_retrain_schedule.job_name == cross_center_job.name
+    assert weekly_retrain_schedule.job_name == retrain_job.name
     assert weekly_retrain_schedule.cron_schedule == "0 2 * * 0"  # Sundays 02:00
     assert weekly_retrain_schedule.execution_timezone == "Asia/Shanghai"
     assert weekly_retrain_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
 
 def test_the_code_location_registers_the_automation() -> None:
-    assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_center", "cross_center"}
-    assert defs.resolve_schedule_def("weekly_retrain").job_name == "cross_center"
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_center", "cross_center", "retrain"}
+    assert defs.resolve_schedule_def("weekly_retrain").job_name == "retrain"
     assert defs.resolve_sensor_def("raw_data_sensor").job_name == "ingest_center"
     assert defs.resolve_sensor_def("ingest_success_sensor").job_name == "cross_center"
-    job = defs.resolve_job_def("cross_center")
-    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
-        "vl_pairs",
-        "instruction_pairs",
-        "mae_encoder",
+    selected = {
+        name: {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.selected_asset_keys}
+        for name in ("cross_center", "retrain")
     }
+    assert selected == {
+        "cross_center": {"vl_pairs", "instruction_pairs"},  # after each ingest: no GPU-days per new center
+        "retrain": {"vl_pairs", "instruction_pairs", "mae_encoder"},
+    }
+    # Both write the same outputs; the instance's run queue serialises runs with this tag (Makefile).
+    assert all(defs.resolve_job_def(n).tags["brainfm/exclusive"] == "cross_center" for n in selected)
+
+
+def test_the_instance_config_of_make_serialises_cross_center_runs(tmp_path: Path) -> None:
+    import subprocess
+
+    home = tmp_path / "dagster_home"
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(["make", "-s", "-C", str(root), f"DAGSTER_HOME={home}", f"{home}/dagster.yaml"], check=True)
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # as `make dev` and `make demo` load it
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": "brainfm/exclusive", "value": "cross_center", "limit": 1} in limits
+    assert EXCLUSIVE_TAG == {"brainfm/exclusive": "cross_center"}
