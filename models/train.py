@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from models.augment import AugmentConfig, draw_augment
 from models.checkpoint import STATE_FILE, load_weights, read_config, rng_state, save_checkpoint, set_rng_state
-from models.data import ShardDataset, make_loader
+from models.data import INDEX_FILE, ShardDataset, make_loader
 from models.mae import MAEOutput, create_mae
 from models.masking import draw_unit_mask, visible_units
 from models.validate import (
@@ -123,11 +124,16 @@ def init_distributed(device: str | torch.device) -> tuple[int, int, torch.device
 RESUMABLE_CHANGES = frozenset({"steps", "compile", "num_workers", "checkpoint_every", "val_slices", "val_mask_ratio"})
 
 
-def check_resumable(saved: dict[str, Any], config: PretrainConfig, folder: Path) -> None:
-    """Raise if the checkpoint in `folder` (its saved config) was trained with other settings than `config`:
-    resuming would mix two trainings (the optimiser state keeps the old learning rate, the data order the
-    old seed)."""
-    current = json.loads(json.dumps(config.to_dict(), default=list))  # tuples as lists, as config.json has them
+def data_signature(dirs: Sequence[Path]) -> list[list[str]]:
+    """[folder name, SHA-256 of its index.parquet] per shard folder: which data a run trains on."""
+    return [[d.name, hashlib.sha256((d / INDEX_FILE).read_bytes()).hexdigest()] for d in dirs]
+
+
+def check_resumable(saved: dict[str, Any], config: PretrainConfig, data: list[list[str]], folder: Path) -> None:
+    """Raise if the checkpoint in `folder` (its saved config) was trained with other settings than `config`
+    or on other data (`data_signature`): resuming would mix two trainings (the optimiser state keeps the old
+    learning rate, the data order the old seed, the slice indices another index)."""
+    current = json.loads(json.dumps({**config.to_dict(), "data": data}, default=list))  # tuples as JSON lists
     keys = (saved.keys() | current.keys()) - RESUMABLE_CHANGES - {"step"}
     changed = sorted(k for k in keys if saved.get(k) != current.get(k))
     if changed:
@@ -261,12 +267,12 @@ class Trainer:
             "step": self.step, "history": self.history, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
         }
-        config = {**self.config.to_dict(), "step": self.step}
+        config = {**self.config.to_dict(), "step": self.step, "data": data_signature(self.dataset.dirs)}
         save_checkpoint(folder, self.mae, config, state)
 
     def load(self, folder: Path) -> None:
         """Resume from a checkpoint written by `save` under the same training settings."""
-        check_resumable(read_config(folder), self.config, folder)
+        check_resumable(read_config(folder), self.config, data_signature(self.dataset.dirs), folder)
         load_weights(folder, self.mae)
         state = torch.load(Path(folder) / STATE_FILE, map_location=self.device, weights_only=False)
         self.optimizer.load_state_dict(state["optimizer"])

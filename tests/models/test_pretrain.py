@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 from models import PretrainConfig, Trainer, load_encoder, pretrain
 from models.checkpoint import WEIGHTS_FILE, load_weights, save_checkpoint
+from models.data import INDEX_FILE
 from models.mae import create_mae
 from models.train import init_distributed
 
@@ -51,6 +54,12 @@ def test_resume_refuses_a_checkpoint_of_other_settings(mni_shards: Path, tmp_pat
     pretrain(config, mni_shards, tmp_path, "cpu", progress=False, stop_at=2)
     with pytest.raises(ValueError, match=r"other settings \(lr, seed\).*Delete that folder"):
         pretrain(dataclasses.replace(config, lr=1e-4, seed=5), mni_shards, tmp_path, "cpu", progress=False)
+    other_data = tmp_path / "other" / mni_shards.name
+    shutil.copytree(mni_shards, other_data)
+    index = next(other_data.rglob(INDEX_FILE))
+    pl.read_parquet(index).head(-1).write_parquet(index)  # one slice fewer
+    with pytest.raises(ValueError, match=r"other settings \(data\)"):
+        pretrain(config, other_data, tmp_path, "cpu", progress=False)
     longer = pretrain(dataclasses.replace(config, steps=5), mni_shards, tmp_path, "cpu", progress=False)
     assert longer.steps == 5  # more steps is a resumable change
 
