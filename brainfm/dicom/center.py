@@ -33,7 +33,7 @@ from tqdm import tqdm
 from brainfm.dicom.codec import Header
 from brainfm.dicom.deid import Deidentifier, identifying_values, patient_key
 from brainfm.dicom.export import output_relpath, write_deidentified
-from brainfm.dicom.leaks import file_holds_identifiers
+from brainfm.dicom.leaks import OwnIdentifierSearch
 from brainfm.dicom.manifest import bad_row, file_token, instance_row, manifest_frame
 from brainfm.dicom.nifti_input import nifti_keys, nifti_row, sidecar_path
 from brainfm.dicom.quarantine import BadInput, QuarantineEntry, Reason, write_quarantine
@@ -242,7 +242,8 @@ def _process_job(job: _Job) -> _JobResult:
         else:
             frames[key].extend(_frames(ds, pixels, geometries))
     # Each export is checked against every value of its own patient seen in this folder, never another's.
-    result.identifier_hits = {rel for rel, out, k in exported if file_holds_identifiers(out, identifiers[k])}
+    searches = {k: OwnIdentifierSearch(values) for k, values in identifiers.items()}
+    result.identifier_hits = {rel for rel, out, k in exported if searches[k].in_file(out)}
     for key, part in series.items():
         # A de-identified header re-infers from cleaned descriptions: the label inferred at ingest wins.
         part.sequence = job.sequences.get(key) or sequences[key].most_common(1)[0][0]

@@ -44,7 +44,10 @@ def test_gb18030_names_with_a_trail_byte_in_the_upper_case_range_are_found(tmp_p
 
 
 def test_only_whole_tokens_are_file_hits(tmp_path: Path) -> None:
-    from brainfm.dicom.leaks import file_holds_identifiers
+    from brainfm.dicom.leaks import OwnIdentifierSearch
+
+    def file_holds_identifiers(path: Path, identifiers: list[str]) -> bool:
+        return OwnIdentifierSearch(identifiers).in_file(path)
 
     (tmp_path / "a.txt").write_bytes(b"date 20211234567 id 567890 TR 2000 Retain Longitudinal Encoding*wang")
     assert not file_holds_identifiers(tmp_path / "a.txt", ["1234567"])  # inside a longer number
