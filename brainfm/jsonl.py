@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
@@ -20,3 +22,18 @@ def write_jsonl(path: Path | str, records: Iterable[Mapping[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+
+
+@contextmanager
+def atomic_text(path: Path | str) -> Iterator[TextIO]:
+    """A UTF-8 text file that replaces ``path`` only when the block succeeds (a temp file beside it, then
+    ``os.replace``): an interrupted write leaves the previous file, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

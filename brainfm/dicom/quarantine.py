@@ -7,11 +7,12 @@ de-identified tree, e.g. ``quarantine/<center>.jsonl`` (docs/DATA_CONTRACT.md se
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
+
+from brainfm.jsonl import atomic_text
 
 
 class Reason(StrEnum):
@@ -48,14 +49,11 @@ class BadInput(Exception):
 
 
 def write_quarantine(path: Path, entries: Iterable[QuarantineEntry]) -> None:
-    """Write entries as JSON lines sorted by path, atomically (temp file then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Write entries as JSON lines sorted by path, atomically (`brainfm.jsonl.atomic_text`)."""
     rows = sorted(entries, key=lambda e: (e.path, e.reason))
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_text(path) as f:
         for entry in rows:
             f.write(json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def read_quarantine(path: Path) -> list[QuarantineEntry]:

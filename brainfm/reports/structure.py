@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from brainfm.jsonl import atomic_text
 from brainfm.pseudonym import Pseudonymizer, center_patient_key
 from brainfm.reports.categories import find_categories
 from brainfm.reports.deid_text import deidentify_text, identifier_kinds
@@ -109,29 +109,23 @@ def structure_jsonl(
     center's images get, `brainfm.pseudonym.center_patient_key`); without one the id is copied as is and no
     patient key is written. Lines that are not UTF-8 JSON objects with fields of these types (a non-empty string ``text``
     and ``id``) are quarantined with a reason, never written, and the run goes on. ``out_path`` is replaced
-    whole (temp file then ``os.replace``), so an interrupted run leaves the previous output.
+    whole (`brainfm.jsonl.atomic_text`), so an interrupted run leaves the previous output.
     """
     if pseudonymizer is not None and not center:
         raise ValueError("pseudonymising reports needs the center they come from, so patients link to its images")
     summary = Summary()
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    try:
-        with open(in_path, "rb") as src, open(tmp, "w", encoding="utf-8") as dst:
-            for number, line in enumerate(src, start=1):
-                if not line.strip():
-                    continue
-                summary.n_read += 1
-                out = _structure_line(line, pseudonymizer, center or "")
-                if isinstance(out, str):
-                    summary.quarantined.append((number, out))
-                    continue
-                dst.write(json.dumps(out, ensure_ascii=False) + "\n")
-                summary.n_written += 1
-                summary.categories[out["categories"][0]] = summary.categories.get(out["categories"][0], 0) + 1
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with open(in_path, "rb") as src, atomic_text(out_path) as dst:
+        for number, line in enumerate(src, start=1):
+            if not line.strip():
+                continue
+            summary.n_read += 1
+            out = _structure_line(line, pseudonymizer, center or "")
+            if isinstance(out, str):
+                summary.quarantined.append((number, out))
+                continue
+            dst.write(json.dumps(out, ensure_ascii=False) + "\n")
+            summary.n_written += 1
+            summary.categories[out["categories"][0]] = summary.categories.get(out["categories"][0], 0) + 1
     return summary
 
 
