@@ -80,25 +80,25 @@ def passed_partitions(
     unless a newer materialization replaced it. (Dagster has no public per-partition query of check results
     yet; this reads the event log storage's, pinned with dagster.)
     """
-    storage = instance.event_log_storage
     passed, refused = [], {}
     for partition in partitions:
-        for check_def in checks:
-            for key in check_def.check_keys:
-                reason = _refusal(instance, storage, key, partition)
-                if reason:
-                    refused[partition] = f"{key.name} {reason}"
-                    break
-            if partition in refused:
-                break
+        refusals = (
+            f"{key.name} {reason}"
+            for check_def in checks
+            for key in check_def.check_keys
+            if (reason := _refusal(instance, key, partition))
+        )
+        first = next(refusals, None)
+        if first:
+            refused[partition] = first
         else:
             passed.append(partition)
     return passed, refused
 
 
-def _refusal(instance: dg.DagsterInstance, storage: Any, key: dg.AssetCheckKey, partition: str) -> str | None:
+def _refusal(instance: dg.DagsterInstance, key: dg.AssetCheckKey, partition: str) -> str | None:
     """Why the check `key` does not clear `partition` (None: it does)."""
-    done = storage.get_asset_check_execution_history(
+    done = instance.event_log_storage.get_asset_check_execution_history(
         key, limit=1, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
         partition_filter=PartitionKeyFilter(key=partition),
     )  # fmt: skip
