@@ -15,12 +15,14 @@ import io
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydicom import dcmread
+
+from brainfm.dicom.codec import PIXEL_DATA, Header, Unsupported, parse
 
 _ENCODINGS = ("utf-8", "gb18030")
 _MIN_BYTES = 4  # UTF-8 bytes: shorter strings (a sex code) match random bytes; a 2-character Chinese name has 6
@@ -150,13 +152,32 @@ def _text_bytes(path: Path) -> bytes:
 
 
 def _dicom_without_pixels(data: bytes) -> bytes:
-    """A DICOM file's bytes before its top-level PixelData element (the whole file if it does not parse).
+    """A DICOM file's text: its preamble and the values of every element but the top-level Pixel Data, one per
+    line, read by the lean codec; where the codec declines, the bytes before Pixel Data as pydicom finds them;
+    the whole file if neither parses (which can only over-report).
 
-    De-identification removes what could follow PixelData (trailing padding), so the header is all the text.
+    De-identification removes what could follow Pixel Data (trailing padding), so that is all the text.
     """
-    fp = io.BytesIO(data)
     try:
-        dcmread(fp, stop_before_pixels=True)
-    except Exception:  # noqa: BLE001 (any parse failure: scan the file whole, which can only over-report)
-        return data
-    return data[: fp.tell()]
+        header = parse(data)
+    except Unsupported:
+        fp = io.BytesIO(data)
+        try:
+            dcmread(fp, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 (any parse failure: scan the file whole)
+            return data
+        return data[: fp.tell()]
+    assert header.file_meta is not None
+    return b"\n".join([data[:128], *_values(header.file_meta), *_values(header, skip=PIXEL_DATA)])
+
+
+def _values(header: Header, skip: int | None = None) -> Iterator[bytes]:
+    """The value bytes of every element of ``header`` (items of sequences included) but the tag ``skip``."""
+    for tag, (_vr, value) in header.elements.items():
+        if tag == skip:
+            continue
+        if isinstance(value, list):
+            for item in value:
+                yield from _values(item)
+        else:
+            yield value
