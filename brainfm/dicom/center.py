@@ -33,7 +33,7 @@ from tqdm import tqdm
 from brainfm.dicom.codec import Header
 from brainfm.dicom.deid import Deidentifier, identifying_values, patient_key
 from brainfm.dicom.export import output_relpath, write_deidentified
-from brainfm.dicom.leaks import OwnIdentifierSearch
+from brainfm.dicom.leaks import OwnIdentifierSearch, dicom_text
 from brainfm.dicom.manifest import bad_row, file_token, instance_row, manifest_frame
 from brainfm.dicom.nifti_input import nifti_keys, nifti_row, sidecar_path
 from brainfm.dicom.quarantine import BadInput, QuarantineEntry, Reason, write_quarantine
@@ -187,7 +187,8 @@ def _process_job(job: _Job) -> _JobResult:
     sequences: dict[str, Counter[str]] = defaultdict(Counter)
     written: set[str] = set()
     identifiers: dict[str, set[str]] = defaultdict(set)  # original patient key → its identifying values
-    exported: list[tuple[str, Path, str]] = []  # (input path, written file, original patient key)
+    # (input path, written file, its text when a lean header wrote it, original patient key)
+    exported: list[tuple[str, Path, bytes | None, str]] = []
     sidecars = {str(sidecar_path(Path(rel))) for rel in job.files if is_nifti(rel)}
     for rel in job.files:
         if rel in sidecars:
@@ -221,7 +222,8 @@ def _process_job(job: _Job) -> _JobResult:
                 out = job.deid_out / f"{out_rel}.{job.tag}"
                 write_deidentified(ds, out)
                 result.written.append((rel, out_rel))
-                exported.append((rel, out, original_key))
+                text = dicom_text(ds) if isinstance(ds, Header) else None  # what encode just wrote
+                exported.append((rel, out, text, original_key))
         except Exception as e:  # noqa: BLE001 - one bad file must never stop the run; it is listed instead
             _quarantine(result, rel, e, job.center, pseudonymizer)
             continue
@@ -243,7 +245,10 @@ def _process_job(job: _Job) -> _JobResult:
             frames[key].extend(_frames(ds, pixels, geometries))
     # Each export is checked against every value of its own patient seen in this folder, never another's.
     searches = {k: OwnIdentifierSearch(values) for k, values in identifiers.items()}
-    result.identifier_hits = {rel for rel, out, k in exported if searches[k].in_file(out)}
+    result.identifier_hits = {
+        rel for rel, out, text, k in exported
+        if (searches[k].in_file(out) if text is None else searches[k].in_text(text))
+    }  # fmt: skip
     for key, part in series.items():
         # A de-identified header re-infers from cleaned descriptions: the label inferred at ingest wins.
         part.sequence = job.sequences.get(key) or sequences[key].most_common(1)[0][0]

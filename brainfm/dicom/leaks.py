@@ -119,9 +119,13 @@ class OwnIdentifierSearch:
 
     def in_file(self, path: Path) -> bool:
         """Whether the text bytes of the file at ``path`` hold any of the values as a whole token."""
+        return self._matcher is not None and self.in_text(_text_bytes(path))
+
+    def in_text(self, text: bytes) -> bool:
+        """Whether ``text`` (a file's text bytes, e.g. :func:`dicom_text`) holds any of the values."""
         if self._matcher is None:
             return False
-        data = _text_bytes(path).lower()
+        data = text.lower()
         return any(_whole_token(data, start, end) for start, end, _ in self._matcher.find(data))
 
 
@@ -167,8 +171,15 @@ def _dicom_without_pixels(data: bytes) -> bytes:
         except Exception:  # noqa: BLE001 (any parse failure: scan the file whole)
             return data
         return data[: fp.tell()]
-    assert header.file_meta is not None
-    return b"\n".join([data[:128], *_values(header.file_meta), *_values(header, skip=PIXEL_DATA)])
+    return dicom_text(header, preamble=data[:128])
+
+
+def dicom_text(header: Header, preamble: bytes = b"") -> bytes:
+    """The text of a Part 10 file as the codec holds it: ``preamble``, then the values of its file meta and of
+    every element but the top-level Pixel Data, one per line. For a header about to be encoded (zero
+    preamble) this is the text of the file :func:`brainfm.dicom.codec.encode` writes, without reading it."""
+    meta = _values(header.file_meta) if header.file_meta is not None else ()
+    return b"\n".join([preamble, *meta, *_values(header, skip=PIXEL_DATA)])
 
 
 def _values(header: Header, skip: int | None = None) -> Iterator[bytes]:
