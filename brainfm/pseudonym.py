@@ -1,4 +1,4 @@
-"""Keyed, deterministic pseudonyms for identifiers, UIDs and date shifts.
+"""Keyed, deterministic pseudonyms for identifiers, UIDs and date and time shifts.
 
 One secret key drives every replacement, so the same input maps to the same output across files,
 centers and runs with the same key, and nobody without the key can reverse or re-link it
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 # Maximum shift in days for "Retain Longitudinal Temporal Information with Modified Dates".
 MAX_DATE_SHIFT_DAYS = 3650
+SECONDS_PER_DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,13 @@ class Pseudonymizer:
         """A per-patient shift in days, in [-MAX_DATE_SHIFT_DAYS, -1]: intervals within a patient stay exact."""
         raw = int.from_bytes(self._digest("date", patient_id.strip())[:8], "big")
         return -(1 + raw % MAX_DATE_SHIFT_DAYS)
+
+    def time_shift_seconds(self, patient_id: str) -> int:
+        """A per-patient shift of the time of day in seconds, in [1, 86399]: added to every time and date-time
+        with :meth:`date_shift_days`, so a time of day says nothing of when the patient was scanned while the
+        intervals between a patient's acquisitions stay exact."""
+        raw = int.from_bytes(self._digest("time", patient_id.strip())[:8], "big")
+        return 1 + raw % (SECONDS_PER_DAY - 1)
 
 
 def center_patient_key(center: str, patient_id: str) -> str:

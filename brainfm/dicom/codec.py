@@ -24,7 +24,7 @@ from typing import Any
 from pydicom.charset import TEXT_VR_DELIMS, convert_encodings, decode_bytes
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.uid import UID
-from pydicom.valuerep import PersonName
+from pydicom.valuerep import PersonName, format_number_as_ds
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -152,6 +152,10 @@ class Header:
         if tag == _CHARSET:
             self._forget_encodings()
 
+    def put_numbers(self, tag: int, vr: str, numbers: list[int] | list[float]) -> None:
+        """Set a numeric element: binary VRs packed little endian, IS and DS written as text."""
+        self.put(tag, vr, number_bytes(vr, numbers))
+
     def delete(self, tag: int) -> None:
         del self.elements[tag]
         if tag == _CHARSET:
@@ -180,6 +184,10 @@ class Header:
     def values(self, tag: int) -> list[str]:
         return ascii_values(self.raw(tag))
 
+    def stored(self, tag: int) -> tuple[str, bytes, bool]:
+        """The stored VR (``UN`` for a private element read in implicit VR), value bytes and little-endianness."""
+        return self.vr(tag), self.raw(tag), True
+
     def items(self, tag: int) -> list[Header] | None:
         """The items of a parsed sequence; None for a value kept as bytes (the walker then removes it)."""
         items = self.elements[tag][1]
@@ -200,6 +208,18 @@ def _string(vr: str, text: str) -> Any:
         return float(text) if vr == "DS" else int(text)
     except ValueError:
         return text
+
+
+def number_texts(vr: str, numbers: list[int] | list[float]) -> list[str]:
+    """IS or DS values as PS3.5 writes them (an IS at most 12, a DS at most 16 characters)."""
+    return [str(int(n)) if vr == "IS" else format_number_as_ds(float(n)) for n in numbers]
+
+
+def number_bytes(vr: str, numbers: list[int] | list[float]) -> bytes:
+    """The stored value of a numeric element: binary VRs packed little endian, IS and DS as padded text."""
+    if vr in NUMBER_FORMATS:
+        return struct.pack(f"<{len(numbers)}{NUMBER_FORMATS[vr]}", *numbers)
+    return pad_to_even("\\".join(number_texts(vr, numbers)).encode("ascii"), vr)
 
 
 def pad_to_even(data: bytes, vr: str) -> bytes:

@@ -2,14 +2,17 @@
 
 The rule for any attribute not named in the profile is safe by construction (a whitelist):
 
-* private elements are removed unless listed in ``SAFE_PRIVATE``; curves (50xx), overlays (60xx), group
-  lengths and trailing padding are removed;
+* private elements are removed unless listed in ``SAFE_PRIVATE``, and a listed one is decoded and written back
+  fresh with only its numbers (or a listed code); the Siemens CSA image header is removed after the fields the
+  pipeline needs are decoded from it into a private block of our own (``CSA_FIELDS``); curves (50xx), overlays
+  (60xx), group lengths and trailing padding are removed;
 * text VRs (PN, LO, SH, LT, ST, UT, UC, UR, AE, AS) are removed unless ``TEXT_ACTIONS`` keeps, cleans or
   replaces them;
 * UIDs are replaced by keyed ``2.25.<int>`` UIDs, except standard ones (SOP classes, transfer syntaxes),
   so every reference (referenced image/series/study sequences, SR content) maps the same way as its target;
-* dates (DA, and the date part of DT) are shifted by a keyed per-patient number of days, so intervals
-  within a patient stay exact; times (TM) are kept;
+* dates (DA), times (TM) and date-times (DT) are shifted by a keyed per-patient number of days and seconds of
+  time of day, as one instant where a date has its time (``brainfm.dicom.temporal``), so no time of day
+  survives and intervals within a patient stay exact;
 * sequences are recursed with the same rules; coded and numeric values are kept.
 
 Text that stays is decoded with the file's SpecificCharacterSet (GB18030, ISO 2022 IR 58, …) before cleaning,
@@ -18,10 +21,12 @@ and written back as UTF-8 (``ISO_IR 192``). Pixel Data and every other kept elem
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import functools
+import math
 import re
+import struct
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -43,8 +48,12 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from brainfm.dicom.codec import Header, as_text, ascii_values, pad_to_even
+from brainfm.dicom.codec import NUMBER_FORMATS, Header, as_text, ascii_values, number_texts, pad_to_even
 from brainfm.dicom.deid_profile import (
+    CSA_CREATOR,
+    CSA_FIELDS,
+    CSA_GROUP,
+    CSA_IMAGE_HEADER,
     DESCRIPTOR_CJK_TERMS,
     DESCRIPTOR_TOKENS,
     KEEP_UID_KEYWORDS,
@@ -54,18 +63,25 @@ from brainfm.dicom.deid_profile import (
     SAFE_PRIVATE,
     TEXT_ACTIONS,
     Action,
+    PrivateField,
 )
+from brainfm.dicom.temporal import DATE_PARTNERS, shift_date, shift_datetime, shift_time
 from brainfm.pseudonym import Pseudonymizer, center_patient_key
+
+with warnings.catch_warnings():  # nibabel.nicom warns on import that its DICOM readers are experimental
+    warnings.simplefilter("ignore", UserWarning)
+    from nibabel.nicom import csareader
 
 TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE", "AS"})
 _TOKEN_SPLIT = re.compile(r"[^0-9a-z+*]+")
 _CJK_TERMS = re.compile("|".join(sorted(DESCRIPTOR_CJK_TERMS, key=len, reverse=True)))
-_DT_TIMEZONE = re.compile(r"[+-]\d{4}$")
 _LO_MAX_CHARS = 64
 _IDENTIFYING = (
     "PatientName", "PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBirthDate", "PatientAddress",
     "PatientTelephoneNumbers", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
+    "StationName", "DeviceSerialNumber", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
 )  # fmt: skip
+_KEPT_EQUIPMENT = ("Manufacturer", "ManufacturerModelName", "TransmitCoilName", "ReceiveCoilName")
 _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
 # Words of the text de-identification itself writes into every export (method codes and description).
 _WRITTEN_WORDS = frozenset(re.findall(r"[a-z0-9.]+", " ".join([METHOD_TEXT, *(m for _, m in METHOD_CODES)]).lower()))
@@ -94,11 +110,15 @@ def patient_key(ds: Dataset | Header, center: str) -> str:
 
 
 def identifying_values(ds: Dataset | Header) -> set[str]:
-    """The original values that identify the patient of ``ds`` (the leak check of its export looks for them):
-    names, their ``=`` groups and ``^`` components, IDs, accession number, birth date, address, telephone
-    numbers and the staff names. Values under 4 characters match by chance and are left out, except CJK names
-    of 2 or more characters. Held in memory only, never logged or written."""
-    values: set[str] = set()  # a name part that is a word of the method text every export carries is left out
+    """The original values that identify the patient of ``ds`` or its site (the leak check of its export looks
+    for them): names, their ``=`` groups and ``^`` components, IDs, accession number, birth date, address,
+    telephone numbers, the staff names, and the station name, device serial number and institution. Values
+    under 4 characters match by chance and are left out, except CJK names of 2 or more characters, and so are
+    words every export may carry (the method text, technical descriptor words, the file's kept manufacturer,
+    model and coil names: a station named after its scanner model is no leak). Held in memory only, never
+    logged or written."""
+    values: set[str] = set()
+    kept = _WRITTEN_WORDS | DESCRIPTOR_TOKENS | {str(ds.get(k) or "").strip().lower() for k in _KEPT_EQUIPMENT}
     for keyword in _IDENTIFYING:
         value = ds.get(keyword)
         items = value if isinstance(value, list | MultiValue) else [value]
@@ -109,24 +129,15 @@ def identifying_values(ds: Dataset | Header) -> set[str]:
                     values |= {group, group.replace("^", " "), group.replace("^", ""), *group.split("^")}
     return {
         v.strip() for v in values
-        if (len(v.strip()) >= 4 or (len(v.strip()) >= 2 and _CJK.search(v))) and v.strip().lower() not in _WRITTEN_WORDS
+        if (len(v.strip()) >= 4 or (len(v.strip()) >= 2 and _CJK.search(v))) and v.strip().lower() not in kept
     }  # fmt: skip
-
-
-@functools.lru_cache(maxsize=4096)  # the dates of a study repeat in every file
-def _shift_date(value: str, days: int) -> str:
-    """Shift a DA (or the date part of a DT) by ``days``; an unparsable date becomes empty."""
-    try:
-        shifted = dt.datetime.strptime(value[:8], "%Y%m%d").date() + dt.timedelta(days=days)
-    except ValueError:
-        return ""
-    return shifted.strftime("%Y%m%d") + _DT_TIMEZONE.sub("", value[8:])
 
 
 @dataclass(frozen=True)
 class _PatientContext:
     pseudonym: str
     shift_days: int
+    shift_seconds: int
 
 
 class Deidentifier:
@@ -152,7 +163,8 @@ class Deidentifier:
     def __call__(self, ds: Dataset | Header) -> Dataset | Header:
         """De-identify ``ds`` in place (file meta rebuilt) and return it."""
         key = patient_key(ds, self.center)
-        ctx = _PatientContext(self.pseudonymizer.patient_id(key), self.pseudonymizer.date_shift_days(key))
+        p = self.pseudonymizer
+        ctx = _PatientContext(p.patient_id(key), p.date_shift_days(key), p.time_shift_seconds(key))
         transfer_syntax = _transfer_syntax(ds)
         store = ds if isinstance(ds, Header) else _DatasetStore(ds)
         self._clean(store, ctx)
@@ -200,16 +212,23 @@ class Deidentifier:
             tag: ds.text(tag).strip() for tag in tags if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF
         }
         kept_creators: set[int] = set()
+        csa: dict[int, list[float]] = {}
+        original_times: dict[int, list[str]] = {}  # TM values before their shift: their dates need them
         for tag in tags:
             if tag >> 16 & 1:  # private: odd group
                 if tag in creators:
                     continue
                 creator = tag & 0xFFFF0000 | (tag & 0xFFFF) >> 8
-                name = creators.get(creator, "").upper()
-                if tag & 0xFFFF >= 0x1000 and (name, tag >> 16, tag & 0xFF) in SAFE_PRIVATE:
-                    kept_creators.add(creator)
-                else:
+                key = (creators.get(creator, "").upper(), tag >> 16, tag & 0xFF)
+                field = SAFE_PRIVATE.get(key) if tag & 0xFFFF >= 0x1000 else None
+                value = _decoded(ds, tag, field) if field else None
+                if key == CSA_IMAGE_HEADER and tag & 0xFFFF >= 0x1000:
+                    csa = _csa_fields(ds.stored(tag)[1])
+                if value is None:
                     ds.delete(tag)
+                else:
+                    _put_private(ds, tag, field, value)  # type: ignore[arg-type]
+                    kept_creators.add(creator)
                 continue
             rule, vr = _public_rule(tag, ds.vr(tag))
             if rule is _KEEP:  # the most frequent rule first: this loop runs for every element of every file
@@ -226,13 +245,25 @@ class Deidentifier:
                 ds.put(tag, vr, self._apply(ds, tag, _TEXT_ACTIONS[tag], ctx))
             elif rule is _Rule.UID:
                 ds.put(tag, vr, _mapped(ds.values(tag), self.new_uid))
+            elif rule is _Rule.TIME:
+                original_times[tag] = ds.values(tag)
+                ds.put(tag, vr, _mapped(original_times[tag], lambda v: shift_time(v, ctx.shift_seconds)[0]))
+            elif rule is _Rule.DATETIME:
+                ds.put(
+                    tag,
+                    vr,
+                    _mapped(ds.values(tag), lambda v: shift_datetime(v, ctx.shift_days, ctx.shift_seconds)),
+                )
             elif rule is _Rule.DATE:
-                ds.put(tag, vr, _mapped(ds.values(tag), lambda v: _shift_date(v, ctx.shift_days)))
+                days = ctx.shift_days + _crossed_days(ds, tag, tags, original_times, ctx.shift_seconds)
+                ds.put(tag, vr, _mapped(ds.values(tag), functools.partial(shift_date, days=days)))
         for tag, creator in creators.items():
             if tag in kept_creators:
                 ds.put(tag, "LO", creator)  # decoded, so written in the new character set
             else:
                 ds.delete(tag)
+        if csa:
+            _put_private_block(ds, CSA_GROUP, CSA_CREATOR, csa)
         if _CHARSET_TAG in tags:  # last: every text of the item was decoded with it; kept text is now UTF-8
             ds.delete(_CHARSET_TAG)
 
@@ -258,8 +289,10 @@ class _Store(Protocol):
     def text(self, tag: int) -> str: ...
     def values(self, tag: int) -> list[str]: ...
     def items(self, tag: int) -> list[Any] | None: ...
+    def stored(self, tag: int) -> tuple[str, Any, bool]: ...
     def delete(self, tag: int) -> None: ...
     def put(self, tag: int, vr: str, value: str | list[str]) -> None: ...
+    def put_numbers(self, tag: int, vr: str, numbers: list[int] | list[float]) -> None: ...
 
 
 class _DatasetStore:
@@ -287,6 +320,24 @@ class _DatasetStore:
 
     def items(self, tag: int) -> list[_DatasetStore]:
         return [_DatasetStore(item) for item in self.ds[tag].value]
+
+    def stored(self, tag: int) -> tuple[str, Any, bool]:
+        """VR, value and little-endianness; the value is bytes unless something read it before."""
+        elem = self.ds.get_item(tag)
+        little = self.ds.original_encoding[1] is not False
+        if isinstance(elem, RawDataElement):
+            return elem.VR or "UN", elem.value or b"", elem.is_little_endian is not False
+        return elem.VR, elem.value, little
+
+    def put_numbers(self, tag: int, vr: str, numbers: list[int] | list[float]) -> None:
+        if self.ds.original_encoding[1] is False:  # big endian: pydicom encodes the element
+            value = number_texts(vr, numbers) if vr in ("IS", "DS") else numbers
+            self.ds[tag] = DataElement(tag, vr, value[0] if len(value) == 1 else value)
+        else:
+            header = Header()
+            header.put_numbers(tag, vr, numbers)
+            data = header.raw(tag)
+            self.ds[tag] = RawDataElement(BaseTag(tag), vr, len(data), data, 0, *self.ds.original_encoding)
 
     def delete(self, tag: int) -> None:
         del self.ds[tag]
@@ -332,7 +383,9 @@ class _Rule(enum.Enum):
     RECURSE = enum.auto()  # a sequence: its items are cleaned by the same rules
     TEXT = enum.auto()  # the profile's action for a named text attribute
     UID = enum.auto()  # replaced by a keyed UID
-    DATE = enum.auto()  # shifted by the patient's days
+    DATE = enum.auto()  # DA: shifted by the patient's days (and the day its time crosses)
+    TIME = enum.auto()  # TM: shifted by the patient's seconds, modulo a day
+    DATETIME = enum.auto()  # DT: shifted by the patient's days and seconds
 
 
 _KEEP = _Rule.KEEP
@@ -353,7 +406,10 @@ def _public_rule(tag: int, stored_vr: str | None) -> tuple[_Rule, str]:
         return _Rule.REMOVE, vr
     if vr == "UI" and tag not in _KEEP_UID_TAGS:
         return _Rule.UID, vr
-    return (_Rule.DATE if vr in ("DA", "DT") else _Rule.KEEP), vr
+    return _TEMPORAL_RULES.get(vr, _KEEP), vr
+
+
+_TEMPORAL_RULES = {"DA": _Rule.DATE, "TM": _Rule.TIME, "DT": _Rule.DATETIME}
 
 
 @functools.cache
@@ -364,6 +420,103 @@ def _vr(tag: int, stored: str | None) -> str:
         return dictionary_VR(tag)
     except KeyError:
         return stored or "UN"
+
+
+def _crossed_days(ds: _Store, tag: int, tags: list[int], times: dict[int, list[str]], seconds: int) -> int:
+    """The days a DA's TM partner crosses when shifted by ``seconds`` (0 or 1; 0 without a partner): read from
+    its value before the shift (``times``) when the walker has already shifted it."""
+    partner = DATE_PARTNERS.get(tag)
+    if partner is None or (partner not in times and partner not in tags):
+        return 0
+    first = next((v for v in times.get(partner) or ds.values(partner) if v), "")
+    return shift_time(first, seconds)[1] if first else 0
+
+
+_NUMERIC_VRS = frozenset({*NUMBER_FORMATS, "IS", "DS"})
+_INTEGER_VRS = frozenset({"IS", "US", "SS", "UL", "SL", "UV", "SV"})
+_IS_LIMIT = 2**31 - 1  # PS3.5 Table 6.2-1
+
+
+def _decoded(ds: _Store, tag: int, field: PrivateField) -> list[int] | list[float] | str | None:
+    """The value of a listed private element decoded as its field says: the numbers (or the code) it holds,
+    None when it holds anything else. The stored VR decides the decoding where it is a numeric VR or CS;
+    otherwise (``UN``, ``OB``, implicit VR) the field's."""
+    vr, raw, little = ds.stored(tag)
+    vr = vr if vr in _NUMERIC_VRS or vr == "CS" else field.vr
+    if isinstance(raw, bytes):
+        texts = ascii_values(raw) if vr in ("IS", "DS", "CS") else None
+    else:  # a value pydicom has already converted
+        items = list(raw) if isinstance(raw, list | MultiValue) else [raw]
+        texts = [str(v).strip() for v in items] if vr in ("IS", "DS", "CS") else None
+    if field.codes:
+        return (
+            texts[0].upper()
+            if vr == "CS" and texts and len(texts) == 1 and texts[0].upper() in field.codes
+            else None
+        )
+    if vr == "CS":
+        return None
+    try:
+        if texts is not None:
+            numbers = [float(t) for t in texts]
+        elif isinstance(raw, bytes):
+            fmt = NUMBER_FORMATS[vr]
+            numbers = list(
+                struct.unpack(f"{'<' if little else '>'}{len(raw) // struct.calcsize(fmt)}{fmt}", raw)
+            )
+        else:
+            numbers = [float(v) for v in items]
+    except (ValueError, TypeError, struct.error):
+        return None
+    if (
+        not numbers
+        or (field.vm is not None and len(numbers) != field.vm)
+        or not all(map(math.isfinite, numbers))
+    ):
+        return None
+    if field.vr in _INTEGER_VRS:
+        if any(n != int(n) or abs(n) > _IS_LIMIT for n in numbers):
+            return None
+        return [int(n) for n in numbers]
+    return [float(n) for n in numbers]
+
+
+def _csa_fields(blob: Any) -> dict[int, list[float]]:
+    """The ``CSA_FIELDS`` of a Siemens CSA image header, by element offset; those absent, empty or not
+    numbers of the listed count are left out (a damaged header gives nothing)."""
+    if not isinstance(blob, bytes):
+        return {}
+    try:
+        tags = csareader.read(blob)["tags"]
+    except Exception:  # noqa: BLE001 (nibabel raises several kinds on damaged headers; nothing is kept)
+        return {}
+    fields = {}
+    for offset, field in CSA_FIELDS.items():
+        items = tags.get(field.name, {}).get("items") or []
+        try:
+            numbers = [float(v) for v in items]
+        except (TypeError, ValueError):
+            continue
+        if numbers and (field.vm is None or len(numbers) == field.vm) and all(map(math.isfinite, numbers)):
+            fields[offset] = [int(n) for n in numbers] if field.vr in _INTEGER_VRS else numbers
+    return fields
+
+
+def _put_private_block(ds: _Store, group: int, creator: str, values: dict[int, list[float]]) -> None:
+    """Write ``values`` (element offset → numbers of ``CSA_FIELDS``) as a private block of ``creator`` in the
+    first free block of ``group``."""
+    tags = set(ds.tags())
+    block = next(b for b in range(0x10, 0x100) if (group << 16 | b) not in tags)
+    ds.put(group << 16 | block, "LO", creator)
+    for offset, numbers in values.items():
+        ds.put_numbers(group << 16 | block << 8 | offset, CSA_FIELDS[offset].vr, numbers)
+
+
+def _put_private(ds: _Store, tag: int, field: PrivateField, value: list[int] | list[float] | str) -> None:
+    if isinstance(value, str):
+        ds.put(tag, field.vr, value)
+    else:
+        ds.put_numbers(tag, field.vr, value)
 
 
 def _mapped(values: list[str], fn: Callable[[str], str]) -> str | list[str]:

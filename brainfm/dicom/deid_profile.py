@@ -2,14 +2,16 @@
 
 Profile: Basic Application Level Confidentiality Profile (Table E.1-1) with the options Clean Descriptors,
 Retain Longitudinal Temporal Information with Modified Dates, Retain Patient Characteristics and Retain
-Safe Private. Listed here are the attributes whose action differs from the safe rule applied to all other
-attributes (see ``brainfm.dicom.deid``): text-like VRs are removed, DA/DT dates shifted, UIDs remapped,
-sequences recursed, coded and numeric values kept. The explicit lists therefore only need to name (a) the
+Safe Private (numeric fields only, decoded and written back fresh). Listed here are the attributes whose action
+differs from the safe rule applied to all other attributes (see ``brainfm.dicom.deid``): text-like VRs are
+removed, dates, times and date-times shifted (``brainfm.dicom.temporal``), UIDs remapped, sequences recursed,
+coded and numeric values kept. The explicit lists therefore only need to name (a) the
 text attributes that may stay or get a dummy, and (b) the non-text attributes Annex E removes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -116,35 +118,62 @@ KEEP_UID_KEYWORDS: frozenset[str] = frozenset(
     }
 )
 
-# Retain Safe Private option (113111): diffusion attributes, keyed by (private creator, group, element
-# offset), following PS3.15 Table E.3.10-1. Everything else private is removed. The Siemens CSA *image*
-# header (0029,xx10) is the only carrier of b-value and gradient direction on older Siemens software; the
-# CSA *series* header (0029,xx20) holds the free-text protocol and is removed.
-SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
-    {
-        ("SIEMENS MR HEADER", 0x0019, 0x08),  # ImagingMode
-        ("SIEMENS MR HEADER", 0x0019, 0x0A),  # NumberOfImagesInMosaic
-        ("SIEMENS MR HEADER", 0x0019, 0x0B),  # SliceMeasurementDuration
-        ("SIEMENS MR HEADER", 0x0019, 0x0C),  # B_value
-        ("SIEMENS MR HEADER", 0x0019, 0x0D),  # DiffusionDirectionality
-        ("SIEMENS MR HEADER", 0x0019, 0x0E),  # DiffusionGradientDirection
-        ("SIEMENS MR HEADER", 0x0019, 0x27),  # B_matrix
-        ("SIEMENS MR HEADER", 0x0019, 0x28),  # BandwidthPerPixelPhaseEncode
-        ("SIEMENS MR HEADER", 0x0019, 0x29),  # MosaicRefAcqTimes
-        ("SIEMENS CSA HEADER", 0x0029, 0x08),  # CSA image header type
-        ("SIEMENS CSA HEADER", 0x0029, 0x09),  # CSA image header version
-        ("SIEMENS CSA HEADER", 0x0029, 0x10),  # CSA image header (b-value, gradient direction)
-        ("GEMS_PARM_01", 0x0043, 0x39),  # slop_int_6..9: b-value
-        ("GEMS_ACQU_01", 0x0019, 0xBB),  # diffusion direction x
-        ("GEMS_ACQU_01", 0x0019, 0xBC),  # diffusion direction y
-        ("GEMS_ACQU_01", 0x0019, 0xBD),  # diffusion direction z
-        ("PHILIPS IMAGING DD 001", 0x2001, 0x03),  # diffusion b-factor
-        ("PHILIPS IMAGING DD 001", 0x2001, 0x04),  # diffusion direction
-        ("PHILIPS MR IMAGING DD 001", 0x2005, 0xB0),  # diffusion direction RL
-        ("PHILIPS MR IMAGING DD 001", 0x2005, 0xB1),  # diffusion direction AP
-        ("PHILIPS MR IMAGING DD 001", 0x2005, 0xB2),  # diffusion direction FH
-    }
-)
+
+@dataclass(frozen=True)
+class PrivateField:
+    """A private value the Retain Safe Private option keeps: decoded as ``vr`` and written back as a fresh
+    element holding only the decoded numbers (or one of ``codes``), never as the stored bytes."""
+
+    name: str
+    vr: str  # a numeric VR (US, SS, UL, SL, FL, FD, IS, DS), or CS with ``codes``
+    vm: int | None = 1  # the number of values; None: one or more
+    codes: frozenset[str] = frozenset()
+
+
+_DIRECTIONALITY = frozenset({"DIRECTIONAL", "NONE", "ISOTROPIC", "BMATRIX"})
+# Philips (2001,xx04): the direction of a diffusion weighting (I isotropic, O oblique, R/L, A/P, F/H or S/I).
+_PHILIPS_DIRECTIONS = frozenset("IONRLAPFHS")
+
+# Retain Safe Private option (113111): the values the pipeline needs (b-values, gradient directions, mosaic
+# slice count and slice timing, vendor diffusion fields), keyed by (private creator, group, element offset),
+# after PS3.15 Table E.3.10-1. Every other private element is removed, vendor blobs and version or text
+# elements included: a "version" element can hold a date, and a blob's padding the station name.
+SAFE_PRIVATE: dict[tuple[str, int, int], PrivateField] = {
+    ("SIEMENS MR HEADER", 0x0019, 0x0A): PrivateField("NumberOfImagesInMosaic", "US"),
+    ("SIEMENS MR HEADER", 0x0019, 0x0B): PrivateField("SliceMeasurementDuration", "DS"),
+    ("SIEMENS MR HEADER", 0x0019, 0x0C): PrivateField("B_value", "IS"),
+    ("SIEMENS MR HEADER", 0x0019, 0x0D): PrivateField("DiffusionDirectionality", "CS", codes=_DIRECTIONALITY),
+    ("SIEMENS MR HEADER", 0x0019, 0x0E): PrivateField("DiffusionGradientDirection", "FD", 3),
+    ("SIEMENS MR HEADER", 0x0019, 0x27): PrivateField("B_matrix", "FD", 6),
+    ("SIEMENS MR HEADER", 0x0019, 0x28): PrivateField("BandwidthPerPixelPhaseEncode", "FD"),
+    ("SIEMENS MR HEADER", 0x0019, 0x29): PrivateField("MosaicRefAcqTimes", "FD", None),  # ms, per slice
+    ("GEMS_PARM_01", 0x0043, 0x39): PrivateField("SlopInt6to9", "IS", 4),  # b-value first
+    ("GEMS_ACQU_01", 0x0019, 0xBB): PrivateField("DiffusionDirectionX", "DS"),
+    ("GEMS_ACQU_01", 0x0019, 0xBC): PrivateField("DiffusionDirectionY", "DS"),
+    ("GEMS_ACQU_01", 0x0019, 0xBD): PrivateField("DiffusionDirectionZ", "DS"),
+    ("PHILIPS IMAGING DD 001", 0x2001, 0x03): PrivateField("DiffusionBFactor", "FL"),
+    ("PHILIPS IMAGING DD 001", 0x2001, 0x04): PrivateField(
+        "DiffusionDirection", "CS", codes=_PHILIPS_DIRECTIONS
+    ),
+    ("PHILIPS MR IMAGING DD 001", 0x2005, 0xB0): PrivateField("DiffusionDirectionRL", "FL"),
+    ("PHILIPS MR IMAGING DD 001", 0x2005, 0xB1): PrivateField("DiffusionDirectionAP", "FL"),
+    ("PHILIPS MR IMAGING DD 001", 0x2005, 0xB2): PrivateField("DiffusionDirectionFH", "FL"),
+}
+
+# The Siemens CSA image header (0029,xx10) is a vendor blob: the only carrier of b-value, gradient direction and
+# slice normal on some Siemens software, and of station names in its padding. It is never kept; these of its
+# fields are decoded (nibabel's CSA reader) and written into a fresh private block of this project's own,
+# ``CSA_CREATOR`` in group ``CSA_GROUP``, at the element offset given here.
+CSA_IMAGE_HEADER = ("SIEMENS CSA HEADER", 0x0029, 0x10)
+CSA_CREATOR = "BRAINFM CSA FIELDS 1"
+CSA_GROUP = 0x0029
+CSA_FIELDS: dict[int, PrivateField] = {
+    0x01: PrivateField("B_value", "FD"),  # s/mm²
+    0x02: PrivateField("DiffusionGradientDirection", "FD", 3),
+    0x03: PrivateField("NumberOfImagesInMosaic", "US"),
+    0x04: PrivateField("SliceNormalVector", "FD", 3),
+    0x05: PrivateField("MosaicRefAcqTimes", "FD", None),  # ms, per slice
+}
 
 # DeidentificationMethodCodeSequence (CID 7050): the profile and options applied.
 METHOD_CODES: tuple[tuple[str, str], ...] = (

@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from brainfm.dicom.codec import Header, Unsupported, encode, parse
 from brainfm.dicom.deid import Deidentifier
 from brainfm.dicom.export import write_deidentified
+from brainfm.dicom.leaks import _text_bytes, dicom_text
 from brainfm.dicom.quarantine import BadInput
 from brainfm.dicom.reading import decode_frames, frame_geometries, infer_sequence, read_dataset, read_header
 from brainfm.pseudonym import Pseudonymizer, center_patient_key
@@ -109,7 +110,8 @@ def test_encoding_a_parsed_file_gives_the_same_dataset(path: Path) -> None:
 
 @pytest.mark.parametrize("path", IN_SCOPE, ids=lambda p: p.name)
 def test_deidentified_header_equals_the_deidentified_dataset(path: Path, tmp_path: Path) -> None:
-    """Both routes through the one de-identification walker give the same DICOM data set and pixels."""
+    """Both routes through the one de-identification walker give the same DICOM data set and pixels, and the
+    text the leak gate searches in a lean export's header (``dicom_text``) holds every value of the file written."""
     data = _data(path)
     src = tmp_path / "in.dcm"
     src.write_bytes(data)
@@ -128,6 +130,9 @@ def test_deidentified_header_equals_the_deidentified_dataset(path: Path, tmp_pat
     a, b = _pydicom((tmp_path / "dataset.dcm").read_bytes()), _pydicom((tmp_path / "header.dcm").read_bytes())
     assert a == b
     assert a.file_meta.MediaStorageSOPInstanceUID == b.file_meta.MediaStorageSOPInstanceUID
+    searched, written = dicom_text(header), (tmp_path / "header.dcm").read_bytes()
+    missing = {value for value in _text_bytes(tmp_path / "header.dcm")[128:].split(b"\n") if value not in searched}
+    assert missing <= {written[140:144]}  # at most the file meta group length: a number encode computes
 
 
 def test_out_of_scope_files_are_refused() -> None:
