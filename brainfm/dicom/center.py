@@ -32,9 +32,11 @@ from tqdm import tqdm
 
 from brainfm.dicom.codec import Header
 from brainfm.dicom.deid import Deidentifier, identifying_values, patient_key
+from brainfm.dicom.diffusion import b_values
 from brainfm.dicom.export import output_relpath, write_deidentified
 from brainfm.dicom.leaks import OwnIdentifierSearch, dicom_text
 from brainfm.dicom.manifest import bad_row, file_token, instance_row, manifest_frame
+from brainfm.dicom.mosaic import mosaic_of, untile
 from brainfm.dicom.nifti_input import nifti_keys, nifti_row, sidecar_path
 from brainfm.dicom.quarantine import BadInput, QuarantineEntry, Reason, write_quarantine
 from brainfm.dicom.reading import (
@@ -60,7 +62,7 @@ _PARTS = ".parts"  # per-series normalised arrays inside the staging directory, 
 INDEX_SCHEMA = {
     "slice_id": pl.String(), "patient": pl.String(), "study": pl.String(), "series": pl.String(),
     "volume": pl.Int32(), "sequence": pl.String(), "plane": pl.String(), "slice_index": pl.Int32(),
-    "shard": pl.Int32(), "row": pl.Int32(), "split": pl.String(), "center": pl.String(),
+    "shard": pl.Int32(), "row": pl.Int32(), "split": pl.String(), "center": pl.String(), "b_value": pl.Float32(),
 }  # fmt: skip
 QC_SCHEMA = {
     "patient": pl.String(), "study": pl.String(), "series": pl.String(), "volume": pl.Int32(),
@@ -122,6 +124,7 @@ class _VolumePart:
     slice_index: list[int]
     excluded: list[tuple[int, str]]
     plane: str
+    b_value: float | None
 
 
 @dataclass
@@ -144,11 +147,14 @@ class _JobResult:
     identifier_hits: set[str] = field(default_factory=set)  # input paths whose export holds patient values
 
 
-def _frames(ds: Header | Dataset, pixels: np.ndarray, geometries: list[FrameGeometry]) -> list[Frame]:
-    """Frames (stored values; the geometry's rescale is applied when volumes are built) with geometry and
-    phase-encoding axis."""
+def _frames(
+    ds: Header | Dataset, pixels: np.ndarray, geometries: list[FrameGeometry], b: list[float | None]
+) -> list[Frame]:
+    """Frames (stored values; the geometry's rescale is applied when volumes are built) with geometry,
+    phase-encoding axis and b-value (one per stored frame: a mosaic's tiles share their image's)."""
     phase = {"COL": 0, "ROW": 1}.get(str(lookup(ds, "InPlanePhaseEncodingDirection") or "").upper())
-    return [Frame(p, g, phase) for p, g in zip(pixels, geometries, strict=True)]
+    b = b if len(b) == len(pixels) else b[:1] * len(pixels)
+    return [Frame(p, g, phase, v) for p, g, v in zip(pixels, geometries, b, strict=True)]
 
 
 @contextlib.contextmanager
@@ -201,7 +207,9 @@ def _process_job(job: _Job) -> _JobResult:
             require_uids(ds)
             if job.deidentify and (reason := burned_in_reason(ds)) is not None:
                 raise BadInput(reason)
-            geometries, sequence = frame_geometries(ds), infer_sequence(ds)  # from the original header
+            geometries, sequence, mosaic = frame_geometries(ds), infer_sequence(ds), mosaic_of(ds)  # original header
+            # Vendor b-value fields are looked up for diffusion images only (a per-file cost on every other).
+            b = b_values(ds) if sequence == "DWI" else [None] * len(geometries)
             row = None
             if pseudonymizer:
                 row = instance_row(ds, rel, job.center, pseudonymizer, geometry=geometries[0], sequence=sequence)
@@ -209,6 +217,8 @@ def _process_job(job: _Job) -> _JobResult:
                 result.manifest.append(row)  # manifest scan: headers only, pixels not decoded
                 continue
             pixels = decode_frames(ds)
+            if mosaic is not None:
+                pixels, geometries = untile(pixels, geometries, mosaic)
             original_key = patient_key(ds, job.center) if deidentifier else ""
             if deidentifier:
                 identifiers[original_key] |= identifying_values(ds)
@@ -242,7 +252,7 @@ def _process_job(job: _Job) -> _JobResult:
         elif pixels.ndim != 3:
             part.unusable = "not_grayscale"
         else:
-            frames[key].extend(_frames(ds, pixels, geometries))
+            frames[key].extend(_frames(ds, pixels, geometries, b))
     # Each export is checked against every value of its own patient seen in this folder, never another's.
     searches = {k: OwnIdentifierSearch(values) for k, values in identifiers.items()}
     result.identifier_hits = {
@@ -309,7 +319,7 @@ def _normalise_series(part: _SeriesPart, volumes: Callable[[], list[Volume]], jo
             done = normalize_volume(volume, job.thresholds)
             name = f"{job.tag}-{part.series}-{v}.npy"
             np.save(job.parts_out / name, done.slices)
-            part.volumes.append(_VolumePart(name, done.slice_index, done.excluded, done.plane))
+            part.volumes.append(_VolumePart(name, done.slice_index, done.excluded, done.plane, volume.b_value))
     except Exception as e:  # noqa: BLE001 - one bad series must never stop the center; it gets a QC row
         part.volumes = []  # part files already written are removed with the parts folder
         part.unusable = "bad_geometry" if isinstance(e, GeometryError) else "normalisation_failed"
@@ -438,6 +448,7 @@ def _write_slices(
                 index.append({
                     "slice_id": f"{part.series}-{v}-{k}", **keys, "volume": v, "plane": vol.plane,
                     "slice_index": k, "shard": shard, "row": row, "split": sides[part.patient], "center": center,
+                    "b_value": vol.b_value,
                 })  # fmt: skip
             qc += [{**keys, "volume": v, "slice_index": k, "reason": r, "center": center} for k, r in vol.excluded]
     qc += [_unreadable_row(entry, center) for entry in sorted(unreadable, key=lambda e: e.path)]

@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import enum
 import functools
-import math
 import re
-import struct
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,7 +45,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from brainfm.dicom.codec import NUMBER_FORMATS, Header, as_text, ascii_values, number_texts, pad_to_even
+from brainfm.dicom.codec import Header, as_text, ascii_values, number_texts, pad_to_even
 from brainfm.dicom.deid_profile import (
     CSA_CREATOR,
     CSA_FIELDS,
@@ -65,12 +62,9 @@ from brainfm.dicom.deid_profile import (
     Action,
     PrivateField,
 )
+from brainfm.dicom.private import Numbers, csa_fields, decode, stored
 from brainfm.dicom.temporal import DATE_PARTNERS, shift_date, shift_datetime, shift_time
 from brainfm.pseudonym import Pseudonymizer, center_patient_key
-
-with warnings.catch_warnings():  # nibabel.nicom warns on import that its DICOM readers are experimental
-    warnings.simplefilter("ignore", UserWarning)
-    from nibabel.nicom import csareader
 
 TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE", "AS"})
 _TOKEN_SPLIT = re.compile(r"[^0-9a-z+*]+")
@@ -212,7 +206,7 @@ class Deidentifier:
             tag: ds.text(tag).strip() for tag in tags if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF
         }
         kept_creators: set[int] = set()
-        csa: dict[int, list[float]] = {}
+        csa: dict[int, Numbers] = {}
         original_times: dict[int, list[str]] = {}  # TM values before their shift: their dates need them
         for tag in tags:
             if tag >> 16 & 1:  # private: odd group
@@ -221,9 +215,9 @@ class Deidentifier:
                 creator = tag & 0xFFFF0000 | (tag & 0xFFFF) >> 8
                 key = (creators.get(creator, "").upper(), tag >> 16, tag & 0xFF)
                 field = SAFE_PRIVATE.get(key) if tag & 0xFFFF >= 0x1000 else None
-                value = _decoded(ds, tag, field) if field else None
+                value = decode(ds.stored(tag), field) if field else None
                 if key == CSA_IMAGE_HEADER and tag & 0xFFFF >= 0x1000:
-                    csa = _csa_fields(ds.stored(tag)[1])
+                    csa = csa_fields(ds.stored(tag)[1])
                 if value is None:
                     ds.delete(tag)
                 else:
@@ -322,12 +316,7 @@ class _DatasetStore:
         return [_DatasetStore(item) for item in self.ds[tag].value]
 
     def stored(self, tag: int) -> tuple[str, Any, bool]:
-        """VR, value and little-endianness; the value is bytes unless something read it before."""
-        elem = self.ds.get_item(tag)
-        little = self.ds.original_encoding[1] is not False
-        if isinstance(elem, RawDataElement):
-            return elem.VR or "UN", elem.value or b"", elem.is_little_endian is not False
-        return elem.VR, elem.value, little
+        return stored(self.ds, tag)
 
     def put_numbers(self, tag: int, vr: str, numbers: list[int] | list[float]) -> None:
         if self.ds.original_encoding[1] is False:  # big endian: pydicom encodes the element
@@ -432,77 +421,7 @@ def _crossed_days(ds: _Store, tag: int, tags: list[int], times: dict[int, list[s
     return shift_time(first, seconds)[1] if first else 0
 
 
-_NUMERIC_VRS = frozenset({*NUMBER_FORMATS, "IS", "DS"})
-_INTEGER_VRS = frozenset({"IS", "US", "SS", "UL", "SL", "UV", "SV"})
-_IS_LIMIT = 2**31 - 1  # PS3.5 Table 6.2-1
-
-
-def _decoded(ds: _Store, tag: int, field: PrivateField) -> list[int] | list[float] | str | None:
-    """The value of a listed private element decoded as its field says: the numbers (or the code) it holds,
-    None when it holds anything else. The stored VR decides the decoding where it is a numeric VR or CS;
-    otherwise (``UN``, ``OB``, implicit VR) the field's."""
-    vr, raw, little = ds.stored(tag)
-    vr = vr if vr in _NUMERIC_VRS or vr == "CS" else field.vr
-    if isinstance(raw, bytes):
-        texts = ascii_values(raw) if vr in ("IS", "DS", "CS") else None
-    else:  # a value pydicom has already converted
-        items = list(raw) if isinstance(raw, list | MultiValue) else [raw]
-        texts = [str(v).strip() for v in items] if vr in ("IS", "DS", "CS") else None
-    if field.codes:
-        return (
-            texts[0].upper()
-            if vr == "CS" and texts and len(texts) == 1 and texts[0].upper() in field.codes
-            else None
-        )
-    if vr == "CS":
-        return None
-    try:
-        if texts is not None:
-            numbers = [float(t) for t in texts]
-        elif isinstance(raw, bytes):
-            fmt = NUMBER_FORMATS[vr]
-            numbers = list(
-                struct.unpack(f"{'<' if little else '>'}{len(raw) // struct.calcsize(fmt)}{fmt}", raw)
-            )
-        else:
-            numbers = [float(v) for v in items]
-    except (ValueError, TypeError, struct.error):
-        return None
-    if (
-        not numbers
-        or (field.vm is not None and len(numbers) != field.vm)
-        or not all(map(math.isfinite, numbers))
-    ):
-        return None
-    if field.vr in _INTEGER_VRS:
-        if any(n != int(n) or abs(n) > _IS_LIMIT for n in numbers):
-            return None
-        return [int(n) for n in numbers]
-    return [float(n) for n in numbers]
-
-
-def _csa_fields(blob: Any) -> dict[int, list[float]]:
-    """The ``CSA_FIELDS`` of a Siemens CSA image header, by element offset; those absent, empty or not
-    numbers of the listed count are left out (a damaged header gives nothing)."""
-    if not isinstance(blob, bytes):
-        return {}
-    try:
-        tags = csareader.read(blob)["tags"]
-    except Exception:  # noqa: BLE001 (nibabel raises several kinds on damaged headers; nothing is kept)
-        return {}
-    fields = {}
-    for offset, field in CSA_FIELDS.items():
-        items = tags.get(field.name, {}).get("items") or []
-        try:
-            numbers = [float(v) for v in items]
-        except (TypeError, ValueError):
-            continue
-        if numbers and (field.vm is None or len(numbers) == field.vm) and all(map(math.isfinite, numbers)):
-            fields[offset] = [int(n) for n in numbers] if field.vr in _INTEGER_VRS else numbers
-    return fields
-
-
-def _put_private_block(ds: _Store, group: int, creator: str, values: dict[int, list[float]]) -> None:
+def _put_private_block(ds: _Store, group: int, creator: str, values: dict[int, Numbers]) -> None:
     """Write ``values`` (element offset → numbers of ``CSA_FIELDS``) as a private block of ``creator`` in the
     first free block of ``group``."""
     tags = set(ds.tags())
@@ -512,7 +431,7 @@ def _put_private_block(ds: _Store, group: int, creator: str, values: dict[int, l
         ds.put_numbers(group << 16 | block << 8 | offset, CSA_FIELDS[offset].vr, numbers)
 
 
-def _put_private(ds: _Store, tag: int, field: PrivateField, value: list[int] | list[float] | str) -> None:
+def _put_private(ds: _Store, tag: int, field: PrivateField, value: Numbers | str) -> None:
     if isinstance(value, str):
         ds.put(tag, field.vr, value)
     else:

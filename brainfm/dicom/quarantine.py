@@ -28,6 +28,7 @@ class Reason(StrEnum):
     DUPLICATE_INSTANCE = "duplicate_instance"  # a second, different file with an already exported SOP Instance UID
     BURNED_IN_ANNOTATION = "burned_in_annotation"  # BurnedInAnnotation=YES and no pixel cleaning
     SECONDARY_CAPTURE = "secondary_capture"  # screenshots and scanned documents may carry burned-in text
+    BAD_MOSAIC = "bad_mosaic"  # a Siemens mosaic without its slice count, or not a grid of whole tiles
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ class FrameGeometry:
     spacing_source: SpacingSource = "measured"
 
 
-def _functional(ds: Header | Dataset, frame: int, sequence: str, keyword: str) -> Any:
+def functional_value(ds: Header | Dataset, frame: int, sequence: str, keyword: str) -> Any:
     """An attribute from the per-frame functional group of ``frame``, else the shared group, else None."""
     for groups, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
         items = ds.get(groups)
@@ -209,7 +209,7 @@ def frame_geometries(ds: Header | Dataset) -> list[FrameGeometry]:
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
 
     def functional(i: int, sequence: str, keyword: str) -> Any:
-        return _functional(ds, i, sequence, keyword) if enhanced else None
+        return functional_value(ds, i, sequence, keyword) if enhanced else None
 
     out = []
     for i in range(n):

@@ -1,8 +1,8 @@
 """Group 2D frames of a series into 3D volumes with a voxel-to-RAS affine (mm).
 
-Frames are grouped by orientation and shape, sorted along the slice normal by ImagePositionPatient, and
-frames that share a position (e.g. several b-values or echoes) are split into separate volumes by their
-rank at that position, so each volume has one frame per slice position.
+Frames are grouped by orientation, shape and b-value, sorted along the slice normal by ImagePositionPatient,
+and frames that still share a position (e.g. several gradient directions of one b-value, or echoes) are split
+into separate volumes by their rank at that position, so each volume has one frame per slice position.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Frame:
     pixels: np.ndarray  # (rows, columns) stored values; real value = stored × geometry.slope + intercept
     geometry: FrameGeometry
     phase_axis: int | None = None  # array axis along which phase is encoded: 0 rows (COL), 1 columns (ROW)
+    b_value: float | None = None  # diffusion weighting, s/mm²; None when the header does not say
 
 
 @dataclass(frozen=True)
@@ -43,17 +44,19 @@ class Volume:
     data: np.ndarray  # (rows, columns, slices) float32; for DICOM a view of slice-major memory
     affine: np.ndarray  # 4×4, voxel indices (row, column, slice) → RAS mm
     phase_axis: int | None  # in-plane array axis (0 or 1) of phase encoding, None when unknown
+    b_value: float | None = None  # diffusion weighting of every frame, s/mm²
 
 
 def build_volumes(frames: Sequence[Frame]) -> list[Volume]:
-    """Volumes of a series, largest first; see the module docstring for the grouping rule."""
+    """Volumes of a series, largest first, then by b-value (the order files lie in does not matter); see the
+    module docstring for the grouping rule."""
     groups: dict[tuple, list[Frame]] = defaultdict(list)
     for frame in frames:
         ori = frame.geometry.orientation
-        key = (frame.pixels.shape, None if ori is None else tuple(np.round(ori, _ORIENTATION_DECIMALS)))
+        key = (frame.pixels.shape, None if ori is None else tuple(np.round(ori, _ORIENTATION_DECIMALS)), frame.b_value)
         groups[key].append(frame)
     volumes = [v for group in groups.values() for v in _stacks(group)]
-    return sorted(volumes, key=lambda v: -v.data.shape[2])
+    return sorted(volumes, key=lambda v: (-v.data.shape[2], -1.0 if v.b_value is None else v.b_value))
 
 
 def _stacks(frames: list[Frame]) -> list[Volume]:
@@ -95,7 +98,7 @@ def _volume(frames: list[Frame], directions: np.ndarray, origin: np.ndarray | No
             stack[k] += np.float32(frame.geometry.intercept)
     # Slice-major in memory (each frame a contiguous copy, per-slice work stays contiguous), indexed as
     # data[row, column, slice] through a view.
-    return Volume(data=np.moveaxis(stack, 0, -1), affine=_LPS_TO_RAS @ affine, phase_axis=frames[0].phase_axis)
+    return Volume(np.moveaxis(stack, 0, -1), _LPS_TO_RAS @ affine, frames[0].phase_axis, frames[0].b_value)
 
 
 def check_grid(affine: np.ndarray) -> None:

@@ -192,3 +192,21 @@ def test_a_rerun_gives_byte_identical_outputs(ingested: Ingested, tmp_path: Path
     assert summary.manifest.equals(ingested.summaries[RERUN_CENTER].manifest)
     name = f"{RERUN_CENTER}.jsonl"
     assert (tmp_path / "quarantine" / name).read_bytes() == (ingested.quarantine / name).read_bytes()
+
+
+def test_every_diffusion_volume_carries_its_b_value_and_no_other_volume_has_one(ingested: Ingested) -> None:
+    expected = {
+        KEY.uid(s["series_uid"]): {float(b) for b in s["b_values"]} for _, _, s in _good_series(ingested.manifest)
+    }
+    complete = 0  # DWI series with every b-value among the kept slices (QC may drop a noisy b=1000 volume)
+    for center in ingested.manifest["centers"]:
+        index = open_slices(ingested.data / "slices" / center).index
+        for (series, sequence), rows in index.group_by("series", "sequence"):
+            found = set(rows["b_value"].drop_nulls().to_list())
+            if sequence == "DWI":
+                assert 0.0 in found and found <= expected[series] and rows["b_value"].null_count() == 0
+                assert rows.group_by("volume").n_unique()["b_value"].max() == 1  # one b-value a volume
+                complete += found == expected[series]
+            else:
+                assert rows["b_value"].null_count() == rows.height
+    assert complete >= 4
