@@ -75,4 +75,5 @@ def center_patient_key(center: str, patient_id: str) -> str:
 
 @functools.lru_cache(maxsize=65_536)  # every file of a series repeats its patient, study and series
 def _hmac(key: bytes, namespace: str, value: str) -> bytes:
-    return hmac.new(key, f"{namespace}\x1f{value}".encode(), hashlib.sha256).digest()
+    # surrogateescape: a file name that is not valid UTF-8 (os.fsdecode's lone surrogates) keys by its bytes
+    return hmac.new(key, f"{namespace}\x1f{value}".encode("utf-8", "surrogateescape"), hashlib.sha256).digest()

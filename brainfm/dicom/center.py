@@ -35,7 +35,7 @@ from brainfm.dicom.deid import Deidentifier, identifying_values, patient_key
 from brainfm.dicom.diffusion import b_values
 from brainfm.dicom.export import output_relpath, write_deidentified
 from brainfm.dicom.leaks import OwnIdentifierSearch, dicom_text
-from brainfm.dicom.manifest import bad_row, file_token, instance_row, manifest_frame
+from brainfm.dicom.manifest import bad_row, file_token, first_instances, instance_row, manifest_frame
 from brainfm.dicom.mosaic import mosaic_of, untile
 from brainfm.dicom.nifti_input import nifti_keys, nifti_row, sidecar_path
 from brainfm.dicom.quarantine import BadInput, QuarantineEntry, Reason, write_quarantine
@@ -47,6 +47,7 @@ from brainfm.dicom.reading import (
     infer_sequence,
     lookup,
     read_header,
+    require_pixel_size,
     require_uids,
 )
 from brainfm.imaging.nifti import is_nifti, load_nifti, nifti_volumes, rewrite_nifti
@@ -205,6 +206,7 @@ def _process_job(job: _Job) -> _JobResult:
         try:
             ds = read_header(job.root / rel)
             require_uids(ds)
+            require_pixel_size(ds)
             if job.deidentify and (reason := burned_in_reason(ds)) is not None:
                 raise BadInput(reason)
             geometries, sequence, mosaic = frame_geometries(ds), infer_sequence(ds), mosaic_of(ds)  # original header
@@ -325,16 +327,21 @@ def _normalise_series(part: _SeriesPart, volumes: Callable[[], list[Volume]], jo
         part.unusable = "bad_geometry" if isinstance(e, GeometryError) else "normalisation_failed"
 
 
-def _folders(root: Path) -> list[tuple[str, ...]]:
-    """Relative paths of all regular files under ``root``, grouped by folder, sorted (deterministic jobs)."""
+def _folders(root: Path) -> tuple[list[tuple[str, ...]], list[str]]:
+    """Relative paths of all regular files under ``root``, grouped by folder, sorted (deterministic jobs), and
+    of every symbolic link (to a file or a folder, never followed: it may loop or lead outside ``root``)."""
     groups: dict[str, list[str]] = defaultdict(list)
+    links = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        links += [str(Path(dirpath, d).relative_to(root)) for d in dirnames if Path(dirpath, d).is_symlink()]
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink())
         for name in filenames:
             path = Path(dirpath, name)
-            if path.is_file() and not path.is_symlink():
+            if path.is_symlink():
+                links.append(str(path.relative_to(root)))
+            elif path.is_file():
                 groups[dirpath].append(str(path.relative_to(root)))
-    return [tuple(sorted(groups[d])) for d in sorted(groups)]
+    return [tuple(sorted(groups[d])) for d in sorted(groups)], sorted(links)
 
 
 T = TypeVar("T")
@@ -505,11 +512,17 @@ def _run(
             parts = slice_stage / _PARTS
             parts.mkdir()
         labels = sequences or {}
+        folders, links = _folders(root)
         jobs = [
             _Job(root, files, center, key, deidentify, deid_stage, parts, thresholds, f"{i:06d}", labels)
-            for i, files in enumerate(_folders(root))
+            for i, files in enumerate(folders)
         ]
         results = list(_map(_run_job, jobs, workers, center))
+        listed = _JobResult()
+        for rel in links:
+            detail = "symbolic links are not followed: copy the file itself into the center folder"
+            _quarantine(listed, rel, BadInput(Reason.SYMLINK, detail), center, Pseudonymizer(key) if deidentify else None)
+        results.append(listed)
         if deid_stage is not None:
             _keep_first_copies(results, deid_stage, key)
         summary = None
@@ -543,7 +556,7 @@ def scan_center(center_dir: Path, center: str, pseudonymizer: Pseudonymizer, wor
         center_dir, center, pseudonymizer.key, deidentify=True, deid_dir=None, slices_dir=None,
         workers=workers, seed=0, thresholds=DEFAULT_THRESHOLDS,
     )  # fmt: skip
-    return manifest_frame([row for r in results for row in r.manifest])
+    return manifest_frame(first_instances([row for r in results for row in r.manifest]))
 
 
 def deidentify_center(

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 
 from brainfm.dicom.codec import Header
 from brainfm.dicom.deid import patient_key
+from brainfm.dicom.quarantine import Reason
 from brainfm.dicom.reading import FrameGeometry, SequenceType, frame_geometries, infer_sequence
 from brainfm.pseudonym import Pseudonymizer
 
@@ -96,6 +97,22 @@ def instance_row(
 def bad_row(relpath: str, center: str, reason: str, pseudonymizer: Pseudonymizer) -> dict[str, Any]:
     """The manifest row of a quarantined file: its token and reason, everything else null."""
     return {"center": center, "file": file_token(pseudonymizer, relpath), "status": reason}
+
+
+def first_instances(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (in input order) with every readable row after the first of its SOP Instance UID turned into a
+    ``duplicate_instance`` row: the copy de-identification keeps is the first, the rest are quarantined, so
+    the manifest names each instance once."""
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        instance = row.get("instance")
+        if row["status"] == "ok" and instance in seen:
+            row = {"center": row["center"], "file": row["file"], "status": str(Reason.DUPLICATE_INSTANCE)}
+        elif instance is not None:
+            seen.add(instance)
+        out.append(row)
+    return out
 
 
 def series_sequences(manifest: pl.DataFrame) -> dict[str, str]:

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     BURNED_IN_ANNOTATION = "burned_in_annotation"  # BurnedInAnnotation=YES and no pixel cleaning
     SECONDARY_CAPTURE = "secondary_capture"  # screenshots and scanned documents may carry burned-in text
     BAD_MOSAIC = "bad_mosaic"  # a Siemens mosaic without its slice count, or not a grid of whole tiles
+    SYMLINK = "symlink"  # a symbolic link: never followed (it may loop or lead out of the center folder)
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,21 @@ class BadInput(Exception):
 
 
 def write_quarantine(path: Path, entries: Iterable[QuarantineEntry]) -> None:
-    """Write entries as JSON lines sorted by path, atomically (`brainfm.jsonl.atomic_text`)."""
+    """Write entries as JSON lines sorted by path, atomically (`brainfm.jsonl.atomic_text`). A path that is not
+    valid UTF-8 (a file name's bytes, decoded with surrogates by ``os.fsdecode``) is written with JSON escapes,
+    from which :func:`read_quarantine` gives it back exactly."""
     rows = sorted(entries, key=lambda e: (e.path, e.reason))
     with atomic_text(path) as f:
         for entry in rows:
-            f.write(json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True) + "\n")
+            f.write(json.dumps(asdict(entry), ensure_ascii=not _is_text(entry.path), sort_keys=True) + "\n")
+
+
+def _is_text(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_quarantine(path: Path) -> list[QuarantineEntry]:

@@ -84,6 +84,35 @@ def require_uids(ds: Header | Dataset) -> None:
         raise BadInput(Reason.MISSING_UID, "missing " + ", ".join(missing))
 
 
+_ITEM_HEADER_BYTES = 8  # each fragment of encapsulated Pixel Data, and so each frame, has at least this
+
+
+def require_pixel_size(ds: Header | Dataset) -> None:
+    """Raise BadInput(corrupt) when NumberOfFrames, Rows, Columns, SamplesPerPixel and BitsAllocated ask for
+    more Pixel Data than the file holds: checked before any per-frame work, so a header that claims 2³¹ frames
+    is refused at once rather than looped over. Encapsulated (compressed) data must hold at least one item
+    header per frame."""
+    if "PixelData" not in ds:
+        return
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+        per_frame = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * int(ds.get("SamplesPerPixel") or 1)
+        bits = int(ds.get("BitsAllocated") or 0)
+    except (TypeError, ValueError):
+        raise BadInput(Reason.CORRUPT, "NumberOfFrames, Rows, Columns or BitsAllocated is not a number") from None
+    if isinstance(ds, Header):
+        value = ds.raw(PIXEL_DATA)
+        encapsulated = isinstance(value, Fragments)
+    else:
+        element = ds.get_item(_PIXEL_DATA)
+        value, encapsulated = element.value, bool(element.is_undefined_length)
+    if not isinstance(value, bytes) or frames < 1:
+        raise BadInput(Reason.CORRUPT, f"NumberOfFrames {frames} with Pixel Data that cannot hold it")
+    needed = frames * _ITEM_HEADER_BYTES if encapsulated else (frames * per_frame * bits + 7) // 8
+    if needed > len(value):
+        raise BadInput(Reason.CORRUPT, f"{frames} frame(s) need {needed} bytes of Pixel Data, the file holds {len(value)}")
+
+
 def _check_complete(ds: Dataset, size: int) -> None:
     """Raise for a file that ends inside a data element (pydicom silently keeps what it could read)."""
     if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
