@@ -3,7 +3,9 @@ physical aspect ratio (zero padding), and map intensities to [0, 255] uint8 by r
 
 Slices are taken along the acquisition's through-plane axis after reorientation (no resampling across thick
 slices). Every slice is displayed the same way: rows run from superior/anterior (top) to inferior/posterior,
-columns along the remaining RAS axis in increasing order (R for axial and coronal, A for sagittal).
+columns along the remaining RAS axis in increasing order (R for axial and coronal, A for sagittal). A series
+whose header gives no orientation is never put into a guessed one: its frames are shown as stored, in input
+order, with plane ``unknown``.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
         slices=_resize(stack, spacing[in_plane[0]], spacing[in_plane[1]]),
         slice_index=[ras_index[k] for k in kept],
         excluded=sorted((ras_index[k], r) for k, r in enumerate(reasons) if r is not None),
-        plane=_PLANES[axis],
+        plane=_PLANES[axis] if volume.oriented else "unknown",
     )
 
 

@@ -18,6 +18,10 @@ if TYPE_CHECKING:  # a runtime import would make brainfm.imaging depend on brain
     from brainfm.dicom.reading import FrameGeometry
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# LPS directions of the row, column and slice index for frames without ImageOrientationPatient: chosen so that
+# the display convention (rows from anterior, columns towards +x, see brainfm.imaging.normalize) shows each
+# frame as stored, never rotated or mirrored into a guessed orientation.
+_STORED_LAYOUT = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 _POSITION_DECIMALS = 2  # mm: positions closer than 0.01 mm are the same slice position
 _ORIENTATION_DECIMALS = 3
 
@@ -45,6 +49,7 @@ class Volume:
     affine: np.ndarray  # 4×4, voxel indices (row, column, slice) → RAS mm
     phase_axis: int | None  # in-plane array axis (0 or 1) of phase encoding, None when unknown
     b_value: float | None = None  # diffusion weighting of every frame, s/mm²
+    oriented: bool = True  # False: the header gives no orientation; the affine only keeps the stored layout
 
 
 def build_volumes(frames: Sequence[Frame]) -> list[Volume]:
@@ -61,11 +66,13 @@ def build_volumes(frames: Sequence[Frame]) -> list[Volume]:
 
 def _stacks(frames: list[Frame]) -> list[Volume]:
     geometry = frames[0].geometry
-    if geometry.orientation is None or any(f.geometry.position_mm is None for f in frames):
-        return [_volume(frames, np.eye(3), None, 1.0)]  # no geometry: input order, identity directions
+    if geometry.orientation is None:  # no orientation: input order, shown as stored
+        return [_volume(frames, _STORED_LAYOUT, None, 1.0, oriented=False)]
     row_cos = np.asarray(geometry.orientation[:3])
     col_cos = np.asarray(geometry.orientation[3:])
     normal = np.cross(row_cos, col_cos)
+    if any(f.geometry.position_mm is None for f in frames):  # no positions: input order along the normal
+        return [_volume(frames, np.column_stack([col_cos, row_cos, normal]), None, 1.0)]
     by_position: dict[float, list[Frame]] = defaultdict(list)
     for frame in frames:  # stable: frames keep their input (instance) order within a position
         by_position[round(float(np.dot(frame.geometry.position_mm, normal)), _POSITION_DECIMALS)].append(frame)
@@ -81,7 +88,9 @@ def _stacks(frames: list[Frame]) -> list[Volume]:
     return out
 
 
-def _volume(frames: list[Frame], directions: np.ndarray, origin: np.ndarray | None, step_mm: float) -> Volume:
+def _volume(
+    frames: list[Frame], directions: np.ndarray, origin: np.ndarray | None, step_mm: float, oriented: bool = True
+) -> Volume:
     """``directions`` columns: LPS unit vectors of the row index, column index and slice index."""
     if any(f.geometry.spacing_source == "invalid" for f in frames):
         raise GeometryError("PixelSpacing is not two finite positive numbers")
@@ -98,7 +107,8 @@ def _volume(frames: list[Frame], directions: np.ndarray, origin: np.ndarray | No
             stack[k] += np.float32(frame.geometry.intercept)
     # Slice-major in memory (each frame a contiguous copy, per-slice work stays contiguous), indexed as
     # data[row, column, slice] through a view.
-    return Volume(np.moveaxis(stack, 0, -1), _LPS_TO_RAS @ affine, frames[0].phase_axis, frames[0].b_value)
+    data, ras = np.moveaxis(stack, 0, -1), _LPS_TO_RAS @ affine
+    return Volume(data, ras, frames[0].phase_axis, frames[0].b_value, oriented)
 
 
 def check_grid(affine: np.ndarray) -> None:

@@ -163,3 +163,18 @@ def test_a_zero_or_missing_pixel_spacing_is_not_taken_as_measured() -> None:
     del ds.PixelSpacing
     (geometry,) = frame_geometries(ds)
     assert geometry.spacing_source == "assumed" and geometry.spacing_mm == (1.0, 1.0)
+
+
+def test_a_series_without_orientation_is_shown_as_stored_and_marked_unknown() -> None:
+    """No ImageOrientationPatient: the frames are normalised in their stored layout (the marker on the
+    array's left stays on the image's left, rows stay rows), in input order, and the plane says so."""
+    head = _head(n=4, rows=64, cols=64)
+    frames = [Frame(img, FrameGeometry(None, None, (2.0, 2.0)), phase_axis=0) for img in head]
+    (volume,) = build_volumes(frames)
+    result = normalize_volume(volume)
+    assert result.plane == "unknown" and result.slice_index == [0, 1, 2, 3]
+    image = result.slices[0].astype(float)
+    marker = np.argwhere(image == image.max()).mean(axis=0)  # stored at row 32, column 8 of 64
+    assert abs(marker[0] - 128) < 10 and marker[1] < 64
+    oriented = normalize_volume(build_volumes(_frames(head, (1, 0, 0, 0, 1, 0)))[0])
+    assert oriented.plane == "axial"
