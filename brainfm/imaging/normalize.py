@@ -49,10 +49,7 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
     data, non_finite = _finite(volume.data)
     slices = np.moveaxis(data, 2, 0)  # (slice, row, column): contiguous for DICOM volumes
     flat = (slices if slices.flags.c_contiguous else data).reshape(-1)  # a view either way (NIfTI: data)
-    sample = flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)]
-    threshold = otsu_threshold(sample) if sample.max() > sample.min() else float(sample.max())
-    fg_sample = sample[sample > threshold]
-    lo, hi = (float(v) for v in np.percentile(fg_sample if fg_sample.size else sample, PERCENTILES))
+    threshold, lo, hi = intensity_window(flat[:: max(1, flat.size // _PERCENTILE_SAMPLE)])
     step = max(1, int(np.sqrt(data.shape[0] * data.shape[1] / _QC_PIXELS)))
     qc_grid = data[::step, ::step]
     reasons = slice_reasons(qc_grid, qc_grid > threshold, hi - lo, volume.phase_axis, thresholds)
@@ -82,6 +79,22 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
         excluded=sorted((ras_index[k], r) for k, r in enumerate(reasons) if r is not None),
         plane=_PLANES[axis] if volume.oriented else "unknown",
     )
+
+
+def intensity_window(sample: np.ndarray) -> tuple[float, float, float]:
+    """(foreground threshold, window low, window high) of a series from a sample of its voxels.
+
+    The foreground is what lies above Otsu's threshold of the sample clipped at its ``PERCENTILES[1]``
+    percentile: Otsu's histogram spans the value range, so a few very bright voxels (EPI spikes, vessels,
+    the eyes on a b=0 image) would squeeze all tissue into its lowest bins and move the threshold between
+    tissue and CSF, putting the window's low end above most of the brain. The window is the foreground's
+    ``PERCENTILES``; a constant sample gives its value three times.
+    """
+    clipped = np.minimum(sample, np.percentile(sample, PERCENTILES[1]))
+    threshold = otsu_threshold(clipped) if clipped.max() > clipped.min() else float(sample.max())
+    foreground = sample[sample > threshold]
+    lo, hi = np.percentile(foreground if foreground.size else sample, PERCENTILES)
+    return threshold, float(lo), float(hi)
 
 
 def _finite(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

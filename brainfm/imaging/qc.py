@@ -3,8 +3,10 @@
 Reasons, checked in this order: ``non_finite`` (mostly NaN/inf voxels; set by ``normalize_volume``, which
 replaces them before any statistic), ``empty`` (constant slice), ``near_constant`` (intensity spread below a
 fraction of the series' robust range), ``out_of_brain`` (tiny foreground fraction: slices above the vertex
-or below the skull base), ``noise`` (robust noise estimate too high relative to the foreground signal) and
-``ghosting`` (signal outside the head along the phase-encoding direction).
+or below the skull base), ``tile_grid`` (the foreground falls apart into a grid of separate tiles: a mosaic of
+thumbnails, e.g. a Siemens mosaic that was not recognised, or a screen capture of a series), ``noise``
+(robust noise estimate too high relative to the foreground signal) and ``ghosting`` (signal outside the head
+along the phase-encoding direction).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class QCThresholds:
     max_noise_ratio: float = 0.25  # noise sigma / mean foreground intensity
     max_ghost_ratio: float = 0.15  # (mean background in the phase band − elsewhere) / mean foreground
     max_non_finite_fraction: float = 0.5  # NaN/inf voxels / slice voxels
+    min_grid_tiles: int = 3  # separate foreground bands along both in-plane axes that make a tile grid
 
 
 DEFAULT_THRESHOLDS = QCThresholds()
@@ -127,6 +130,36 @@ def ghost_ratio(
     return np.where(np.isfinite(best) & (fg_count > 0) & (fg_mean > 0), best, 0.0)
 
 
+_BAND_FRACTION = 0.02  # a row or column belongs to a foreground band when this share of it is foreground
+
+
+_PITCH_TOLERANCE = 0.1  # band centres of a tile grid lie within this share of the pitch of its multiples
+_MIN_GUTTER_FRACTION = 0.02  # narrower gaps between bands (a thin dark line across one head) do not split it
+
+
+def tile_grid(mask: np.ndarray, min_tiles: int) -> np.ndarray:
+    """Per slice of ``mask[slice, row, col]`` (foreground): whether its foreground falls apart into at least
+    ``min_tiles`` separate bands of rows and of columns whose centres repeat at one pitch (a grid of
+    thumbnails: one band per row and column of tiles, an empty tile skipping a multiple of the pitch). One
+    head gives one band each way; the fragments of a skull-base slice are few and irregular."""
+    return np.array([all(_regular_bands(m.mean(axis=a) > _BAND_FRACTION, min_tiles) for a in (0, 1)) for m in mask])
+
+
+def _regular_bands(banded: np.ndarray, min_bands: int) -> bool:
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], banded, [False]]).astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]
+    if len(starts) < min_bands:
+        return False
+    opens = np.concatenate([[True], starts[1:] - ends[:-1] >= _MIN_GUTTER_FRACTION * len(banded)])
+    starts, ends = starts[opens], ends[np.concatenate([opens[1:], [True]])]  # bands merged across thin gaps
+    centres = (starts + ends - 1) / 2
+    if len(centres) < min_bands:
+        return False
+    steps = np.diff(centres)
+    pitch = steps.min()
+    return bool(pitch > 0 and np.all(np.abs(steps / pitch - np.round(steps / pitch)) <= _PITCH_TOLERANCE))
+
+
 def slice_reasons(
     volume: np.ndarray, foreground: np.ndarray, robust_range: float, phase_axis: int | None, t: QCThresholds
 ) -> list[str | None]:
@@ -143,6 +176,7 @@ def slice_reasons(
         ("empty", flat.max(axis=1) == flat.min(axis=1)),
         ("near_constant", (hi - lo < t.near_constant_fraction * robust_range) | (robust_range <= 0)),
         ("out_of_brain", fg_count < t.min_foreground_fraction * flat.shape[1]),
+        ("tile_grid", tile_grid(mask, t.min_grid_tiles)),
         ("noise", noise_sigma(stack) > t.max_noise_ratio * fg_mean),
         ("ghosting", ghost_ratio(stack, mask, phase_axis, fg_mean, fg_count) > t.max_ghost_ratio),
     )

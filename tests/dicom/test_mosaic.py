@@ -119,3 +119,13 @@ def test_the_deidentified_tree_normalises_to_the_same_volumes(ingested: Path) ->
 def test_a_mosaic_without_its_slice_count_is_quarantined_and_the_rest_goes_on(ingested: Path) -> None:
     entries = read_quarantine(ingested / "q.jsonl")
     assert [(e.path, e.reason) for e in entries] == [("patient/broken/x.dcm", "bad_mosaic")]
+
+
+def test_a_mosaic_nobody_recognised_is_excluded_as_a_tile_grid(tmp_path: Path) -> None:
+    """Without MOSAIC in ImageType the image stays one 896×896 slice of thumbnails: QC must not pass it."""
+    path = _copy("siemens_dwi_1000.dcm.gz", tmp_path / "raw" / "p" / "dwi" / "x.dcm")
+    ds = pydicom.dcmread(path)
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "ND"]
+    ds.save_as(path)
+    summary = ingest_center(tmp_path / "raw", tmp_path / "deid", tmp_path / "slices", tmp_path / "q.jsonl", "c", KEY)
+    assert summary.normalize.slices == 0 and summary.normalize.exclusion_reasons == {"tile_grid": 1}

@@ -82,6 +82,17 @@ def test_qc_reasons() -> None:
     assert reasons == ["empty", "near_constant", "out_of_brain", "noise", "ghosting", None]
 
 
+def test_a_grid_of_thumbnails_is_a_tile_grid_and_a_head_is_not() -> None:
+    head = _head(n=16, rows=32, cols=32)
+    grid = np.zeros((128, 128), np.float32)  # 16 heads as 4×4 tiles: a mosaic nobody un-tiled
+    for k, tile in enumerate(head):
+        grid[32 * (k // 4) : 32 * (k // 4 + 1), 32 * (k % 4) : 32 * (k % 4 + 1)] = tile
+    whole = _head(n=1, rows=128, cols=128)[0]
+    volume = np.stack([grid, whole], axis=-1)
+    reasons = slice_reasons(volume, volume > 300, robust_range=1500.0, phase_axis=0, t=QCThresholds())
+    assert reasons == ["tile_grid", None]
+
+
 def test_shards_store_and_atomic_directory(tmp_path: Path) -> None:
     target = tmp_path / "slices"
     data = np.random.default_rng(0).integers(0, 256, (7, 256, 256), dtype=np.uint8)
