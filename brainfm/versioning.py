@@ -96,6 +96,18 @@ class DvcRepo:
         if remote_url is not None and DEFAULT_REMOTE not in self.run("remote", "list"):
             self.run("remote", "add", "--default", DEFAULT_REMOTE, remote_url)
 
+    def require_repository(self) -> None:
+        """Raise :class:`DvcError` saying how to make ``root`` one unless it is a git + DVC repository (checked
+        before anything is written there: no stray ``.dvc/tmp`` is left in a folder that is not one)."""
+        missing = [name for name in (".git", ".dvc") if not (self.root / name).is_dir()]
+        if missing:
+            raise DvcError(
+                f"{self.root} (BRAINFM_ROOT) is not a git + DVC repository ({' and '.join(missing)} missing), so "
+                "pipeline outputs cannot be versioned there. Make it one: `git init && dvc init && dvc remote "
+                "add --default storage <url>` in that folder (a local folder works as <url>), or point "
+                "BRAINFM_ROOT at the brainfm checkout, or set BRAINFM_VERSIONING=0 to run without versioning."
+            )
+
     @contextmanager
     def _lock(self) -> Iterator[None]:
         """Serialise brainfm's dvc calls on this repo (partitions of one run add and push concurrently)."""
@@ -115,6 +127,7 @@ class DvcRepo:
             rel = output.relative_to(self.data_dir).as_posix()
         except ValueError as err:
             raise DvcError(f"{output} is not inside the DVC-tracked folder {self.data_dir}.") from err
+        self.require_repository()
         with self._lock():
             self.run("add", "--quiet", self.data_dirname)
             data_md5 = self._tracked_md5(self.root / f"{self.data_dirname}.dvc")

@@ -19,6 +19,7 @@ import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -345,6 +346,12 @@ def _folders(root: Path) -> tuple[list[tuple[str, ...]], list[str]]:
 
 
 T = TypeVar("T")
+_BROKEN_POOL = (
+    "A worker process died while starting or running (workers > 1). If you call brainfm from a Python script, "
+    "put the call under `if __name__ == \"__main__\":`: worker processes (multiprocessing's forkserver) import "
+    "the script again, and an unguarded call starts the whole ingest again inside each of them. Otherwise pass "
+    "workers=1, or check the machine's memory (the kernel may have killed a worker)."
+)
 
 
 def _map(fn: Callable[[_Job], T], jobs: list[_Job], workers: int, desc: str) -> Iterator[T]:
@@ -380,7 +387,10 @@ def _map(fn: Callable[[_Job], T], jobs: list[_Job], workers: int, desc: str) -> 
             else:
                 done = wait(running, return_when=FIRST_COMPLETED).done
             for future in done:
-                results[running.pop(future)] = future.result()
+                try:
+                    results[running.pop(future)] = future.result()
+                except BrokenProcessPool as e:
+                    raise RuntimeError(_BROKEN_POOL) from e
                 bar.update()
             while emitted in results:
                 yield results.pop(emitted)

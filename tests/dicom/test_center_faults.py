@@ -1,10 +1,12 @@
 """Faults a hospital's export holds that must each be listed with their reason while the rest of the center
 goes on: a header that claims more frames than its pixel data holds, file names that are not UTF-8, symbolic
-links, and the same image stored twice."""
+links, and the same image stored twice; and a script that forgot its main guard is told what to do."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -86,3 +88,21 @@ def test_an_image_stored_twice_is_kept_once_and_the_manifest_names_each_instance
     assert summary.deid.exported == 3 and _reasons(tmp_path / "out") == {"b/again.dcm": "duplicate_instance"}
     assert summary.manifest.filter(status="ok").drop("file").sort("instance").equals(ok.drop("file").sort("instance"))
     assert pl.read_parquet(tmp_path / "out" / "slices" / "index.parquet")["series"].n_unique() == 1
+
+
+UNGUARDED = """
+from pathlib import Path
+from brainfm.dicom import ingest_center
+from brainfm.pseudonym import Pseudonymizer
+root = Path({root!r})
+ingest_center(root / "raw", root / "deid", root / "slices", root / "q.jsonl", "c", Pseudonymizer(b"k" * 20), workers=2)
+"""
+
+
+def test_an_unguarded_script_with_workers_gets_an_error_that_says_what_to_do(tmp_path: Path) -> None:
+    for i in range(3):  # three folders: the pool gets work
+        write_series(tmp_path / "raw" / f"s{i}", patient_id=f"U-{i}", n_slices=2, seed=i)
+    script = tmp_path / "ingest_script.py"
+    script.write_text(UNGUARDED.format(root=str(tmp_path)))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode != 0 and 'if __name__ == "__main__":' in run.stderr.splitlines()[-1]

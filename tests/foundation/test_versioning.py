@@ -72,3 +72,11 @@ def test_push_follows_a_remote_changed_after_the_first_push(dvc_project: Path, t
     shutil.rmtree(repo.cache_dir)  # only the new remote can serve it now
     assert (repo.restore(snap.output_md5, tmp_path / "r") / "b.txt").read_text() == "two"
     assert (moved / "files" / "md5" / snap.output_md5[:2] / snap.output_md5[2:]).is_file()
+
+
+def test_a_root_that_is_no_git_dvc_repository_is_a_clear_error_and_nothing_is_written(tmp_path: Path) -> None:
+    (tmp_path / "data" / "out").mkdir(parents=True)
+    (tmp_path / "data" / "out" / "x.txt").write_text("x")
+    with pytest.raises(DvcError, match="not a git \\+ DVC repository.*git init && dvc init.*BRAINFM_VERSIONING=0"):
+        DvcRepo(tmp_path).snapshot(tmp_path / "data" / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no stray .dvc/tmp
