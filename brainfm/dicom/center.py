@@ -511,12 +511,13 @@ def _run(
     seed: int,
     thresholds: QCThresholds,
     sequences: Mapping[str, str] | None = None,
+    staging_dir: Path | None = None,
 ) -> tuple[list[_JobResult], NormalizeSummary | None]:
     if not root.is_dir():
         raise FileNotFoundError(f"Input folder {root} does not exist or is not a folder; pass the center's folder.")
     with contextlib.ExitStack() as stack:
-        deid_stage = stack.enter_context(atomic_directory(deid_dir)) if deid_dir else None
-        slice_stage = stack.enter_context(atomic_directory(slices_dir)) if slices_dir else None
+        deid_stage = stack.enter_context(atomic_directory(deid_dir, staging_dir)) if deid_dir else None
+        slice_stage = stack.enter_context(atomic_directory(slices_dir, staging_dir)) if slices_dir else None
         parts = None
         if slice_stage is not None:
             parts = slice_stage / _PARTS
@@ -571,19 +572,21 @@ def scan_center(center_dir: Path, center: str, pseudonymizer: Pseudonymizer, wor
 
 def deidentify_center(
     center_dir: Path, out_dir: Path, quarantine_path: Path, pseudonymizer: Pseudonymizer, workers: int = 1,
-    center: str | None = None,
+    center: str | None = None, staging_dir: Path | None = None,
 ) -> DeidSummary:  # fmt: skip
     """De-identify every file under ``center_dir`` into ``out_dir`` (replaced atomically); quarantine the rest.
 
     ``quarantine_path`` (JSON lines naming original paths) must lie outside ``out_dir``. ``center`` (default:
     the folder's name, as in the raw layout) is part of every patient key: it must be the manifest's center.
     The summary's ``identifier_hits`` counts exports that still hold their patient's identifying values.
+    ``staging_dir``: where the tree is written until it is complete (default: beside ``out_dir``; see
+    :func:`~brainfm.imaging.shards.atomic_directory`).
     """
     _check_quarantine_outside(quarantine_path, out_dir)
     results, _ = _run(
         center_dir, center_dir.name if center is None else center, pseudonymizer.key, deidentify=True,
         deid_dir=out_dir, slices_dir=None,
-        workers=workers, seed=0, thresholds=DEFAULT_THRESHOLDS,
+        workers=workers, seed=0, thresholds=DEFAULT_THRESHOLDS, staging_dir=staging_dir,
     )  # fmt: skip
     return _deid_summary(results, quarantine_path)
 
@@ -591,6 +594,7 @@ def deidentify_center(
 def normalize_center(
     deid_dir: Path, out_dir: Path, center: str, workers: int = 1, seed: int = 0,
     thresholds: QCThresholds = DEFAULT_THRESHOLDS, sequences: Mapping[str, str] | None = None,
+    staging_dir: Path | None = None,
 ) -> NormalizeSummary:  # fmt: skip
     """Normalise a de-identified tree into 256×256 uint8 shards + index.parquet + qc.parquet (atomically).
 
@@ -598,11 +602,12 @@ def normalize_center(
     e.g. :func:`~brainfm.dicom.manifest.series_sequences` of the center's manifest. De-identification cleans
     the descriptions the inference reads (``t2star_gre_tra`` keeps only ``GRE TRA``), so a series missing from
     it is labelled from its de-identified header, which may differ from the manifest. A file of the tree that
-    cannot be read is kept in the QC table as one row with reason ``file_<quarantine reason>``.
+    cannot be read is kept in the QC table as one row with reason ``file_<quarantine reason>``. ``staging_dir``
+    as for :func:`deidentify_center`.
     """
     _, summary = _run(
         deid_dir, center, b"", deidentify=False, deid_dir=None, slices_dir=out_dir,
-        workers=workers, seed=seed, thresholds=thresholds, sequences=sequences,
+        workers=workers, seed=seed, thresholds=thresholds, sequences=sequences, staging_dir=staging_dir,
     )  # fmt: skip
     assert summary is not None
     return summary
@@ -618,15 +623,17 @@ class IngestSummary:
 def ingest_center(
     center_dir: Path, deid_dir: Path, slices_dir: Path, quarantine_path: Path, center: str,
     pseudonymizer: Pseudonymizer, workers: int = 1, seed: int = 0, thresholds: QCThresholds = DEFAULT_THRESHOLDS,
+    staging_dir: Path | None = None,
 ) -> IngestSummary:  # fmt: skip
     """Manifest, de-identification and normalisation in one pass (each file read and decoded once).
 
-    Same outputs as :func:`scan_center` + :func:`deidentify_center` + :func:`normalize_center`.
+    Same outputs as :func:`scan_center` + :func:`deidentify_center` + :func:`normalize_center`; ``staging_dir``
+    as for :func:`deidentify_center`.
     """
     _check_quarantine_outside(quarantine_path, deid_dir)
     results, summary = _run(
         center_dir, center, pseudonymizer.key, deidentify=True, deid_dir=deid_dir, slices_dir=slices_dir,
-        workers=workers, seed=seed, thresholds=thresholds,
+        workers=workers, seed=seed, thresholds=thresholds, staging_dir=staging_dir,
     )  # fmt: skip
     assert summary is not None
     manifest = manifest_frame([row for r in results for row in r.manifest])

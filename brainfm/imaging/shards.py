@@ -6,6 +6,7 @@ A dataset directory is written whole into a temporary sibling and swapped in at 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,30 +25,44 @@ QC_FILE = "qc.parquet"
 
 
 @contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
+def atomic_directory(target: Path, staging_root: Path | None = None) -> Iterator[Path]:
     """Yield an empty staging directory that replaces ``target`` when the block succeeds.
 
-    Staging directories left by a killed run (``.<name>.staging-*``) are removed first. ``os.replace``
+    Staging directories left by a killed run (``<prefix>.staging-*``) are removed first. ``os.replace``
     cannot replace a non-empty directory, so the old target is renamed aside, the new one renamed in and
     the old one deleted: at every moment ``target`` is either the old complete tree, absent, or the new one.
+    ``staging_root`` is where the staging and the old tree lie meanwhile (default: beside ``target``): a
+    folder outside a DVC-tracked ``data/``, on the same file system, so that a ``dvc add`` running meanwhile
+    never versions a half-written or half-deleted tree.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.staging-*"):
+    root = target.parent if staging_root is None else staging_root
+    root.mkdir(parents=True, exist_ok=True)
+    if os.stat(root).st_dev != os.stat(target.parent).st_dev:
+        raise ValueError(
+            f"The staging folder {root} is on another file system than {target.parent}: a finished tree could "
+            "not be renamed into place atomically. Choose a staging folder on the same file system."
+        )
+    # Beside the target its own name is unique; in a shared staging folder the name also carries its path.
+    name = target.name if staging_root is None else f"{target.name}-{_path_key(target)}"
+    for stale in [*root.glob(f".{name}.staging-*"), *root.glob(f".{name}.old-*")]:
         shutil.rmtree(stale, ignore_errors=True)
-    for stale in target.parent.glob(f".{target.name}.old-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = target.parent / f".{target.name}.staging-{os.getpid()}"
+    staging = root / f".{name}.staging-{os.getpid()}"
     staging.mkdir()
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    old = root / f".{name}.old-{os.getpid()}"
     if target.exists():
         os.replace(target, old)
     os.replace(staging, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _path_key(path: Path) -> str:
+    return hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 class ShardWriter:

@@ -189,3 +189,20 @@ def test_a_series_without_orientation_is_shown_as_stored_and_marked_unknown() ->
     assert abs(marker[0] - 128) < 10 and marker[1] < 64
     oriented = normalize_volume(build_volumes(_frames(head, (1, 0, 0, 0, 1, 0)))[0])
     assert oriented.plane == "axial"
+
+
+def test_a_staging_folder_elsewhere_keeps_every_partial_tree_out_of_the_target_folder(tmp_path: Path) -> None:
+    """While the block runs (e.g. during a ``dvc add`` of data/), data/ holds only complete trees; two targets
+    of one name share the staging folder without colliding."""
+    data, staging = tmp_path / "data", tmp_path / "staging"
+    deid, slices = data / "deid" / "center_a", data / "slices" / "center_a"
+    deid.mkdir(parents=True)
+    (deid / "old.txt").write_text("old")
+    with atomic_directory(deid, staging) as a, atomic_directory(slices, staging) as b:
+        (a / "new.txt").write_text("new")
+        (b / "new.txt").write_text("new")
+        assert a != b and a.parent == b.parent == staging
+        listed = sorted(p.relative_to(data).as_posix() for p in data.rglob("*"))
+        assert listed == ["deid", "deid/center_a", "deid/center_a/old.txt", "slices"]
+    assert [p.name for p in deid.iterdir()] == [p.name for p in slices.iterdir()] == ["new.txt"]
+    assert list(staging.iterdir()) == []
