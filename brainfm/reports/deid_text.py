@@ -1,33 +1,32 @@
 """De-identification of report text, and the scanner that proves none is left.
 
-Identifiers are removed in three passes: the known identifiers of the study (names, IDs and dates taken
-from the DICOM header or the hospital system, in their common renderings), labelled fields (姓名：, 住院号：,
-报告医师：, 电话：…) and free patterns (dates, phone numbers, long ID numbers, hospital names, a name right
-after 患者 or before the patient's sex and age). Each is replaced by a bracketed placeholder such as
-``[姓名]``, so the text keeps its shape. The same patterns drive :func:`find_identifiers`, the check that
-training text is clean, and :func:`identifier_kinds`, what may be reported about its hits.
+Identifiers are found in four passes: the known identifiers of the study (names, IDs and dates taken from
+the DICOM header or the hospital system, in their common renderings), labelled fields (姓名：, 住院号：,
+报告医师：, 电话：…), free patterns (dates, phone numbers, long ID numbers, hospital names, a name right
+after 患者 or before the patient's sex and age) and person names wherever they stand
+(:mod:`brainfm.reports.person_names`). :func:`identifier_spans` is the single source: an earlier pass wins
+where two overlap, a later one keeps only what is left uncovered. :func:`deidentify_text` replaces each
+span by a bracketed placeholder such as ``[姓名]`` (``[医师]`` for a member of staff), so the text keeps its
+shape; :func:`find_identifiers`, the check that training text is clean, and :func:`identifier_kinds`, what
+may be reported about its hits, list them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 
 from brainfm.reports.lexicon import alternation
+from brainfm.reports.person_names import COMPOUND_SURNAMES, STAFF_LABELS, SURNAMES, find_person_names
 
 NAME, ID, HOSPITAL, PHONE, DATE, DOCTOR, ADDRESS = "[姓名]", "[编号]", "[医院]", "[电话]", "[日期]", "[医师]", "[地址]"
 KNOWN = "[标识]"  # a known identifier of the study, whatever its kind
 
-# The most frequent Chinese surnames (about 85% of the population), for names written without a label.
-_SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
-    "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施"
-    "文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷"
-    "盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷"
-    "晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
-)
-_CJK_NAME = rf"(?:欧阳|司马|诸葛|上官|东方|皇甫|令狐|慕容|[{_SURNAMES}])[\u4e00-\u9fff]{{1,2}}"
-_LATIN_NAME = r"(?!Dr\b)[A-Z][A-Za-z]*(?:[ ^][A-Z][A-Za-z]*){0,2}"  # capitalised: Zhang Wei, ZHANG^WEI
+_CJK_NAME = rf"(?:{alternation(COMPOUND_SURNAMES)}|[{SURNAMES}])[\u4e00-\u9fff]{{1,2}}"
+# Capitalised: Zhang Wei, ZHANG^WEI, Huang, Mingyu (not the degree in "Li Wei, MD").
+_LATIN_NAME = r"(?!Dr\b)[A-Z][A-Za-z]*(?:(?:[ ^]|, (?=[A-Z][a-z]))(?!MD\b|PhD\b)[A-Z][A-Za-z]*){0,2}"
+_PINYIN_NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}"  # two or three title-case words: Zhu Lin
 _CARET_NAME = r"[A-Za-z]+(?:\^+[A-Za-z]+)+"  # a DICOM person name in any case: ZHANG^WEI, zhang^wei
 # Words that open a report's account of the patient, and what may follow the name right after one.
 _PATIENT_WORDS = alternation(("患者", "病人", "患儿", "病员", "姓名", "受检者", "被检者", "就诊者"))
@@ -36,62 +35,79 @@ _AFTER_NAME = r"[（(]|[，,][ \t]*(?:男|女)|因|主诉|自诉|男|女|性别|
 # Surname-led words that follow 患者 in clinical text; 于 (a surname too) mostly opens a time or place.
 _NOT_NAMES = alternation(("于", "高龄", "高热", "高烧", "高血", "左侧", "常规", "明显", "安静", "配合", "周身"))
 _SEP = r"[ \t]*(?:[:：]|】[:：]?)[ \t]*"  # a colon or 【label】; never across a line break ([] is a placeholder)
-_DOCTOR_LABELS = [
-    *(a + b for a in ("报告", "审核", "诊断", "书写", "记录", "申请", "送检", "复核", "签发", "检查") for b in ("医师", "医生", "者", "人")),
-    "医师签名", "签名", "技师", "医师", "医生", "报告", "审核",
-]
 _ID_LABELS = [
     "住院号", "门诊号", "急诊号", "病历号", "病案号", "检查号", "影像号", "登记号", "放射编号", "检查编号", "申请单号",
     "流水号", "床号", "卡号", "病理号", "病理编号", "放射号", "影像编号", "身份证号", "身份证", "ID号", "ID", "PID",
-    "MRN", "Accession No.", "Accession No", "Accession",
+    "MRN", "Accession No.", "Accession No", "Accession", "工号",
 ]
 _PHONE_LABELS = ["联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "Tel", "TEL"]
 # English labels of the patient's name in every case they are written in (literals, for speed: see below).
 _ENGLISH_LABELS = alternation(f for w in ("patient", "name", "pt") for f in (w, w.title(), w.upper()))
 _HOSPITAL_SUFFIXES = ("附属医院", "人民医院", "中心医院", "医院", "医学中心", "卫生院", "保健院", "影像中心")
+# English staff labels before a Latin name; a bare participle needs a colon (Reported: Lu Jie).
+_ENGLISH_STAFF = (
+    r"Radiologist|Reported by|Reviewed by|Physician(?![A-Za-z])|Dr\.?"
+    r"|(?:Consultant|Technologist|Reported|Reviewed|Verified|Approved|Checked|Dictated|Signed)[ \t]*:"
+    r"|(?:Verified|Approved|Checked|Dictated|Signed|Read|Referred|Requested|Performed|Seen|Treated) by"
+)
+_MONTHS = (
+    "January|February|March|April|May|June|July|August|September|October|November|December"
+    "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec"
+)
+_TIME = r"(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?|[ \t]*\d{1,2}[ \t]*时(?:[ \t]*\d{1,2}[ \t]*分)?)"
+# An English institution: capitalised words before Hospital/Center…, and any after it (of Shandong University).
+_ENGLISH_HOSPITAL = (
+    r"(?:[A-Z][A-Za-z'’\-]* ){1,6}(?:Hospital|Medical Center|Medical Centre|Cancer Center|Cancer Centre|Clinic"
+    r"|Infirmary)(?:(?: of| the)* (?!No\b|ID\b|Number\b)[A-Z][A-Za-z'’\-]*)*"
+)
 
 # Every pattern starts with a literal or a character class and is case-sensitive, so that Python's regex
 # engine can skip positions by their first character (a leading lookbehind, or re.IGNORECASE with ASCII
 # alternatives, makes a rule several times slower). The identifier is group "v".
 _PATTERNS: tuple[tuple[str, str], ...] = (
-    (rf"(?:姓名|姓 名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME){_SEP}(?P<v>[\u4e00-\u9fff]{{2,4}}|{_LATIN_NAME})", NAME),
+    (rf"(?:姓名|姓 名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?P<v>[\u4e00-\u9fff]{{2,4}}|{_LATIN_NAME})", NAME),
+    (rf"(?:{_PATIENT_WORDS})[ \t]*(?P<v>{_PINYIN_NAME}|{_CARET_NAME})", NAME),  # 患者Zhao Liping
+    (rf"(?:Mr|Mrs|Ms|Miss)\.?[ \t]+(?P<v>{_LATIN_NAME})", NAME),
     # 患者王伟因头痛…, 患者陈晓（女…: a surname and one or two characters, then punctuation or a usual next word.
     (rf"(?:{_PATIENT_WORDS})(?:{_SEP}|[ \t]*)(?!{_NOT_NAMES})(?P<v>{_CJK_NAME})(?={_AFTER_NAME})", NAME),
     (rf"(?:{_ENGLISH_LABELS})[ \t]*(?:name|Name|NAME)?[ \t]*[:：]?[ \t]*(?P<v>{_CARET_NAME})", NAME),
-    (rf"(?:{alternation(_DOCTOR_LABELS)})(?:{_SEP}|[ \t]+)(?P<v>{_CJK_NAME}|[\u4e00-\u9fff]{{2,3}}(?=\s|$))", DOCTOR),
-    (rf"(?:Radiologist|Reported by|Reviewed by|Physician|Dr\.?)[ \t]*:?[ \t]*(?:Dr\.?[ \t]*)?(?P<v>{_LATIN_NAME})", DOCTOR),
+    (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t]+)(?P<v>{_CJK_NAME}|[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_PINYIN_NAME})", DOCTOR),
+    (rf"(?:{_ENGLISH_STAFF})[ \t]*:?[ \t]*(?:Dr\.?[ \t]*)?(?P<v>{_LATIN_NAME})", DOCTOR),
     (rf"(?:{alternation(_ID_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>(?=[A-Za-z\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]*)", ID),
     (rf"(?:{alternation(_PHONE_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\+?[\d\- ]{{7,16}}\d)", PHONE),
     (rf"(?:地址|住址|现住址){_SEP}(?P<v>[^\s，。；,;]+)", ADDRESS),
     (rf"(?:送检单位|检查单位|就诊医院|医院名称){_SEP}(?P<v>[^\s，。；,;]+)", HOSPITAL),
-    (r"(?P<v>(?:19|20)\d{2}[ \t]*[-/.年][ \t]*\d{1,2}[ \t]*[-/.月][ \t]*\d{1,2}(?:[ \t]*日)?(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?)", DATE),
+    (rf"(?P<v>{_ENGLISH_HOSPITAL})", HOSPITAL),
+    (rf"(?P<v>(?:19|20)\d{{2}}[ \t]*[-/.年][ \t]*\d{{1,2}}[ \t]*[-/.月][ \t]*\d{{1,2}}(?:[ \t]*日)?{_TIME}?)", DATE),
+    (rf"(?P<v>(?:{_MONTHS})\.?(?:[ \t]+\d{{1,2}}(?:st|nd|rd|th)?,?)?[ \t]+(?:19|20)\d{{2}})(?!\d)", DATE),  # March 2022
     (r"(?P<v>(?:19|20)\d{2}[ \t]*年[ \t]*\d{1,2}[ \t]*月)", DATE),
     (r"(?P<v>\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*日)", DATE),
     # 23-05-12 only after a date label (unlabelled, it is as likely a size 12-10-15mm or slices 10/11/12);
     # 05/12/2023 anywhere, but not before a unit. One separator twice, no digit or point around.
     (r"(?:日期|时间|Date|DATE)[ \t]*[:：]?[ \t]*(?P<v>\d\d(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
-    (r"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{1,2}(?P=s)(?:19|20)\d{2})(?!\.?\d|[ \t]*(?:mm|cm|层))", DATE),
+    (rf"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{{1,2}}(?P=s)(?:19|20)\d{{2}}{_TIME}?)(?!\.?\d|[ \t]*(?:mm|cm|层))", DATE),
     # (?<!\dX) after the first character X: no digit before the number, without a leading lookbehind.
     (r"(?P<v>1(?<!\d1)[3-9]\d(?:[- ]?\d{4}){2}|0(?<!\d0)\d{2,3}[- ]\d{7,8})(?!\d)", PHONE),
     (r"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{0,3}\d{6,}[A-Za-z0-9]*)(?![\d.])", ID),
     (rf"[（(](?P<v>{_LATIN_NAME})[)）](?=[，, \t]*(?:男|女))", NAME),  # 郭雨萱（GUO YUXUAN），男
+    (rf"(?P<v>{_CARET_NAME})", NAME),  # a DICOM person name anywhere: (MENG^FANYU)
     (rf"(?P<v>{_CJK_NAME})(?=(?:[（(][^（）()\n]{{1,30}}[)）])?[，, \t]*(?:男|女|先生|女士))", NAME),
 )
 _HOSPITAL_SUFFIX = re.compile(alternation(_HOSPITAL_SUFFIXES))
 # The name before a hospital suffix: up to 20 name characters ending right at the suffix.
 _HOSPITAL_HEAD = re.compile(r"[\u4e00-\u9fffA-Za-z0-9（）()]{2,20}$")
 # Words a hospital match may swallow before the name (患者于北京协和医院, 建议至上级医院): cut after the last.
-_HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|自|转|从)")
+_HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|自(?!治)|转|从|往|与|\d日|（|\()")
 # Hospital words that name no institution (建议至上级医院).
 _GENERIC_HOSPITALS = frozenset({"", "上级", "专科", "综合", "当地", "基层", "其他", "其它", "正规", "该", "外", "上述", "大"})
 _PLACEHOLDER = re.compile(r"\[(?:姓名|编号|医院|电话|日期|医师|地址|标识)\]")
 
-Span = tuple[int, int]
+Span = tuple[int, int, str]  # start, end and the placeholder that replaces text[start:end]
 
 
-def _regex_finder(pattern: str) -> Callable[[str], Iterator[Span]]:
+def _regex_finder(pattern: str, placeholder: str) -> Callable[[str], Iterator[Span]]:
     compiled = re.compile(pattern)
-    return lambda text: (m.span("v") for m in compiled.finditer(text))
+    return lambda text: ((*m.span("v"), placeholder) for m in compiled.finditer(text))
 
 
 def _hospitals(text: str) -> Iterator[Span]:
@@ -105,19 +121,22 @@ def _hospitals(text: str) -> Iterator[Span]:
         start = head.start() if head else suffix.start()
         lead = _HOSPITAL_LEAD.match(text, start, suffix.start())
         start = lead.end() if lead else start
-        if text[start : suffix.start()] not in _GENERIC_HOSPITALS:
-            yield start, suffix.end()
+        label = text[suffix.end() : suffix.end() + 1] in (":", "：")  # 申请医院：, 转出医院：
+        if text[start : suffix.start()] not in _GENERIC_HOSPITALS and not label:
+            yield start, suffix.end(), HOSPITAL
 
 
-_FINDERS: tuple[tuple[Callable[[str], Iterator[Span]], str], ...] = (
-    *((_regex_finder(p), placeholder) for p, placeholder in _PATTERNS[:-1]),
-    (_hospitals, HOSPITAL),
-    (_regex_finder(_PATTERNS[-1][0]), NAME),  # last: a hospital name may end in a surname-like character
+def _person_names(text: str) -> Iterator[Span]:
+    return ((n.start, n.end, DOCTOR if n.staff else NAME) for n in find_person_names(text))
+
+
+# In priority order: where two finders' spans overlap, the earlier one's placeholder stands.
+_FINDERS: tuple[Callable[[str], Iterator[Span]], ...] = (
+    *(_regex_finder(p, placeholder) for p, placeholder in _PATTERNS[:-1]),
+    _hospitals,
+    _regex_finder(*_PATTERNS[-1]),  # after hospitals: a hospital name may end in a surname-like character
+    _person_names,
 )
-
-
-def _spans(text: str, finder: Callable[[str], Iterator[Span]]) -> list[Span]:
-    return [(a, b) for a, b in finder(text) if not _PLACEHOLDER.fullmatch(text, a, b)]
 
 
 def _renderings(identifier: str) -> list[str]:
@@ -138,24 +157,52 @@ def _known_pattern(identifiers: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(re.escape(f) for f in forms), re.IGNORECASE) if forms else None
 
 
+def _uncovered(start: int, end: int, taken: list[Span]) -> Iterator[tuple[int, int]]:
+    """The parts of ``[start, end)`` that no span in ``taken`` (sorted) covers."""
+    for a, b, _ in taken:
+        if b <= start or a >= end:
+            continue
+        if a > start:
+            yield start, a
+        start = max(start, b)
+    if start < end:
+        yield start, end
+
+
+def identifier_spans(text: str, identifiers: Iterable[str] = (), patterns: bool = True) -> list[Span]:
+    """Every identifier in ``text`` as sorted, non-overlapping ``(start, end, placeholder)`` spans: the known
+    ``identifiers`` (in their common renderings, placeholder ``[标识]``) and, with ``patterns``, every
+    identifier pattern and person name. Where spans overlap, the known identifiers and then the earlier
+    finder win and the later one keeps its uncovered parts, so every character any finder flags is covered."""
+    known = _known_pattern(identifiers)
+    found = (m.span() + (KNOWN,) for m in known.finditer(text)) if known else iter(())
+    taken: list[Span] = []
+    for a, b, placeholder in chain(found, *(finder(text) for finder in _FINDERS if patterns)):
+        if a < b and not (placeholder != KNOWN and _PLACEHOLDER.fullmatch(text, a, b)):
+            taken = sorted([*taken, *((x, y, placeholder) for x, y in _uncovered(a, b, taken))])
+    joined: list[Span] = []
+    for a, b, placeholder in taken:  # touching parts of one kind are one identifier: [姓名][姓名] -> [姓名]
+        if joined and joined[-1][1] == a and joined[-1][2] == placeholder:
+            a = joined.pop()[0]
+        joined.append((a, b, placeholder))
+    return joined
+
+
 def deidentify_text(text: str, identifiers: Iterable[str] = ()) -> str:
     """``text`` with known ``identifiers`` and every identifier pattern replaced by placeholders."""
-    known = _known_pattern(identifiers)
-    if known:
-        text = known.sub(KNOWN, text)
-    for finder, placeholder in _FINDERS:
-        for a, b in reversed(_spans(text, finder)):
-            text = text[:a] + placeholder + text[b:]
-    return text
+    parts, at = [], 0
+    for a, b, placeholder in identifier_spans(text, identifiers):
+        parts += [text[at:a], placeholder]
+        at = b
+    return "".join(parts) + text[at:]
 
 
 def _found(text: str, identifiers: Iterable[str], patterns: bool) -> dict[str, str]:
     """Each identifier left in ``text`` -> its kind, the placeholder that replaces it (known ones first)."""
-    known = _known_pattern(identifiers)
-    found = dict.fromkeys((m.group(0) for m in known.finditer(text)) if known else (), KNOWN)
-    for finder, placeholder in _FINDERS if patterns else ():
-        for a, b in _spans(text, finder):
-            found.setdefault(text[a:b], placeholder)
+    spans = identifier_spans(text, identifiers, patterns)
+    found = {text[a:b]: placeholder for a, b, placeholder in spans if placeholder == KNOWN}
+    for a, b, placeholder in spans:
+        found.setdefault(text[a:b], placeholder)
     return found
 
 

@@ -1,0 +1,570 @@
+"""Person names in Chinese report text, wherever a report puts them.
+
+A candidate is a surname (single or compound) and one or two given characters, as jieba's part-of-speech
+tagger (``jieba.posseg``, which tags person names ``nr``) segments the text. It counts as a name where names
+stand: after a role word (报告医师：, 家属, 其女, 通知…), before a title (医生, 主任, 女士…), next to the
+patient's sex and age, in a signature line or a line of its own at the end, or anywhere when the tagger
+reads a full name (a surname and two given characters). A veto keeps clinical words out: no word of the
+report lexicon or of a list of surname-led clinical words (高信号, 白质, 左侧…) may be or cross a
+candidate, and given names never hold characters such as 脑 or 侧. Where only a name can stand, words
+such as 黄河 or 文静 still count, and so do names without a surname (格桑卓玛, 热依拉·艾买提) that the
+tagger reads or that stand first in a line before the sex. A name is ``staff`` when a staff role word,
+title or signature line says so; names in Latin script are left to deid_text's patterns.
+
+Written here rather than taken from a general NER library: jieba is small and fast enough for every
+report of a hospital, and the places names stand in radiology reports are few and known.
+
+The tagger is loaded once per process, on first use, with its own ``jieba.Tokenizer`` (no global state);
+its output is cached per run of Chinese characters, so a hospital's repeated sentences are tagged once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+import jieba
+import jieba.posseg
+
+from brainfm.reports import lexicon
+from brainfm.reports.lexicon import alternation
+
+# The most frequent Chinese surnames (about 85% of the population), then less common ones.
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+    "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施"
+    "文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷"
+    "盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷"
+    "晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+    "禤亓訾仝笪郇邰郦阙蔺谌琚逯隗扈乜晁昝弓伏冀郜蔚茅鞠燕荆粟练衣佴邴厍嵇钭轩帅缑亢况芮羿储汲邸桓郏浦麴糜宓郗"
+    "仰伊韶蓟鄂索籍赖屠胥莘贡逄扶堵宰雍璩濮寿茹宦鱼慕戈庾暨匡禄殳沃夔阚巢蒯竺郄郅楼洪仉庹滑宣花杭盖闻皮钮裘荀羊於惠"
+    "封井富巴牧班秋暴厉戎祖幸印咸苍劳郤阎习衡满弘禄利越勾融毋冼揭贲郁"
+)
+COMPOUND_SURNAMES = (
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "令狐", "慕容", "万俟", "尉迟", "公孙", "长孙", "宇文", "司徒",
+    "司空", "夏侯", "端木", "轩辕", "钟离", "闻人", "赫连", "澹台", "公冶", "宗政", "濮阳", "淳于", "单于", "太叔",
+    "申屠", "仲孙", "鲜于", "闾丘", "东郭", "南宫", "西门", "百里", "呼延", "拓跋", "独孤", "左丘", "谷梁", "巫马",
+    "公西", "漆雕", "乐正", "壤驷", "公良", "段干", "梁丘", "颛孙", "亓官", "司寇", "羊舌", "微生", "东门", "公羊",
+    "第五", "南门",
+)  # fmt: skip
+# Labels of the physicians on a report; deid_text's labelled-field rule uses them too.
+STAFF_LABELS = (
+    *(a + b for a in ("报告", "审核", "诊断", "书写", "记录", "申请", "送检", "复核", "签发", "检查") for b in ("医师", "医生", "者", "人")),
+    "医师签名", "签名", "技师", "医师", "医生", "报告", "审核",
+)  # fmt: skip
+# Words after which a member of staff is named (报告医师：王芳, 由技师石磊操作).
+_STAFF_ROLES = (
+    *STAFF_LABELS, "主任", "主任医师", "副主任医师", "主治医师", "住院医师", "护士", "护师", "护士长", "大夫", "教授",
+    "操作者", "操作员", "操作技师", "扫描技师", "技术员", "录入", "录入者", "打印者", "阅片", "阅片医师", "会诊医师",
+    "复核", "审阅", "签发", "核对", "核对者", "签字", "医师签字", "主诊医师", "值班医师", "值班医生", "值班", "总值班",
+    "口述", "登记", "抄送", "质控", "质控员", "打印", "整理", "校对", "会诊专家", "专家", "电子签名", "参加者", "参会者",
+    "阅片者", "主刀", "送检", "开单", "转诊", "申请", "讨论者", "Consultant", "Radiologist", "Physician", "Reported by",
+    "Reviewed by", "Verified by", "Approved by", "Checked by", "Dictated by", "Signed by", "Read by", "Reported",
+    "Reviewed", "Verified", "Approved", "Checked", "Dictated", "Signed", "Referring physician", "Technologist",
+)  # fmt: skip
+# Words after which a relative is named (家属黄河签字, 其女王小红).
+_KIN_ROLES = (
+    "家属", "其子", "其女", "其妻", "其夫", "其父", "其母", "其兄", "其弟", "其姐", "其妹", "其孙", "其孙女", "配偶",
+    "丈夫", "妻子", "儿子", "女儿", "父亲", "母亲", "监护人", "联系人", "陪同人", "陪同者", "陪同", "代诉人", "委托人",
+    "亲属", "家长", "其女儿", "其儿子", "其丈夫", "其妻子", "其父亲", "其母亲", "其女婿", "其儿媳", "翻译", "护工", "陪检", "陪护", "护送", "邻居", "同事", "朋友", "孙子", "孙女", "外孙", "哥哥", "姐姐",
+    "弟弟", "妹妹",
+)  # fmt: skip
+# Verbs of telling and prepositions, after which a name or a common noun stands (通知王芳, 由岑翔报告; 告知程序).
+_TELL_VERBS = ("通知", "告知", "联系", "电告", "转告", "致电", "告诉", "交代", "由", "经", "请", "与")
+# Patient words: right after one (no separator), only a name before the sex or a full name counts (患者高热…).
+_PATIENT_ROLES = ("患者", "病人", "患儿", "病员", "姓名", "受检者", "被检者", "就诊者")
+_STAFF_TITLES = (
+    "医生", "医师", "主任", "主任医师", "副主任", "主治医师", "护士长", "护士", "护师", "老师", "教授", "大夫", "技师",
+    "院长", "科长", "博士",
+)  # fmt: skip
+_PERSON_TITLES = ("先生", "女士", "小姐", "同志", "阿姨")
+# What follows a name in running text: a title, the sex, or what a person does in a report…
+_NAME_NEXT_WORDS = (
+    *_STAFF_TITLES, *_PERSON_TITLES, "男", "女", "签字", "签名", "陪同", "同意", "知情", "确认", "表示", "要求", "沟通",
+    "代诉", "诉", "述", "称", "到场", "在场", "拒绝", "了解", "知晓", "接听", "回电", "审核", "复核", "报告", "阅片",
+    "会诊", "操作", "书写", "记录", "核对", "签发", "电话", "手机", "主诉", "建议", "认为", "协助", "嘱", "负责", "核实",
+    "指导",
+)  # fmt: skip
+# …and words that follow any noun (a name after a role word: 医师夏天已阅).
+_NOUN_NEXT_WORDS = ("已", "并", "等", "后", "因", "于", "及", "和")
+# Characters that may stand right before a bare surname and its title (由王主任审核, 神经内科王医生).
+_BEFORE_SURNAME = frozenset("由经请与和及向给被同找让叫的科室组")
+# Surnames that are mostly function words before a title (请向医生咨询): never a name on their own.
+_FUNCTION_SURNAMES = frozenset("向和于应时全单尚查边连关包管成")
+
+# Surname-led clinical and report words (many tagged as names or places by jieba: 安静 nr, 马尾 nrt, 海马 ns)
+# and role words that stand before a title (管床医生). With the report lexicon, none may be or cross a name.
+_CLINICAL_WORDS = (
+    "高信号", "高密度", "高度", "高龄", "高热", "高烧", "高血压", "高血脂", "高脂血症", "高年资", "高场", "高分辨",
+    "高级别", "高灌注", "高代谢", "白质", "白色", "白质病变", "白细胞", "白血病", "黄韧带", "黄色", "黄斑", "黄疸",
+    "黄体", "马尾", "马尾神经", "马蹄", "马鞍", "左侧", "左右", "左额", "左颞", "左顶", "左枕", "左旋", "左心", "左房",
+    "左室", "左半", "石化", "金属", "金属伪影", "周围", "周边", "周身", "周期", "周径", "常规", "常见", "余脑",
+    "余脑实质", "余部", "余未见", "余所见", "海马", "丘脑", "苍白球", "钟形", "向下", "向上", "向左", "向右", "向前",
+    "向后", "向内", "向外", "方位", "方向", "方面", "方式", "方法", "方案", "病史", "时相", "时间", "时期", "安静",
+    "安置", "明显", "明确", "全脑", "全部", "全身", "全科", "全程", "成像", "成人", "单发", "单纯", "单侧", "解剖",
+    "管腔", "管壁", "管床", "管径", "连续", "边界", "边缘", "关系", "包膜", "包绕", "包括", "包裹", "尚可", "尚清",
+    "符合", "曲张", "游离", "阳性", "阴性", "查体", "康复", "麻醉", "麻木", "梅毒", "窦汇", "窦腔", "宫颈", "房间隔",
+    "屈曲", "艾滋", "尤其", "迟发", "卫生", "温度", "齐平", "易于", "权重", "燕尾", "沙漏", "程度", "谷氨酸", "平扫",
+    "扫描", "复查", "随访", "临床", "皮层", "皮质", "皮下", "皮肤", "花环", "融合", "暴露", "封闭", "劳累", "利于", "习惯",
+    "满意", "揭示", "印象", "宣教", "窦口",
+)  # fmt: skip
+# Characters of clinical text that Chinese given names practically never hold.
+_NON_NAME_CHARS = frozenset(
+    "脑髓叶侧质号影灶瘤肿囊膜窦沟池状约见未呈示及伴旁缘稍减性型期度例次个岁病症炎痛伤损梗塞死压扫描查检诊断"
+    "考虑疑似议访床否异规象变迫移区处片斑团块部内外下的了是在与或为等所论随请无不已较并且后前右双两低增窄薄扩"
+    "厚径距腔管壁室节段核窝孔隙椎颅骨颈胸腹盆肝肾肺胃肠男女某第其该此各每诉述科院由患之阅"
+)
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+_NOUN_TAGS = frozenset({"n", "nr", "nrfg", "nrt", "ns", "nt", "nz", "ng", "t", "j", "x"})
+# A separator after a role word: a colon, 】 or a box-drawing bar, maybe after a note (家属（丈夫）：).
+_SEP = r"[ \t]*(?:(?:[（(][^（）()\n]{1,6}[)）][ \t]*)?(?:[:：│｜|]|】[:：]?))?[ \t]*(?:为|是)?[ \t]*"
+_ROLE = re.compile(
+    rf"(?P<role>{alternation((*_STAFF_ROLES, *_KIN_ROLES, *_TELL_VERBS, *_PATIENT_ROLES))})(?P<sep>{_SEP})"
+)
+# A role word ending right at a position (the search's endpos): 由|王主任, 通知|李医生.
+_ROLE_END = re.compile(rf"(?:{_ROLE.pattern})$")
+_TITLE = re.compile(rf"(?P<staff>{alternation(_STAFF_TITLES)})|{alternation(_PERSON_TITLES)}")
+_NAME_NEXT = re.compile(alternation(_NAME_NEXT_WORDS))
+_NOUN_NEXT = re.compile(alternation(_NOUN_NEXT_WORDS))
+# Separators between the names of a signature block (王芳/李明, 王芳、李明, 王芳  李明).
+_CHAIN = re.compile(r"[ \t]*[/、|&＆][ \t]*|[ \t]+")
+_SEX = re.compile(
+    r"(?<![\u4e00-\u9fff])(?:男|女)(?:性)?(?![\u4e00-\u9fff])|性别[ \t]*[:：]?[ \t]*(?:男|女)|(?<![A-Za-z0-9])[MF](?![A-Za-z0-9])"
+)
+_AGE = re.compile(r"\d{1,3}[ \t]*(?:岁|周岁|Y\b|y\b)|年龄")
+# A name right before the patient's sex: 王芳，女 / 王芳（WANG FANG），男 / 王芳 女.
+_SEX_NEXT = re.compile(
+    r"(?:[（(][^（）()\n]{1,30}[)）])?[ \t]*[，,、/ \t（(]*(?:男|女|[MF](?![A-Za-z]))(?!士)"
+)
+# What may follow the patient's name right after 患者 (患者王芳诉…, 患者于娟于2023年…, 患者周全于今日…).
+_PATIENT_NEXT = re.compile(r"诉|主诉|自诉|因|于(?=\d|今|昨|前|近|本|我|外|上|下|当|入|次)")
+# A department named before a name (通知：神经外科/郇凯, 送检：耳鼻喉科 柏青).
+_DEPARTMENT = re.compile(r"[\u4e00-\u9fff]{1,8}?(?:科|室|病区|病房|中心|组)[ \t]*[/、]?[ \t]*")
+# Names without a surname (Tibetan, Uyghur, Mongolian: 扎西顿珠, 热依拉·艾买提), parts joined by a middle dot.
+_JOINED_NAME = re.compile(r"[\u4e00-\u9fff]{2,8}(?:[·•・][\u4e00-\u9fff]{1,8})*")
+# Dates and times a signature line may hold besides names, and the separators it may hold.
+_DATE_TIME = re.compile(
+    r"(?:19|20)\d{2}[ \t]*[-/.年][ \t]*\d{1,2}[ \t]*[-/.月][ \t]*\d{1,2}[ \t]*日?|\d{1,2}[:：]\d{2}(?:[:：]\d{2})?"
+)
+_SIGNATURE_REST = re.compile(r"[\s/、,，;；|·.\-—()（）]*")
+_MAX_VETOED = 8  # the longest vetoed word looked for across a candidate's edge
+_HMM_WINDOW = 6  # characters from a surname that the HMM reads: a name and what follows it
+_FOREIGN_WINDOW = 8  # characters the HMM reads for a name without a surname (阿依古丽, 次仁旺堆)
+_LONGEST_NAME = 12  # characters, middle dots included (古丽娜尔·吐尔逊)
+# jieba's dictionary frequency from which a word is too common to be read as a given name on its own: given
+# names that are words sit below it (建平 528, 红梅 189), common words above it (有效 7151, 信号 2402).
+_COMMON_WORD_FREQ = 1000
+
+
+@dataclass(frozen=True)
+class PersonName:
+    """A name at ``text[start:end]``; ``staff`` when it names a member of staff, not the patient or family."""
+
+    start: int
+    end: int
+    staff: bool
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A surname-led candidate: where it ends, jieba's tag (``x`` where the given characters are loose or an
+    uncommon word, ``w`` where they are a common word) and whether the tagger reads a full name (``nr``, a
+    surname and two given characters, or a compound surname and one or two)."""
+
+    end: int
+    tag: str
+    strong: bool
+
+
+@cache
+def _tagger() -> jieba.posseg.POSTokenizer:
+    """jieba's tagger with a dictionary of its own, loaded once per process on first use."""
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return jieba.posseg.POSTokenizer(tokenizer)
+
+
+@cache
+def _vetoed_words() -> frozenset[str]:
+    words = [
+        *_CLINICAL_WORDS,
+        *lexicon.LOCATIONS,
+        *lexicon.CATEGORY_KEYWORDS,
+        *lexicon.WEAK_TUMOR_KEYWORDS,
+        *lexicon.FINDING_WORDS,
+        *lexicon.NEGATION_CUES,
+        *lexicon.UNCERTAINTY_CUES,
+        *lexicon.NORMAL_CUES,
+        *lexicon.HEDGE_WORDS,
+        *lexicon.SIDE_WORDS,
+        *lexicon.EFFACED_STRUCTURES,
+        *lexicon.RECOMMENDATION_CUES,
+        *(form for forms in lexicon.LOCATION_FORMS.values() for form in forms),
+    ]
+    return frozenset(w for w in words if _CJK_RUN.fullmatch(w) and len(w) <= _MAX_VETOED)
+
+
+@lru_cache(maxsize=1 << 16)
+def _tokens(run: str, hmm: bool = False) -> tuple[tuple[str, str], ...]:
+    """jieba's (word, tag) pairs for a run of Chinese characters: from the dictionary alone, or with the HMM
+    that also joins names the dictionary lacks (周晓明). The HMM pass costs ten times more, so it is run only
+    on a surname followed by loose characters (:meth:`_Reader.tokens_from`)."""
+    return tuple((p.word, p.flag) for p in _tagger().lcut(run, HMM=hmm))
+
+
+_SURNAME_SET, _COMPOUND_SET = frozenset(SURNAMES), frozenset(COMPOUND_SURNAMES)
+
+
+def _surname_length(text: str, at: int) -> int:
+    if text[at : at + 2] in _COMPOUND_SET:
+        return 2
+    return 1 if text[at : at + 1] in _SURNAME_SET else 0
+
+
+def _loose(word: str) -> bool:
+    """A single character jieba left unjoined that may be part of a given name."""
+    return len(word) == 1 and word not in _NON_NAME_CHARS
+
+
+class _Reader:
+    """A text's runs of Chinese characters and the name candidates at its positions."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.runs = [(m.start(), m.end()) for m in _CJK_RUN.finditer(text)]
+        self._candidates: dict[int, _Candidate | None] = {}
+
+    def tokens_from(self, at: int) -> tuple[tuple[str, str], ...]:
+        """Dictionary tokens of the run holding ``at``, from ``at`` on; re-segmented from ``at`` where it falls
+        inside a token (in 其女王小红 jieba reads 女王), and by the HMM where a surname is followed by loose
+        characters (a name the dictionary lacks: 周|晓|明)."""
+        run = next(((a, b) for a, b in self.runs if a <= at < b), None)
+        if run is None:
+            return ()
+        a, b = run
+        tokens = _tokens(self.text[a:b])
+        offset = a
+        for i, (word, _) in enumerate(tokens):
+            if offset >= at:
+                break
+            offset += len(word)
+        tokens = tokens[i:] if offset == at else _tokens(self.text[at:b])
+        surname = _surname_length(self.text, at)
+        if len(tokens) > 1 and len(tokens[0][0]) <= surname and _loose(tokens[1][0]):
+            tokens = _tokens(self.text[at : min(b, at + _HMM_WINDOW)], hmm=True)
+        return tokens
+
+    def foreign(self, at: int) -> int | None:
+        """The end of a name without a surname starting at ``at`` (格桑卓玛, 热依拉·艾买提): the words jieba
+        tags as names from there on, or three or more characters its dictionary leaves loose (a
+        transliteration: 买|合|木|提), and any parts joined to them by a middle dot."""
+        run_end = next((b for a, b in self.runs if a <= at < b), None)
+        if run_end is None:
+            return None
+        first = _tokens(self.text[at:run_end])[0][0]
+        if first[0] in _NON_NAME_CHARS or (len(first) > 1 and _ordinary_word(first)):
+            return None  # cheap: most role words are followed by ordinary words (神经|内科)
+        end = at
+        for word, tag in _tokens(self.text[at : min(run_end, at + _FOREIGN_WINDOW)], hmm=True):
+            if not tag.startswith("nr"):
+                break
+            end += len(word)
+        if end - at < 2:
+            loose = list(itertools.takewhile(_loose, (w for w, _ in _tokens(self.text[at:run_end]))))
+            if len(loose) < 3:
+                return None
+            end = at + len(loose)
+        joined = _JOINED_NAME.match(self.text, at)
+        return joined.end() if joined and joined.end() > end and end == run_end else end
+
+    def candidate(self, at: int) -> _Candidate | None:
+        """The surname-led candidate starting at ``at`` (a bare surname included), if any."""
+        if at not in self._candidates:
+            self._candidates[at] = self._read(at)
+        return self._candidates[at]
+
+    def _read(self, at: int) -> _Candidate | None:
+        surname = _surname_length(self.text, at)
+        tokens = list(self.tokens_from(at)) if surname else []
+        if not tokens:
+            return None
+        word, tag = tokens[0]
+        title = _TITLE.search(word, surname)
+        if title and title.end() == len(word):  # 李医生 is one token: the title is no part of the name
+            word = word[: title.start()]
+            tokens[0] = word, tag
+        clipped = next((k for k in range(surname, len(word)) if word[k] in _NON_NAME_CHARS), len(word))
+        if surname < clipped < len(word):  # the HMM ran on into the next word: 严冰|阅, 曹丽华|之女
+            word = word[:clipped]
+            tokens[0] = word, tag
+        if len(word) > surname:  # the token holds given characters: 王建华, 黄河, 司马光(明)
+            if len(word) - surname > 2:
+                return None
+            length = len(word)
+            # One given character in the token and one loose after it: 司马光|明, 黎国(ns)|华 (not 王芳(nr)|…).
+            one_given = length == surname + 1 and (surname == 2 or not tag.startswith("nr"))
+            if one_given and len(tokens) > 1 and _loose(tokens[1][0]):
+                length += 1
+            return _Candidate(at + length, tag, tag.startswith("nr") and length >= 3)
+        covered, i = len(word), 1
+        while covered < surname and i < len(tokens):  # a compound surname cut in two
+            covered, i = covered + len(tokens[i][0]), i + 1
+        if covered != surname:
+            return None
+        rest = tokens[i:]
+        if rest and len(rest[0][0]) <= 2 and rest[0][1].startswith("nr"):  # 林|海涛, 欧阳|娜娜
+            length = surname + len(rest[0][0])
+            return _Candidate(at + length, "nr", length >= 3)
+        given = rest[0][0] if rest else ""
+        if (
+            len(given) == 2
+            and not _NON_NAME_CHARS.intersection(given)
+            and word not in _FUNCTION_SURNAMES
+            and not _NAME_NEXT.fullmatch(given)  # 王|主任, 王|签字: a title or what follows a name
+        ):
+            # A given name that is also a word (仝|海鹰, 何|建国); a common word (方|有效) counts only where a
+            # separator sets a name apart.
+            common = (_tagger().tokenizer.FREQ.get(given) or 0) >= _COMMON_WORD_FREQ
+            return _Candidate(at + surname + 2, "w" if common else "x", False)
+        given = 0
+        for w, _ in rest[:2]:
+            if not _loose(w):
+                break
+            given += 1
+        return _Candidate(at + surname + given, "x" if given else tag, False)
+
+
+def _name_like(found: _Candidate) -> bool:
+    """jieba reads a name, or leaves the given characters loose (a name its dictionary lacks)."""
+    return found.tag.startswith("nr") or found.tag == "x"
+
+
+def _vetoed(text: str, start: int, end: int) -> bool:
+    """A surname-led candidate is no name: a given character is one names never hold (余脑), or a clinical
+    word overlaps it (:func:`_clinical`)."""
+    name = text[start + _surname_length(text, start) : end]
+    return "某" in name or bool(_NON_NAME_CHARS.intersection(name)) or _clinical(text, start, end)
+
+
+def _clinical(text: str, start: int, end: int) -> bool:
+    """A clinical word is ``text[start:end]``, lies in it or crosses its edge (康复科, 高信号)."""
+    words = _vetoed_words()
+    for i in range(max(0, start - _MAX_VETOED + 1), end):
+        for j in range(max(i + 2, start + 1), min(len(text), i + _MAX_VETOED) + 1):
+            if text[i:j] in words:
+                return True
+    return False
+
+
+def _ordinary_word(word: str) -> bool:
+    """A dictionary word that jieba does not tag as a name or a place (新生儿)."""
+    tag = _tagger().word_tag_tab.get(word)
+    return tag is not None and not tag.startswith(("nr", "ns", "nz"))
+
+
+def _ends_name(text: str, end: int, told: bool = False) -> bool:
+    """A name may end at ``end``: a word that follows names; else, unless ``told`` (right after a verb of
+    telling, which a common noun follows as often: 经皮穿刺。), no more Chinese or a word that follows any
+    noun."""
+    if _NAME_NEXT.match(text, end):
+        return True
+    return not told and (
+        end >= len(text) or not _CJK_RUN.match(text, end) or bool(_NOUN_NEXT.match(text, end))
+    )
+
+
+def _name_at(reader: _Reader, at: int, separated: bool, told: bool) -> int | None:
+    """The end of the name starting at ``at`` right after a role word (and a separator, when ``separated``;
+    ``told`` after a verb of telling), if one stands there: a surname-led candidate the tagger reads as a
+    name, or a noun where a name may end (家属黄河签字, 医生：夏天; not 医生明确诊断, nor 告知程序已完成),
+    or a name without a surname (翻译努尔兰协助). After a separator, the name takes in the rest of its
+    run of characters (卓玛央宗, 米热古丽·阿不都) unless what follows is a usual next word or clinical."""
+    end = _name_end(reader, at, separated, told)
+    if end is None or not separated:
+        return end
+    text = reader.text
+    whole = _JOINED_NAME.match(text, at)
+    target = whole.end() if whole else end
+    # The rest of the name's own part: 卓玛央|宗 is one name, 逯晓静|之子 is not.
+    rest = text[end:target].split("·")[0]
+    if (
+        end < target <= at + _LONGEST_NAME
+        and not _NAME_NEXT.match(text, end)
+        and not _NON_NAME_CHARS.intersection(rest)
+        and not _clinical(text, at, target)
+    ):
+        return target
+    return end
+
+
+def _name_end(reader: _Reader, at: int, separated: bool, told: bool) -> int | None:
+    """:func:`_name_at` before the name takes in the rest of its run."""
+    text = reader.text
+    found = reader.candidate(at)
+    if (
+        found is not None
+        and found.end - at > _surname_length(text, at)
+        and not _vetoed(text, at, found.end)
+        and text[found.end : found.end + 1] not in (":", "：")  # a label (报告时间：), not a name
+    ):
+        if found.strong or found.tag.startswith("nr"):
+            return found.end
+        if (separated or found.tag in _NOUN_TAGS) and _ends_name(
+            text, found.end, told=told and not separated
+        ):
+            return found.end
+    end = reader.foreign(at)
+    if end is None or _clinical(text, at, end) or text[end : end + 1] in (":", "："):
+        return None
+    return end if _ends_name(text, end, told=told) else None
+
+
+def _after_patient_word(reader: _Reader, at: int) -> int | None:
+    """The end of the name right after 患者 with no separator: the tagger reads a name, or a usual next
+    word follows (患者王芳诉…, 患者于娟于2023年…, 患者陈晓（女…), or a comma after a name-like word; 患者高热…
+    is no name."""
+    text = reader.text
+    found = reader.candidate(at)
+    if found is None or found.end - at <= _surname_length(text, at) or _vetoed(text, at, found.end):
+        return None
+    if found.strong or found.tag.startswith("nr"):
+        return found.end
+    if _name_like(found) and text[found.end : found.end + 1] in ("，", ","):  # 患者晏国华，2023年…
+        return found.end
+    return found.end if _SEX_NEXT.match(text, found.end) or _PATIENT_NEXT.match(text, found.end) else None
+
+
+def _after_roles(reader: _Reader) -> Iterator[PersonName]:
+    """Names after role words, maybe after a department (通知：神经外科/郇凯), and the names chained to them
+    in a signature block (王芳/李明)."""
+    text = reader.text
+    for m in _ROLE.finditer(text):
+        role, at, separated = m.group("role"), m.end(), bool(m.group("sep"))
+        staff, told = role in _STAFF_ROLES, role in _TELL_VERBS
+        if role in _PATIENT_ROLES and not separated:
+            end = _after_patient_word(reader, at)
+            if end is not None:
+                yield PersonName(at, end, False)
+            continue
+        end = _name_at(reader, at, separated, told)
+        department = _DEPARTMENT.match(text, at) if end is None and separated else None
+        if department:
+            at = department.end()
+            end = _name_at(reader, at, separated, told)
+        while end is not None:
+            yield PersonName(at, end, staff)
+            chain = _CHAIN.match(text, end)
+            if not chain:
+                break
+            at, separated = chain.end(), True
+            end = _name_at(reader, at, separated, told)
+
+
+def _before_titles(reader: _Reader) -> Iterator[PersonName]:
+    """Names right before a title: 王建华医生, 高明主任, and a bare surname after a boundary (由李主任)."""
+    text = reader.text
+    for m in _TITLE.finditer(text):
+        end = m.start()
+        for at in range(max(0, end - 4), end):  # the longest candidate ending at the title
+            found = reader.candidate(at)
+            if found is None or found.end != end or _vetoed(text, at, end):
+                continue
+            after_boundary = (
+                at == 0
+                or not _CJK_RUN.match(text, at - 1)
+                or text[at - 1] in _BEFORE_SURNAME
+                or bool(_ROLE_END.search(text, max(0, at - 12), at))
+            )
+            if end - at == _surname_length(text, at):
+                accept = after_boundary and text[at] not in _FUNCTION_SURNAMES
+            else:
+                accept = after_boundary or _name_like(found)
+            if accept:
+                yield PersonName(at, end, m.group("staff") is not None)
+                break
+
+
+def _in_lines(reader: _Reader) -> Iterator[PersonName]:
+    """Names standing alone right before the patient's sex (王芳，女; without a surname, first in its line:
+    扎西顿珠 男 45岁) or, read as names by jieba, in a line with the sex and age (王芳 46岁 女); and names in a
+    line of names and dates only (王芳/李明 2023-05-12: a signature block; one name alone counts when jieba
+    reads a name or when it is the report's last line)."""
+    text = reader.text
+    lines = [(m.start(), m.group()) for m in re.finditer(r"[^\n]+", text)]
+    last = max((i for i, (_, line) in enumerate(lines) if line.strip()), default=-1)
+    for i, (a, line) in enumerate(lines):
+        demographic = bool(_SEX.search(line) and _AGE.search(line))
+        undated = _DATE_TIME.sub(lambda d: " " * len(d.group()), line)
+        names: list[tuple[int, _Candidate]] = []
+        others = False  # the line holds Chinese that is no name
+        for run in _CJK_RUN.finditer(undated):
+            start, end = a + run.start(), a + run.end()
+            found = reader.candidate(start)
+            if (
+                found is None
+                or found.end != end
+                or end - start <= _surname_length(text, start)
+                or _vetoed(text, start, end)
+                or text[end : end + 1] in (":", "：")
+            ):
+                others = True
+                joined = _JOINED_NAME.match(text, start)
+                if (
+                    joined
+                    and not line[: run.start()].strip()
+                    and _foreign_before_sex(reader, start, joined.end())
+                ):
+                    yield PersonName(start, joined.end(), False)
+                continue
+            names.append((start, found))
+            if _SEX_NEXT.match(text, end) or (demographic and _name_like(found)):
+                yield PersonName(start, end, False)
+        signature = not others and not demographic and _SIGNATURE_REST.fullmatch(_CJK_RUN.sub("", undated))
+        for start, found in names if signature else ():
+            if len(names) > 1 or i == last or _name_like(found):
+                yield PersonName(start, found.end, True)
+
+
+def _foreign_before_sex(reader: _Reader, start: int, end: int) -> bool:
+    """``text[start:end]``, first in its line, is a name without a surname right before the sex (其木格，女):
+    no role word (患者，女), no common word first (新生儿), nothing clinical."""
+    text = reader.text
+    if not _SEX_NEXT.match(text, end) or _ROLE.match(text, start) or _clinical(text, start, end):
+        return False
+    first = _tokens(text[start:end], hmm=True)[0][0]
+    return not (len(first) > 1 and _ordinary_word(first))
+
+
+def _tagged_names(reader: _Reader) -> Iterator[PersonName]:
+    """Full names the tagger reads anywhere (经王建华会诊)."""
+    text = reader.text
+    for a, b in reader.runs:
+        at = a
+        for word, _ in _tokens(text[a:b]) if b - a >= 3 else ():
+            found = reader.candidate(at) if _surname_length(text, at) else None
+            if found is not None and found.strong and not _vetoed(text, at, found.end):
+                yield PersonName(at, found.end, False)
+            at += len(word)
+
+
+def find_person_names(text: str) -> list[PersonName]:
+    """Every person name in ``text``, in order; overlapping readings are joined, and a name is staff when
+    any reading says so (通知王建华医生: after 通知, and before 医生)."""
+    reader = _Reader(text)
+    found = sorted(
+        {n for finder in (_after_roles, _before_titles, _in_lines, _tagged_names) for n in finder(reader)},
+        key=lambda n: (n.start, -n.end),
+    )
+    kept: list[PersonName] = []
+    for name in found:
+        if kept and name.start < kept[-1].end:
+            last = kept[-1]
+            kept[-1] = PersonName(last.start, max(last.end, name.end), last.staff or name.staff)
+        else:
+            kept.append(name)
+    return kept
