@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import great_expectations as gx
@@ -13,6 +14,7 @@ from assets.gating import gx_asset_check
 from assets.resources import PathsResource, ProfileResource
 from brainfm.raw_layout import RawLayout
 from brainfm.synth import generate_cohort, make_contact_sheet
+from brainfm.validation import Gate
 
 # Pipeline profile -> synthetic cohort profile. `full` is meant for a site's own data; when none is given
 # it falls back to the throughput-sized synthetic cohort.
@@ -62,29 +64,45 @@ def raw_cohort(
 
 
 def _studies_per_center(layout: RawLayout) -> dict[str, int]:
-    """Patient/study folders per center (two levels under the center folder), counted without their names."""
-    return {c: sum(1 for p in (layout.dicom / c).glob("*/*") if p.is_dir()) for c in layout.centers()}
+    """Patient/study folders (two levels under the center folder) holding at least one file, per center,
+    counted without their names."""
+    return {
+        c: sum(1 for p in (layout.dicom / c).glob("*/*") if p.is_dir() and _holds_a_file(p))
+        for c in layout.centers()
+    }
 
 
-def _center_table(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
-    layout = RawLayout(context.resources.paths.raw)
-    counts = _studies_per_center(layout)
-    reports = {c: (layout.reports / f"{c}.jsonl").is_file() for c in counts}
-    return pd.DataFrame(
-        {"center": list(counts), "studies": list(counts.values()), "has_reports": list(reports.values())}
+def _holds_a_file(folder: Path) -> bool:
+    return any(p.is_file() for p in folder.rglob("*"))
+
+
+def raw_layout_gate(layout: RawLayout) -> Gate:
+    """One row per center: studies with files, and report lines (0 without a report file)."""
+    studies = _studies_per_center(layout)
+    reports = {c: _report_lines(layout.reports / f"{c}.jsonl") for c in studies}
+    frame = pd.DataFrame({"studies": list(studies.values()), "reports": list(reports.values())})
+    return Gate(
+        frame,
+        [
+            gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="studies", min_value=1),
+            # An empty report file gives a center no image-report pairs: an export that went wrong.
+            gx.expectations.ExpectColumnValuesToBeBetween(column="reports", min_value=1),
+        ],
     )
+
+
+def _report_lines(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with path.open("rb") as lines:
+        return sum(1 for line in lines if line.strip())
 
 
 raw_cohort_layout = gx_asset_check(
     asset=raw_cohort,
     name="raw_layout",
-    description="At least one center; every center has studies and a report file.",
-    frame=_center_table,
-    expectations=lambda: [
-        gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
-        gx.expectations.ExpectColumnValuesToBeUnique(column="center"),
-        gx.expectations.ExpectColumnValuesToBeBetween(column="studies", min_value=1),
-        gx.expectations.ExpectColumnValuesToBeInSet(column="has_reports", value_set=[True]),
-    ],
+    description="At least one center; every center has a study with files and a non-empty report file.",
+    gate=lambda context: raw_layout_gate(RawLayout(context.resources.paths.raw)),
     required_resource_keys={"paths"},
 )

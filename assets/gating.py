@@ -1,17 +1,18 @@
 """Great Expectations suites as blocking Dagster asset checks.
 
-A gating check describes an asset's output as a DataFrame (one row per file, slice, report…) and names the
-expectations it must meet. It runs GX in-process (ephemeral context) and reports a summary table in the
-check's metadata. Checks are ``blocking=True`` with ERROR severity: when one fails, Dagster skips every
-downstream asset in the same run; assets that read every partition in later runs take only the partitions
-whose checks passed (`passed_partitions`), so bad data never reaches training.
+A gating check builds a `Gate` from an asset's output: a DataFrame describing it (one row per file, slice,
+report…) and the expectations it must meet. Each asset module keeps that as a plain function of the output
+(tested on bad outputs in tests/checks/), which the check calls with the paths of the context. GX runs
+in-process (ephemeral context) and the check reports a summary table in its metadata.
+
+Checks are ``blocking=True`` with ERROR severity: when one fails, Dagster skips every downstream asset in
+the same run; assets that read every partition in later runs take only the partitions whose checks passed
+(`passed_partitions`), so bad data never reaches training.
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import dagster as dg
-import pandas as pd
 from dagster import AssetCheckExecutionContext
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import (
@@ -19,9 +20,9 @@ from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus,
 )
 
-from brainfm.validation import validate_frame
+from brainfm.validation import Gate
 
-FrameLoader = Callable[[dg.AssetCheckExecutionContext], pd.DataFrame]
+GateLoader = Callable[[dg.AssetCheckExecutionContext], Gate]
 
 
 def gx_asset_check(
@@ -29,15 +30,12 @@ def gx_asset_check(
     asset: dg.AssetsDefinition | dg.AssetKey | str,
     name: str,
     description: str,
-    frame: FrameLoader,
-    expectations: Callable[[], Sequence[Any]],
+    gate: GateLoader,
     required_resource_keys: set[str] | None = None,
     partitions_def: dg.PartitionsDefinition | None = None,
 ) -> dg.AssetChecksDefinition:
-    """Build a blocking asset check that validates ``frame(context)`` against ``expectations()``.
-
-    ``expectations`` is a factory so each run builds fresh GX expectation objects (GX attaches ids to them).
-    """
+    """Build a blocking asset check that validates ``gate(context)``: the frame describing the asset's output
+    against its expectations."""
     asset_key = asset.key if isinstance(asset, dg.AssetsDefinition) else dg.AssetKey.from_coercible(asset)
 
     @dg.asset_check(
@@ -49,10 +47,7 @@ def gx_asset_check(
         partitions_def=partitions_def,
     )
     def _check(context: AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        data = frame(context)
-        summary = validate_frame(
-            data, expectations(), suite_name=f"{asset_key.to_python_identifier()}__{name}"
-        )
+        summary = gate(context).validate(f"{asset_key.to_python_identifier()}__{name}")
         return dg.AssetCheckResult(
             passed=summary.success,
             severity=dg.AssetCheckSeverity.ERROR,
@@ -60,7 +55,7 @@ def gx_asset_check(
             metadata={
                 "rows_validated": summary.n_rows,
                 "expectations": len(summary.outcomes),
-                "failed": [o.expectation + (f"({o.column})" if o.column else "") for o in summary.failed],
+                "failed": summary.failed_names,
                 "results": dg.MetadataValue.md(summary.as_markdown()),
             },
         )

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import great_expectations as gx
@@ -13,11 +14,23 @@ import pandas as pd
 
 from assets.figures import png_metadata
 from assets.gating import cleared_centers, gx_asset_check
-from assets.ingest import normalized_format, normalized_qc_rate, normalized_slices, normalized_split
+from assets.ingest import normalized_slices
+from assets.ingest_checks import normalized_format, normalized_qc_rate, normalized_split
 from assets.resources import DeviceResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
+from brainfm.validation import Gate
 
 SUMMARY_FILE = "summary.json"
+# Training must cut the mean loss by this share from its first to its last fifth: a loss that only wobbles
+# downwards has not learned. Tiny profile (40 CPU steps): 32 %.
+MIN_LOSS_DROP = 0.1
+# Held-out SSIM over fewer slices is too noisy to compare with the baseline. Tiny profile: 32 (its cap).
+MIN_VAL_SLICES = 16
+# Held-out SSIM must exceed the masked-input baseline's by more than this. The tiny profile's 40 steps do not
+# learn reliably: its SSIM gain is 0.002 (masked pixels 0.007) on the test cohort's split and ranged from
+# -0.007 to 0.16 over eight other patient splits (other pseudonymisation keys), so no margin above 0 holds
+# for it; with 80 steps every split measured gained 0.067 or more.
+MIN_SSIM_GAIN = 0.0
 
 
 @dg.asset(
@@ -86,36 +99,50 @@ def mae_encoder(
     )
 
 
-def _training_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
-    """One row: loss finiteness, mean loss over the first and last fifth of training, SSIM vs baseline over
-    the whole image and over the masked pixels alone."""
-    summary = json.loads((context.resources.paths.output("mae_encoder") / SUMMARY_FILE).read_text())
+def training_gate(out: Path) -> Gate:
+    """One row from the encoder's summary: loss finiteness, relative drop of the mean loss from the first to the
+    last fifth of training, held-out slices, SSIM gain over the masked-input baseline on the whole image and
+    on the masked pixels alone."""
+    summary = json.loads((out / SUMMARY_FILE).read_text())
     history, metrics = summary["history"], summary["metrics"]
     fifth = max(len(history) // 5, 1)
-    return pd.DataFrame(
+    first, last = sum(history[:fifth]) / fifth, sum(history[-fifth:]) / fifth
+    frame = pd.DataFrame(
         [
             {
-                "all_finite": all(math.isfinite(x) for x in history),
-                "loss_drop": sum(history[:fifth]) / fifth - sum(history[-fifth:]) / fifth,
+                "all_finite": bool(history) and all(math.isfinite(x) for x in history),
+                "loss_drop": 1 - last / first if first else math.nan,
+                "val_slices": metrics["n_slices"],
                 "ssim_gain": metrics["ssim"] - metrics["baseline_ssim"],
                 "masked_ssim_gain": metrics["masked_ssim"] - metrics["baseline_masked_ssim"],
             }
         ]
+    )
+    # GX skips NaN as null in a range: each measured column must also be not null.
+    measured = ("loss_drop", "ssim_gain", "masked_ssim_gain")
+    return Gate(
+        frame,
+        [
+            gx.expectations.ExpectColumnValuesToBeInSet(column="all_finite", value_set=[True]),
+            *(gx.expectations.ExpectColumnValuesToNotBeNull(column=c) for c in measured),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="loss_drop", min_value=MIN_LOSS_DROP),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="val_slices", min_value=MIN_VAL_SLICES),
+            *(
+                gx.expectations.ExpectColumnValuesToBeBetween(
+                    column=c, min_value=MIN_SSIM_GAIN, strict_min=True
+                )
+                for c in ("ssim_gain", "masked_ssim_gain")
+            ),
+        ],
     )
 
 
 mae_encoder_learns = gx_asset_check(
     asset=mae_encoder,
     name="loss_falls_ssim_beats_baseline",
-    description="The loss is finite and falls (last fifth below first fifth); held-out SSIM beats the "
-    "masked-input baseline (masked patches filled with the visible mean), on the whole image and on the "
-    "masked pixels alone.",
-    frame=_training_frame,
-    expectations=lambda: [
-        gx.expectations.ExpectColumnValuesToBeInSet(column="all_finite", value_set=[True]),
-        gx.expectations.ExpectColumnValuesToBeBetween(column="loss_drop", min_value=0, strict_min=True),
-        gx.expectations.ExpectColumnValuesToBeBetween(column="ssim_gain", min_value=0, strict_min=True),
-        gx.expectations.ExpectColumnValuesToBeBetween(column="masked_ssim_gain", min_value=0, strict_min=True),
-    ],
+    description=f"The loss is finite and its last fifth is ≥{MIN_LOSS_DROP:.0%} below its first; on "
+    f"≥{MIN_VAL_SLICES} held-out slices, SSIM beats the masked-input baseline (masked patches filled with the "
+    "visible mean) on the whole image and on the masked pixels alone; no metric is NaN.",
+    gate=lambda context: training_gate(context.resources.paths.output("mae_encoder")),
     required_resource_keys={"paths"},
 )

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -12,7 +13,8 @@ from pydicom import dcmread
 
 from assets.cohort import raw_cohort
 from assets.gating import cleared_centers, gx_asset_check
-from assets.ingest import deidentified_no_identifiers, deidentified_studies, normalized_slices
+from assets.ingest import deidentified_studies, normalized_slices
+from assets.ingest_checks import deidentified_no_identifiers
 from assets.partitions import CENTERS
 from assets.resources import DeidSecretResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
@@ -20,6 +22,7 @@ from brainfm.imaging.shards import INDEX_FILE
 from brainfm.jsonl import read_jsonl, write_jsonl
 from brainfm.raw_layout import RawLayout
 from brainfm.reports import build_instruction_data, check_no_identifiers, structure_jsonl, validate_structured
+from brainfm.validation import Gate
 
 STRUCTURED_FILE = "structured.jsonl"
 PAIRS_FILE = "pairs.jsonl"
@@ -47,7 +50,9 @@ def structured_reports(
         )
     out = paths.output("structured_reports", center)
     out.mkdir(parents=True, exist_ok=True)
-    summary = structure_jsonl(source, out / STRUCTURED_FILE, pseudonymizer=deid_secret.pseudonymizer(), center=center)
+    summary = structure_jsonl(
+        source, out / STRUCTURED_FILE, pseudonymizer=deid_secret.pseudonymizer(), center=center
+    )
     quarantine = paths.quarantine / "structured_reports" / f"{center}.jsonl"
     write_jsonl(quarantine, [{"line": n, "reason": reason} for n, reason in summary.quarantined])
     return dg.MaterializeResult(
@@ -99,7 +104,9 @@ def vision_language_data(
     context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, dvc: DvcResource
 ):
     centers, left_out = cleared_centers(context, [structured_reports_valid])
-    records = [r for c in centers for r in read_jsonl(paths.output("structured_reports", c) / STRUCTURED_FILE)]
+    records = [
+        r for c in centers for r in read_jsonl(paths.output("structured_reports", c) / STRUCTURED_FILE)
+    ]
     pairs, instructions = build_instruction_data(records, seed=profile.seed)
     image_centers, _ = cleared_centers(context, [deidentified_no_identifiers])
     links = _accession_to_study(paths, image_centers)
@@ -133,17 +140,59 @@ def vision_language_data(
 # -- gating checks -----------------------------------------------------------------------------------------
 
 
-def _structured_frame(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
-    """One row per structured report: schema/vocabulary problems and identifiers left (counts only)."""
-    paths: PathsResource = context.resources.paths
-    planted = RawLayout(paths.raw).planted_identifiers()
-    records = read_jsonl(paths.output("structured_reports", context.partition_key) / STRUCTURED_FILE)
-    return pd.DataFrame(
+def structured_gate(records: Sequence[Mapping[str, Any]], planted: Sequence[str]) -> Gate:
+    """One row per structured report: schema/vocabulary problems, and identifiers left in it (the patterns a
+    report may carry, such as phone or ID numbers, and a synthetic cohort's planted values)."""
+    frame = pd.DataFrame(
         {
             "problems": [len(validate_structured([r])) for r in records],
             "identifiers": [len(check_no_identifiers([r], planted)) for r in records],
         }
     )
+    return Gate(
+        frame,
+        [
+            gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="problems", min_value=0, max_value=0),
+            gx.expectations.ExpectColumnValuesToBeBetween(column="identifiers", min_value=0, max_value=0),
+        ],
+    )
+
+
+def training_text_gate(
+    records: Sequence[Mapping[str, Any]], planted: Sequence[str], image_sides: Mapping[str, str] | None = None
+) -> Gate:
+    """One row per training record: patient, split, identifiers found, on how many sides its patient lies.
+
+    With ``image_sides`` (patient → split side of its normalised slices), the records are image-report
+    pairs: also whether each is linked to a study and lies on the side of its patient's images.
+    """
+    frame = pd.DataFrame(
+        {
+            "patient": [r["patient"] for r in records],
+            "split": [r["split"] for r in records],
+            "identifiers": [len(check_no_identifiers([r], planted)) for r in records],
+        }
+    )
+    frame["sides"] = frame.groupby("patient")["split"].transform("nunique")
+    expectations = [
+        gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
+        gx.expectations.ExpectColumnValuesToBeBetween(column="identifiers", min_value=0, max_value=0),
+        gx.expectations.ExpectColumnValuesToBeBetween(column="sides", min_value=1, max_value=1),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "val"]),
+    ]
+    if image_sides is not None:
+        frame["linked"] = [r["study"] is not None for r in records]
+        frame["image_side_agrees"] = [
+            image_sides.get(r["patient"], r["split"]) == r["split"] for r in records
+        ]
+        expectations += [
+            gx.expectations.ExpectColumnValuesToBeInSet(
+                column="linked", value_set=[True], mostly=MIN_LINKED_PAIRS
+            ),
+            gx.expectations.ExpectColumnValuesToBeInSet(column="image_side_agrees", value_set=[True]),
+        ]
+    return Gate(frame, expectations)
 
 
 def _image_sides(paths: PathsResource) -> dict[str, str]:
@@ -155,61 +204,21 @@ def _image_sides(paths: PathsResource) -> dict[str, str]:
     return sides
 
 
-def _training_text_frame(asset: str, file: str, linked: bool):
-    """Frame loader: one row per training record (patient, split, identifiers found; with `linked`, its
-    study link and whether its split is that of the patient's images)."""
-
-    def load(context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
-        paths: PathsResource = context.resources.paths
-        records = read_jsonl(paths.output(asset) / file)
-        planted = RawLayout(paths.raw).planted_identifiers()
-        frame = pd.DataFrame(
-            {
-                "patient": [r["patient"] for r in records],
-                "split": [r["split"] for r in records],
-                "identifiers": [len(check_no_identifiers([r], planted)) for r in records],
-            }
-        )
-        if linked:
-            frame["linked"] = [r["study"] is not None for r in records]
-            image_sides = _image_sides(paths)
-            frame["image_side_agrees"] = [image_sides.get(r["patient"], r["split"]) == r["split"] for r in records]
-        frame["sides"] = frame.groupby("patient")["split"].transform("nunique")
-        return frame
-
-    return load
-
-
-def _training_text_expectations(linked: bool):
-    def expectations() -> list[Any]:
-        out = [
-            gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
-            gx.expectations.ExpectColumnValuesToBeBetween(column="identifiers", min_value=0, max_value=0),
-            gx.expectations.ExpectColumnValuesToBeBetween(column="sides", min_value=1, max_value=1),
-            gx.expectations.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "val"]),
-        ]
-        if linked:
-            out += [
-                gx.expectations.ExpectColumnValuesToBeInSet(
-                    column="linked", value_set=[True], mostly=MIN_LINKED_PAIRS
-                ),
-                gx.expectations.ExpectColumnValuesToBeInSet(column="image_side_agrees", value_set=[True]),
-            ]
-        return out
-
-    return expectations
+def _planted(context: dg.AssetCheckExecutionContext) -> list[str]:
+    return RawLayout(context.resources.paths.raw).planted_identifiers()
 
 
 structured_reports_valid = gx_asset_check(
     asset=structured_reports,
     name="schema_vocabulary_identifiers",
-    description="Every record has the documented schema and vocabulary, and no planted identifier in text_deid.",
-    frame=_structured_frame,
-    expectations=lambda: [
-        gx.expectations.ExpectTableRowCountToBeBetween(min_value=1),
-        gx.expectations.ExpectColumnValuesToBeBetween(column="problems", min_value=0, max_value=0),
-        gx.expectations.ExpectColumnValuesToBeBetween(column="identifiers", min_value=0, max_value=0),
-    ],
+    description="Every record has the documented schema and vocabulary, and no identifier (patterns such as "
+    "phone and ID numbers, a synthetic cohort's planted values) in its text.",
+    gate=lambda context: structured_gate(
+        read_jsonl(
+            context.resources.paths.output("structured_reports", context.partition_key) / STRUCTURED_FILE
+        ),
+        _planted(context),
+    ),
     required_resource_keys={"paths"},
     partitions_def=CENTERS,
 )
@@ -218,15 +227,19 @@ vl_pairs_valid = gx_asset_check(
     name="no_identifiers_split_linked",
     description=f"No identifier in any training text, no patient on both sides (nor on another side than its "
     f"images), ≥{MIN_LINKED_PAIRS:.0%} linked to a study.",
-    frame=_training_text_frame("vl_pairs", PAIRS_FILE, linked=True),
-    expectations=_training_text_expectations(linked=True),
+    gate=lambda context: training_text_gate(
+        read_jsonl(context.resources.paths.output("vl_pairs") / PAIRS_FILE),
+        _planted(context),
+        _image_sides(context.resources.paths),
+    ),
     required_resource_keys={"paths"},
 )
 instruction_pairs_valid = gx_asset_check(
     asset="instruction_pairs",
     name="no_identifiers_split",
     description="No identifier in any instruction or response, no patient on both sides of the split.",
-    frame=_training_text_frame("instruction_pairs", INSTRUCTIONS_FILE, linked=False),
-    expectations=_training_text_expectations(linked=False),
+    gate=lambda context: training_text_gate(
+        read_jsonl(context.resources.paths.output("instruction_pairs") / INSTRUCTIONS_FILE), _planted(context)
+    ),
     required_resource_keys={"paths"},
 )

@@ -1,8 +1,11 @@
 """Run a Great Expectations 1.x expectation suite on a DataFrame, in-process, and summarise the result.
 
-The pipeline's gating checks build a DataFrame describing an asset's output (one row per file, slice,
-report…), name the expectations it must meet, and call :func:`validate_frame`. GX runs with an ephemeral
-context: nothing is written to disk and no data docs are built, so checks are fast and side-effect free.
+The pipeline's gating checks build a :class:`Gate` from an asset's output: a DataFrame describing it (one row
+per file, slice, report…) and the expectations it must meet, validated by :func:`validate_frame`. GX runs
+with an ephemeral context: nothing is written to disk and no data docs are built, so checks are fast and
+side-effect free. GX treats NaN as null and skips nulls in value expectations (a NaN passes
+``ExpectColumnValuesToBeBetween``): a gate whose numbers can be NaN pairs each range with
+``ExpectColumnValuesToNotBeNull``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ class ValidationSummary:
     def failed(self) -> list[ExpectationOutcome]:
         return [o for o in self.outcomes if not o.success]
 
+    @property
+    def failed_names(self) -> list[str]:
+        """``expectation(column)`` of every failed expectation, e.g. ``expect_column_values_to_be_between(max)``."""
+        return [o.expectation + (f"({o.column})" if o.column else "") for o in self.failed]
+
     def as_markdown(self) -> str:
         """A table for Dagster metadata: expectation, column, verdict, observed value, unexpected rows."""
         lines = ["| expectation | column | ok | observed | unexpected |", "|---|---|---|---|---|"]
@@ -54,6 +62,18 @@ class ValidationSummary:
                 f"| {o.expectation} | {o.column or ''} | {'✅' if o.success else '❌'} | {observed} | {unexpected} |"
             )
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a gating check validates: a frame describing an output and the GX expectations it must meet
+    (instances of ``gx.expectations.*``)."""
+
+    frame: pd.DataFrame
+    expectations: list[Any]
+
+    def validate(self, suite_name: str) -> ValidationSummary:
+        return validate_frame(self.frame, self.expectations, suite_name)
 
 
 @lru_cache(maxsize=1)

@@ -47,6 +47,22 @@ def test_every_asset_materializes_and_every_check_passes(pipeline_run: PipelineR
     assert evaluations and all(c.passed for c in evaluations)
 
 
+def test_every_defined_check_was_evaluated(pipeline_run: PipelineRun) -> None:
+    """A check that never ran passed nothing: every check of the Definitions has an evaluation, on every center
+    where it is partitioned."""
+    defs, instance, results, _root = pipeline_run
+    graph = defs.resolve_asset_graph()
+    centers = sorted(instance.get_dynamic_partitions("center"))
+    defined = {
+        (key, partition)
+        for key in graph.asset_check_keys
+        for partition in (centers if graph.get(key.asset_key).partitions_def else [None])
+    }
+    evaluated = {(c.asset_check_key, c.partition) for r in results for c in r.get_asset_check_evaluations()}
+    assert len(graph.asset_check_keys) >= 10 and len(centers) == 4
+    assert {(key.to_user_string(), partition) for key, partition in defined - evaluated} == set()
+
+
 def test_every_written_output_is_versioned_in_dvc(pipeline_run: PipelineRun) -> None:
     _defs, _instance, results, root = pipeline_run
     remote = root.parent / f"{root.name}-remote"
@@ -78,8 +94,19 @@ def test_no_planted_identifier_in_outputs_logs_or_metadata(pipeline_run: Pipelin
     _defs, instance, results, root = pipeline_run
     identifiers = RawLayout(raw).planted_identifiers()
     assert len(identifiers) > 50
-    assert find_identifiers_in_tree(root / "data", identifiers) == []
+    # Model weights are float bytes, in which a 4-byte GB18030 name turns up by chance (马芳 did, in 1.8 MB):
+    # their text is the safetensors JSON header, searched on its own.
+    hits = find_identifiers_in_tree(root / "data", identifiers)
+    assert [h for h in hits if not (h.path.endswith(".safetensors") and h.where == "content")] == []
+    headers = [_safetensors_header(p) for p in (root / "data").rglob("*.safetensors")]
+    assert headers and not [i for i in identifiers for h in headers if i.lower() in h.lower()]
     assert find_identifiers_in_tree(root / "outputs", identifiers) == []
     events = "\n".join(str(entry) for r in results for entry in instance.all_logs(r.run_id)).lower()
     leaked = [i for i in identifiers if len(i.encode()) >= 4 and i.lower() in events]
     assert leaked == [], f"{len(leaked)} planted identifier(s) in Dagster events"
+
+
+def _safetensors_header(path: Path) -> str:
+    """The JSON header of a safetensors file (tensor names, dtypes, shapes, metadata): 8 bytes of length first."""
+    with path.open("rb") as f:
+        return f.read(int.from_bytes(f.read(8), "little")).decode("utf-8")

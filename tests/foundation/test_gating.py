@@ -8,6 +8,14 @@ import great_expectations as gx
 import pandas as pd
 
 from assets.gating import gx_asset_check, passed_partitions
+from brainfm.validation import Gate
+
+
+def _intensity_gate(values: list[int]) -> Gate:
+    frame = pd.DataFrame({"intensity": values})
+    return Gate(
+        frame, [gx.expectations.ExpectColumnValuesToBeBetween(column="intensity", min_value=0, max_value=255)]
+    )
 
 
 def _graph(values: list[int]) -> list[object]:
@@ -23,10 +31,7 @@ def _graph(values: list[int]) -> list[object]:
         asset=slices,
         name="intensity_range",
         description="intensities lie in [0, 255]",
-        frame=lambda _ctx: pd.DataFrame({"intensity": values}),
-        expectations=lambda: [
-            gx.expectations.ExpectColumnValuesToBeBetween(column="intensity", min_value=0, max_value=255)
-        ],
+        gate=lambda _ctx: _intensity_gate(values),
     )
     return [slices, encoder, check]
 
@@ -65,10 +70,7 @@ def test_later_runs_read_only_partitions_whose_checks_passed() -> None:
         asset=slices,
         name="intensity_range",
         description="intensities lie in [0, 255]",
-        frame=lambda ctx: pd.DataFrame({"intensity": values[ctx.partition_key]}),
-        expectations=lambda: [
-            gx.expectations.ExpectColumnValuesToBeBetween(column="intensity", min_value=0, max_value=255)
-        ],
+        gate=lambda ctx: _intensity_gate(values[ctx.partition_key]),
         partitions_def=centers,
     )
 
@@ -83,7 +85,10 @@ def test_later_runs_read_only_partitions_whose_checks_passed() -> None:
         result = dg.materialize([slices, check, encoder], instance=instance, selection=[encoder])
         assert result.output_for_node("encoder") == ["good"]
         _, refused = passed_partitions(instance, [check], centers.get_partition_keys())
-        assert refused == {"bad": "intensity_range failed", "never_checked": "intensity_range never evaluated"}
+        assert refused == {
+            "bad": "intensity_range failed",
+            "never_checked": "intensity_range never evaluated",
+        }
         # A later run that fails before writing (its check only planned) leaves the last checked data cleared.
         broken.add("good")
         dg.materialize([slices, check], partition_key="good", instance=instance, raise_on_error=False)
@@ -92,5 +97,6 @@ def test_later_runs_read_only_partitions_whose_checks_passed() -> None:
         # Re-materialized without its check: the old pass no longer vouches for the new data.
         dg.materialize([slices], partition_key="good", instance=instance, selection=[slices])
         assert passed_partitions(instance, [check], ["good"]) == (
-            [], {"good": "intensity_range not evaluated on the latest materialization"}
+            [],
+            {"good": "intensity_range not evaluated on the latest materialization"},
         )

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import polars as pl
 import pytest
 
 from assets.resources import PathsResource
 from brainfm.imaging.shards import INDEX_FILE
-from brainfm.jsonl import write_jsonl
 from brainfm.splits import DOWNSTREAM_TRAIN_FRACTION, PRETRAIN_TRAIN_FRACTION, assign_split, split_patients
 
 
@@ -23,7 +21,9 @@ def test_side_depends_on_the_patient_alone() -> None:
         for lo in range(0, len(patients), size):
             center = split_patients(patients[lo : lo + size], PRETRAIN_TRAIN_FRACTION, seed=7)
             assert center == {p: everyone[p] for p in patients[lo : lo + size]}
-    assert split_patients(patients[:50], 0.8, seed=8) != {p: everyone[p] for p in patients[:50]}  # seed matters
+    assert split_patients(patients[:50], 0.8, seed=8) != {
+        p: everyone[p] for p in patients[:50]
+    }  # seed matters
 
 
 @pytest.mark.parametrize("fraction", [PRETRAIN_TRAIN_FRACTION, DOWNSTREAM_TRAIN_FRACTION])
@@ -41,8 +41,8 @@ def test_rejects_a_fraction_outside_zero_one() -> None:
         split_patients(["P1"], 1.0)
 
 
-def test_vl_pairs_check_flags_a_pair_on_another_side_than_its_images(tmp_path: Path) -> None:
-    from assets.reports import PAIRS_FILE, _training_text_frame
+def test_vl_pairs_gate_flags_a_pair_on_another_side_than_its_images(tmp_path: Path) -> None:
+    from assets.reports import _image_sides, training_text_gate
 
     index = tmp_path / "data" / "normalized_slices" / "center_a" / INDEX_FILE
     index.parent.mkdir(parents=True)
@@ -50,10 +50,13 @@ def test_vl_pairs_check_flags_a_pair_on_another_side_than_its_images(tmp_path: P
     pairs = [
         {"patient": "PA", "split": "train", "study": "2.25.1", "report": "右侧额叶胶质瘤"},
         {"patient": "PB", "split": "train", "study": "2.25.2", "report": "未见异常"},  # images are on val
-        {"patient": "PC", "split": "val", "study": None, "report": "未见异常"},  # no images: nothing to agree with
+        {
+            "patient": "PC",
+            "split": "val",
+            "study": "2.25.3",
+            "report": "未见异常",
+        },  # no images: nothing to agree with
     ]
-    write_jsonl(tmp_path / "data" / "vl_pairs" / PAIRS_FILE, pairs)
-    # The loader reads only the check context's resources; the check's Dagster wiring runs in test_pipeline.py.
-    context = SimpleNamespace(resources=SimpleNamespace(paths=PathsResource(root=str(tmp_path))))
-    frame = _training_text_frame("vl_pairs", PAIRS_FILE, linked=True)(context)
-    assert frame["image_side_agrees"].tolist() == [True, False, True]
+    gate = training_text_gate(pairs, [], _image_sides(PathsResource(root=str(tmp_path))))
+    assert gate.frame["image_side_agrees"].tolist() == [True, False, True]
+    assert gate.validate("test").failed_names == ["expect_column_values_to_be_in_set(image_side_agrees)"]

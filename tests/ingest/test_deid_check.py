@@ -1,24 +1,14 @@
-"""The de-identification check's frame judges NIfTI outputs too (free-text header fields must be empty), and an
-export that still holds identifying values is withheld from data/."""
+"""The de-identification gate judges NIfTI outputs too (free-text header fields must be empty, names must be
+pseudonymous keys), and an export that still holds identifying values is withheld from data/."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 
-from assets.ingest import _deid_frame
-from assets.resources import PathsResource
-
-
-def _frame(root: Path) -> pd.DataFrame:
-    # The loader reads only these two attributes of the check context; the Dagster wiring of the check is
-    # exercised end to end in tests/test_pipeline.py.
-    context = SimpleNamespace(resources=SimpleNamespace(paths=PathsResource(root=str(root))), partition_key="center_x")
-    return _deid_frame(context)  # type: ignore[arg-type]
+from assets.ingest_checks import LeakGateReport, deid_gate
 
 
 def _write_nifti(path: Path, descrip: str = "") -> None:
@@ -28,13 +18,19 @@ def _write_nifti(path: Path, descrip: str = "") -> None:
     nib.save(image, path)
 
 
-def test_nifti_outputs_pass_only_without_header_text(tmp_path: Path) -> None:
-    out = tmp_path / "data" / "deidentified_studies" / "center_x" / "PABC" / "2.25.1" / "2.25.2"
+def test_nifti_outputs_pass_only_without_header_text_and_with_pseudonymous_names(tmp_path: Path) -> None:
+    out = tmp_path / "PABCDEFGHIJKLMNOP" / "2.25.1" / "2.25.2"
     _write_nifti(out / "T1.nii")
+    cleared = LeakGateReport(exported=2, identifier_hits=0)
     _write_nifti(out / "T2.nii", descrip="Zhang Wei 2019-09-04")
-    frame = _frame(tmp_path)
-    assert sorted(frame["identity_removed"]) == ["NO", "YES"]
-    assert frame["identifier_hits"].tolist() == [0, 0]  # no cohort manifest here: only the header test applies
+    gate = deid_gate(tmp_path, [], cleared)
+    assert sorted(gate.frame["identity_removed"]) == ["NO", "YES"]
+    assert gate.validate("test").failed_names == ["expect_column_values_to_be_in_set(identity_removed)"]
+    (out / "T2.nii").unlink()
+    _write_nifti(tmp_path / "Zhang_Wei_T2.nii")  # clean header, named after the patient
+    assert deid_gate(tmp_path, [], cleared).validate("test").failed_names == [
+        "expect_column_values_to_be_in_set(named_by_uids)"
+    ]
 
 
 def test_only_a_clean_export_enters_data_and_a_leaking_one_keeps_the_previous(tmp_path: Path) -> None:
