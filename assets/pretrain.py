@@ -26,11 +26,10 @@ SUMMARY_FILE = "summary.json"
 MIN_LOSS_DROP = 0.1
 # Held-out SSIM over fewer slices is too noisy to compare with the baseline. Tiny profile: 32 (its cap).
 MIN_VAL_SLICES = 16
-# Held-out SSIM must exceed the masked-input baseline's by more than this. The tiny profile's 40 steps do not
-# learn reliably: its SSIM gain is 0.002 (masked pixels 0.007) on the test cohort's split and ranged from
-# -0.007 to 0.16 over eight other patient splits (other pseudonymisation keys), so no margin above 0 holds
-# for it; with 80 steps every split measured gained 0.067 or more.
-MIN_SSIM_GAIN = 0.0
+# Held-out SSIM must exceed the masked-input baseline's by more than this: a model that learned. With 40 steps
+# the tiny profile did not learn reliably (gain -0.007 to 0.16 over nine patient splits, i.e. pseudonymisation
+# keys); with its 80 steps every split measured gained 0.067 or more (2026-12-04), a margin of 3× this one.
+MIN_SSIM_GAIN = 0.02
 
 
 @dg.asset(

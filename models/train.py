@@ -46,7 +46,7 @@ class PretrainConfig:
     sequences: tuple[str, ...] | None = None  # stack these sequences as channels (then in_chans must match)
     img_size: int = 256
     batch_size: int = 8
-    steps: int = 40
+    steps: int = 80  # fewer did not learn reliably on the tiny cohort (see assets/pretrain.py MIN_SSIM_GAIN)
     lr: float = 1e-3
     min_lr: float = 1e-5
     warmup_steps: int = 5

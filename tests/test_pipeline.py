@@ -94,19 +94,9 @@ def test_no_planted_identifier_in_outputs_logs_or_metadata(pipeline_run: Pipelin
     _defs, instance, results, root = pipeline_run
     identifiers = RawLayout(raw).planted_identifiers()
     assert len(identifiers) > 50
-    # Model weights are float bytes, in which a 4-byte GB18030 name turns up by chance (马芳 did, in 1.8 MB):
-    # their text is the safetensors JSON header, searched on its own.
-    hits = find_identifiers_in_tree(root / "data", identifiers)
-    assert [h for h in hits if not (h.path.endswith(".safetensors") and h.where == "content")] == []
-    headers = [_safetensors_header(p) for p in (root / "data").rglob("*.safetensors")]
-    assert headers and not [i for i in identifiers for h in headers if i.lower() in h.lower()]
+    assert list((root / "data").rglob("*.safetensors"))  # weights are searched too (their JSON header)
+    assert find_identifiers_in_tree(root / "data", identifiers) == []
     assert find_identifiers_in_tree(root / "outputs", identifiers) == []
     events = "\n".join(str(entry) for r in results for entry in instance.all_logs(r.run_id)).lower()
     leaked = [i for i in identifiers if len(i.encode()) >= 4 and i.lower() in events]
     assert leaked == [], f"{len(leaked)} planted identifier(s) in Dagster events"
-
-
-def _safetensors_header(path: Path) -> str:
-    """The JSON header of a safetensors file (tensor names, dtypes, shapes, metadata): 8 bytes of length first."""
-    with path.open("rb") as f:
-        return f.read(int.from_bytes(f.read(8), "little")).decode("utf-8")

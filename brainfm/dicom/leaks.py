@@ -137,12 +137,16 @@ def _whole_token(data: bytes, start: int, end: int) -> bool:
 
 
 def _text_bytes(path: Path) -> bytes:
-    """The bytes of a file that may hold text: all of them, except the array payload of a numeric ``.npy``
-    and the PixelData of a DICOM file (compressed pixel bytes are as random as noise; text burned into pixels
-    is handled by quarantining BurnedInAnnotation images, not by a byte scan)."""
+    """The bytes of a file that may hold text: all of them, except the array payload of a numeric ``.npy``,
+    the tensor payload of a ``.safetensors`` file (its JSON header is searched) and the PixelData of a DICOM file
+    (compressed pixel bytes are as random as noise; text burned into pixels is handled by quarantining
+    BurnedInAnnotation images, not by a byte scan). Model weights are noise to a byte search: a 4-byte GB18030
+    name matched the float weights of a 1.8 MB checkpoint by chance."""
     data = path.read_bytes()
     if data[128:132] == b"DICM":
         return _dicom_without_pixels(data)
+    if path.suffix == ".safetensors" and len(data) >= 8:
+        return data[: 8 + int.from_bytes(data[:8], "little")]  # u64 header length, then the JSON header
     if path.suffix != ".npy":
         return data
     fp = io.BytesIO(data)

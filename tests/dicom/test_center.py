@@ -112,17 +112,21 @@ def test_rerun_and_parallel_run_give_identical_bytes(center: Path, ingested, tmp
 
 def test_kill_9_mid_run_leaves_no_partial_output_and_rerun_finishes(center: Path, ingested, tmp_path: Path) -> None:
     out, _ = ingested
+    paused = tmp_path / "paused"
+    # The run waits after its first staged file, so the kill lands mid-run every time (no race with its end).
     code = (
-        "import sys; from pathlib import Path; from brainfm.dicom import ingest_center; "
-        "from brainfm.pseudonym import Pseudonymizer; o = Path(sys.argv[2]); "
-        "ingest_center(Path(sys.argv[1]), o / 'deid', o / 'slices', o / 'quarantine.jsonl', 'center_a', "
+        "import signal, sys; from pathlib import Path; import brainfm.dicom.center as c; "
+        "from brainfm.pseudonym import Pseudonymizer; o = Path(sys.argv[2]); write = c.write_deidentified\n"
+        "def write_then_wait(ds, path):\n    write(ds, path); Path(sys.argv[3]).touch(); signal.pause()\n"
+        "c.write_deidentified = write_then_wait\n"
+        "c.ingest_center(Path(sys.argv[1]), o / 'deid', o / 'slices', o / 'quarantine.jsonl', 'center_a', "
         "Pseudonymizer(b'brainfm-test-secret-0123456789abcdef'))"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(center), str(tmp_path)])
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".deid.staging-*/*")) and time.monotonic() < deadline:
+    proc = subprocess.Popen([sys.executable, "-c", code, str(center), str(tmp_path), str(paused)])
+    deadline = time.monotonic() + 120
+    while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    assert paused.exists() and list(tmp_path.glob(".deid.staging-*/*")), "the run never staged a file"
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert not (tmp_path / "deid").exists() and not (tmp_path / "slices").exists()

@@ -19,6 +19,17 @@ def test_pixels_of_a_numeric_npy_are_not_text_but_its_header_and_object_arrays_a
     assert {(h.path, h.where) for h in hits} == {("objects.npy", "content"), ("notes.bin", "content")}
 
 
+def test_safetensors_weights_are_not_text_but_their_json_header_is(tmp_path: Path) -> None:
+    """Float weights are noise to a byte search (a 4-byte GB18030 name matched 1.8 MB of them by chance)."""
+    from safetensors.numpy import save_file
+
+    weights = np.frombuffer(NAME.encode("gb18030") * 64, dtype=np.uint8)
+    save_file({"w": weights}, str(tmp_path / "weights.safetensors"))
+    save_file({"w": weights}, str(tmp_path / "named.safetensors"), metadata={"note": NAME})
+    hits = find_identifiers_in_tree(tmp_path, [NAME])
+    assert {(h.path, h.where) for h in hits} == {("named.safetensors", "content")}
+
+
 def test_dicom_pixel_data_is_not_text_but_its_header_is(tmp_path: Path) -> None:
     from pydicom import dcmread
     from pydicom.data import get_testdata_file
