@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export BRAINFM_DEID_SECRET_FILE ?= $(CURDIR)/.secrets/deid.key
 export BRAINFM_DVC_BIN ?= $(CURDIR)/$(DVC_ENV)/bin/dvc
 
-.PHONY: setup demo test dev clean lock
+.PHONY: setup demo test dev clean lock add-center
 
 setup: $(VENV)/.installed $(DVC_ENV)/.installed
 
@@ -44,9 +44,11 @@ lock: setup
 
 # A hospital deployment sends nothing out: Dagster's usage telemetry is off in the instance config. The run
 # queue starts one run tagged brainfm/exclusive=cross_center at a time (the cross-center jobs share outputs).
+# Run monitoring fails runs stuck starting or cancelling, and runs past their dagster/max_runtime tag; a run
+# whose worker died while started is failed by raw_data_sensor once it has logged nothing for 30 minutes.
 $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    tag_concurrency_limits:\n      - key: brainfm/exclusive\n        value: cross_center\n        limit: 1\n' > $@
+	printf 'telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  cancel_timeout_seconds: 180\n  max_resume_run_attempts: 0\n  poll_interval_seconds: 60\nconcurrency:\n  runs:\n    tag_concurrency_limits:\n      - key: brainfm/exclusive\n        value: cross_center\n        limit: 1\n' > $@
 
 demo: setup .secrets/deid.key $(DAGSTER_HOME)/dagster.yaml
 	BRAINFM_PROFILE=$(PROFILE) $(VENV)/bin/python -m dagster_project.demo
@@ -56,6 +58,11 @@ test: setup
 
 dev: setup .secrets/deid.key $(DAGSTER_HOME)/dagster.yaml
 	BRAINFM_PROFILE=$(PROFILE) $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+# Register a new site's center folders (raw/dicom/<center>) as partitions before the raw-data sensor has run:
+# `make add-center` (every folder) or `make add-center CENTER=center_x`.
+add-center: setup $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/python -m dagster_project.add_center $(CENTER)
 
 clean:
 	rm -rf $(DAGSTER_HOME) quarantine raw

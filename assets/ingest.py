@@ -1,9 +1,10 @@
-"""Per-center ingestion: DICOM manifest, PS3.15 de-identification, 256×256 normalisation, each gated
-(checks in assets/ingest_checks.py)."""
+"""Per-center ingestion in one pass: DICOM manifest, PS3.15 de-identification, 256×256 normalisation, each its
+own asset and gated (checks in assets/ingest_checks.py)."""
 
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
 import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -15,18 +16,16 @@ from assets.figures import png_metadata
 from assets.partitions import CENTERS
 from assets.resources import DeidSecretResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
-from brainfm.dicom import (
-    DeidSummary,
-    deidentify_center,
-    normalize_center,
-    scan_center,
-    series_sequences,
-)
+from brainfm.dicom import NormalizeSummary, ingest_center
 from brainfm.imaging.shards import open_slices
 from brainfm.plots import slice_grid
 from brainfm.raw_layout import RawLayout
 
 MANIFEST_FILE = "manifest.parquet"
+# The three outputs of `center_ingest`, for the assets and checks that depend on them.
+DICOM_MANIFEST = dg.AssetKey("dicom_manifest")
+DEIDENTIFIED_STUDIES = dg.AssetKey("deidentified_studies")
+NORMALIZED_SLICES = dg.AssetKey("normalized_slices")
 
 
 def _center_dir(paths: PathsResource, center: str) -> Path:
@@ -37,125 +36,115 @@ def _counts(values: pl.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in values.value_counts(sort=True).iter_rows()}
 
 
-@dg.asset(
+@dg.multi_asset(
+    name="center_ingest",
+    specs=[
+        dg.AssetSpec(
+            "dicom_manifest", deps=[raw_cohort], group_name="ingest",
+            description="One row per input file: pseudonymous keys, sequence inferred from the original header, "
+            "geometry, transfer syntax, status (ok or the quarantine reason).",
+        ),
+        dg.AssetSpec(
+            "deidentified_studies", deps=["dicom_manifest"], group_name="ingest",
+            description="De-identified DICOM (PS3.15 basic profile + clean descriptors, modified dates and times, "
+            "patient characteristics, safe private fields), named by new UIDs; bad files quarantined with "
+            "reasons outside data/.",
+        ),
+        dg.AssetSpec(
+            "normalized_slices", deps=["deidentified_studies", "dicom_manifest"], group_name="ingest",
+            description="256×256 uint8 slices in [0,255] (RAS frame, robust window per series), QC exclusions "
+            "with reasons, 8:2 split by patient; memory-mappable shards + index.parquet.",
+        ),
+    ],
     partitions_def=CENTERS,
-    deps=[raw_cohort],
-    group_name="ingest",
-    description="One row per input file: pseudonymous keys, sequence inferred from headers, geometry, transfer syntax, status.",
-)
-def dicom_manifest(
+)  # fmt: skip
+def center_ingest(
     context: dg.AssetExecutionContext,
     paths: PathsResource,
     profile: ProfileResource,
     deid_secret: DeidSecretResource,
     dvc: DvcResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
+    """One pass over a center's raw files (:func:`brainfm.dicom.ingest_center`, the path the benchmark measures):
+    each file read and decoded once for the manifest, its de-identified copy and its normalised slices.
+
+    Both trees are written outside ``data/`` (``quarantine/ingest/``) and enter it only if the leak gate found
+    no original value of a patient in any export (:func:`publish_if_clean`)."""
     center = context.partition_key
-    frame = scan_center(
-        _center_dir(paths, center), center, deid_secret.pseudonymizer(), workers=profile.workers
+    held = paths.quarantine / "ingest"  # untracked: trees are written and wait here until cleared
+    staged = {name: held / f"{center}.{name}" for name in ("deidentified_studies", "normalized_slices")}
+    summary = ingest_center(
+        _center_dir(paths, center), staged["deidentified_studies"], staged["normalized_slices"],
+        held / f"{center}.jsonl", center, deid_secret.pseudonymizer(), workers=profile.workers,
+        seed=profile.seed, staging_dir=held,
+    )  # fmt: skip
+    context.log.info(summary.deid.line())
+    manifest_dir = paths.output("dicom_manifest", center)
+    manifest_dir.mkdir(parents=True, exist_ok=True)
+    summary.manifest.write_parquet(manifest_dir / MANIFEST_FILE)  # pseudonymous keys only
+    publish_if_clean(
+        summary.deid.identifier_hits,
+        [(tree, paths.output(name, center)) for name, tree in staged.items()],
+        held / f"{center}.withheld",
     )
-    out = paths.output("dicom_manifest", center)
-    out.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(out / MANIFEST_FILE)
-    return dg.MaterializeResult(
+    manifest = summary.manifest
+    yield dg.MaterializeResult(
+        asset_key="dicom_manifest",
         metadata={
-            "files": frame.height,
-            "status": dg.MetadataValue.json(_counts(frame["status"])),
-            "sequences": dg.MetadataValue.json(_counts(frame.filter(pl.col("status") == "ok")["sequence"])),
-            "transfer_syntaxes": dg.MetadataValue.json(
-                _counts(frame["transfer_syntax"].fill_null("unknown"))
-            ),
-            **versioned(out, paths, dvc),
-        }
+            "files": manifest.height,
+            "status": dg.MetadataValue.json(_counts(manifest["status"])),
+            "sequences": dg.MetadataValue.json(_counts(manifest.filter(pl.col("status") == "ok")["sequence"])),
+            "transfer_syntaxes": dg.MetadataValue.json(_counts(manifest["transfer_syntax"].fill_null("unknown"))),
+            **versioned(manifest_dir, paths, dvc),
+        },
     )
-
-
-@dg.asset(
-    partitions_def=CENTERS,
-    deps=[dicom_manifest],
-    group_name="ingest",
-    description="De-identified DICOM (PS3.15 basic profile + clean descriptors, modified dates, patient characteristics, "
-    "safe private), named by new UIDs; bad files quarantined with reasons outside data/.",
-)
-def deidentified_studies(
-    context: dg.AssetExecutionContext,
-    paths: PathsResource,
-    profile: ProfileResource,
-    deid_secret: DeidSecretResource,
-    dvc: DvcResource,
-) -> dg.MaterializeResult:
-    center = context.partition_key
-    out = paths.output("deidentified_studies", center)
-    held = paths.quarantine / "deidentified_studies"  # untracked: exports wait here until cleared
-    staging = held / f"{center}.staging"
-    summary = deidentify_center(
-        _center_dir(paths, center),
-        staging,
-        held / f"{center}.jsonl",
-        deid_secret.pseudonymizer(),
-        workers=profile.workers,
-        center=center,
-    )
-    context.log.info(summary.line())
-    publish_if_clean(summary, staging, out, held / f"{center}.withheld")
-    return dg.MaterializeResult(
+    deid = summary.deid
+    yield dg.MaterializeResult(
+        asset_key="deidentified_studies",
         metadata={
-            "exported": summary.exported,
-            "identifier_hits": summary.identifier_hits,
-            "quarantined": summary.quarantined,
-            "quarantine_reasons": dg.MetadataValue.json(dict(summary.reasons)),
-            **versioned(out, paths, dvc),
-        }
+            "exported": deid.exported,
+            "identifier_hits": deid.identifier_hits,
+            "quarantined": deid.quarantined,
+            "quarantine_reasons": dg.MetadataValue.json(dict(deid.reasons)),
+            **versioned(paths.output("deidentified_studies", center), paths, dvc),
+        },
     )
+    yield _normalized_result(context, paths, profile, dvc, summary.normalize)
 
 
-def publish_if_clean(summary: DeidSummary, staging: Path, out: Path, withheld: Path) -> None:
-    """Move a de-identified tree from ``staging`` (outside ``data/``) to ``out`` if none of its files holds
-    its patient's identifying values; otherwise move it to ``withheld`` and fail the asset. A leaking export
-    never enters ``data/`` (which DVC snapshots whole, also for other assets), and the previous export stays
-    published until a clean one replaces it."""
-    if summary.identifier_hits:
+def publish_if_clean(identifier_hits: int, staged: Sequence[tuple[Path, Path]], withheld: Path) -> None:
+    """Move each staged tree (``staging``, ``out``) from outside ``data/`` to its place in it when the leak gate
+    found no identifying value (``identifier_hits`` 0); otherwise move them under ``withheld`` and fail. A
+    leaking export never enters ``data/`` (which DVC snapshots whole, also for other assets), and the previous
+    outputs stay published until clean ones replace them."""
+    if identifier_hits:
         shutil.rmtree(withheld, ignore_errors=True)
-        staging.rename(withheld)
+        withheld.mkdir(parents=True)
+        for staging, out in staged:
+            staging.rename(withheld / out.parent.name)
         raise dg.Failure(
-            f"{summary.identifier_hits} de-identified file(s) still hold identifying values of their patient; "
+            f"{identifier_hits} de-identified file(s) still hold identifying values of their patient or site; "
             f"the export was moved to {withheld} (untracked), the previous export is kept and nothing was "
             "versioned. Find the attributes that carry them (e.g. `brainfm deid` on one file, then a text "
             "search) and extend the de-identification profile."
         )
-    previous = staging.with_name(staging.name + ".previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    if out.exists():
-        shutil.move(out, previous)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(staging, out)
-    shutil.rmtree(previous, ignore_errors=True)
+    for staging, out in staged:
+        previous = staging.with_name(staging.name + ".previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        if out.exists():
+            shutil.move(out, previous)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(staging, out)
+        shutil.rmtree(previous, ignore_errors=True)
 
 
-@dg.asset(
-    partitions_def=CENTERS,
-    deps=[deidentified_studies, dicom_manifest],
-    group_name="ingest",
-    description="256×256 uint8 slices in [0,255] (RAS frame, robust percentiles per series), QC exclusions with reasons, "
-    "8:2 split by patient; memory-mappable shards + index.parquet; sequence labels from the manifest.",
-)
-def normalized_slices(
-    context: dg.AssetExecutionContext,
-    paths: PathsResource,
-    profile: ProfileResource,
-    dvc: DvcResource,
-) -> dg.MaterializeResult:
+def _normalized_result(
+    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, dvc: DvcResource,
+    summary: NormalizeSummary,
+) -> dg.MaterializeResult:  # fmt: skip
+    """The normalised slices' metadata, with a preview of random slices."""
     center = context.partition_key
     out = paths.output("normalized_slices", center)
-    manifest = pl.read_parquet(paths.output("dicom_manifest", center) / MANIFEST_FILE)
-    summary = normalize_center(
-        paths.output("deidentified_studies", center),
-        out,
-        center,
-        workers=profile.workers,
-        seed=profile.seed,
-        sequences=series_sequences(manifest),
-    )
     store = open_slices(out)
     rng = np.random.default_rng(profile.seed)
     picks = (
@@ -167,6 +156,7 @@ def normalized_slices(
         [store[i] for i in picks], titles, paths.outputs / "normalized_slices" / f"{center}.png"
     )
     return dg.MaterializeResult(
+        asset_key="normalized_slices",
         metadata={
             "slices": summary.slices,
             "series": summary.series,
@@ -175,5 +165,5 @@ def normalized_slices(
             "patients_per_split": dg.MetadataValue.json(dict(summary.patients)),
             "preview": png_metadata(grid, f"{center}: random normalised slices"),
             **versioned(out, paths, dvc),
-        }
+        },
     )

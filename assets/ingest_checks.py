@@ -22,7 +22,7 @@ from great_expectations.expectations.row_conditions import Column
 from pydicom import dcmread
 
 from assets.gating import gx_asset_check
-from assets.ingest import MANIFEST_FILE, deidentified_studies, dicom_manifest, normalized_slices
+from assets.ingest import DEIDENTIFIED_STUDIES, DICOM_MANIFEST, MANIFEST_FILE, NORMALIZED_SLICES
 from assets.partitions import CENTERS
 from assets.resources import PathsResource
 from brainfm.dicom import find_identifiers_in_tree
@@ -187,7 +187,7 @@ def _file_row(path: Path, rel: str) -> dict[str, object]:
 def _leak_gate_report(context: dg.AssetCheckExecutionContext) -> LeakGateReport | None:
     """The leak gate's counts from the latest materialization of the partition (None when it has none)."""
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=deidentified_studies.key, asset_partitions=[context.partition_key]),
+        dg.AssetRecordsFilter(asset_key=DEIDENTIFIED_STUDIES, asset_partitions=[context.partition_key]),
         limit=1,
     ).records
     event = records[0].asset_materialization if records else None
@@ -295,7 +295,7 @@ def _output(context: dg.AssetCheckExecutionContext, asset: str) -> Path:
 
 _CHECKS = {"required_resource_keys": {"paths"}, "partitions_def": CENTERS}
 dicom_manifest_readable = gx_asset_check(
-    asset=dicom_manifest,
+    asset=DICOM_MANIFEST,
     name="files_readable_series_complete",
     description=f"≥{MIN_READABLE_FILES:.0%} of files readable, unique instance keys, ≥{MIN_SERIES_SLICES} slices "
     f"in every T1/T2/FLAIR/DWI series, pixel spacing within {PIXEL_SPACING_MM} mm.",
@@ -303,7 +303,7 @@ dicom_manifest_readable = gx_asset_check(
     **_CHECKS,
 )
 deidentified_no_identifiers = gx_asset_check(
-    asset=deidentified_studies,
+    asset=DEIDENTIFIED_STUDIES,
     name="no_identifiers",
     description="The leak gate searched exactly the files on disk and found no original value of their "
     "patients; every file says PatientIdentityRemoved=YES (DICOM: with method codes), is named by its new "
@@ -316,7 +316,7 @@ deidentified_no_identifiers = gx_asset_check(
     **_CHECKS,
 )
 normalized_format = gx_asset_check(
-    asset=normalized_slices,
+    asset=NORMALIZED_SLICES,
     name="slice_format",
     description=f"Every slice is 256×256 uint8 and looks like a head in air: foreground on "
     f"{FOREGROUND_FRACTION[0]:.0%}–{FOREGROUND_FRACTION[1]:.0%} of it, a dark border (mean ≤ {MAX_BORDER_MEAN:.0f}), "
@@ -325,14 +325,14 @@ normalized_format = gx_asset_check(
     **_CHECKS,
 )
 normalized_split = gx_asset_check(
-    asset=normalized_slices,
+    asset=NORMALIZED_SLICES,
     name="split_by_patient",
     description="The index has patients, and none has slices on both sides of the 8:2 split.",
     gate=lambda context: split_gate(_output(context, "normalized_slices")),
     **_CHECKS,
 )
 normalized_qc_rate = gx_asset_check(
-    asset=normalized_slices,
+    asset=NORMALIZED_SLICES,
     name="qc_exclusion_rate",
     description=f"QC excludes at most {MAX_QC_EXCLUSION_RATE:.0%} of a center's slices, and some slices are kept.",
     gate=lambda context: qc_gate(_output(context, "normalized_slices")),

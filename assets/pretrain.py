@@ -14,7 +14,7 @@ import pandas as pd
 
 from assets.figures import png_metadata
 from assets.gating import cleared_centers, gx_asset_check
-from assets.ingest import normalized_slices
+from assets.ingest import NORMALIZED_SLICES
 from assets.ingest_checks import normalized_format, normalized_qc_rate, normalized_split
 from assets.resources import DeviceResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
@@ -33,7 +33,7 @@ MIN_SSIM_GAIN = 0.02
 
 
 @dg.asset(
-    deps=[normalized_slices],
+    deps=[NORMALIZED_SLICES],
     group_name="stage1",
     description="Hybrid ViT + ConvNeXt encoder pretrained as a masked autoencoder (50–75% of patches masked, "
     "reconstruction + InfoNCE consistency); safetensors checkpoint, SSIM/PSNR on held-out patients.",

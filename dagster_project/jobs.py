@@ -9,6 +9,9 @@ INGEST = dg.AssetSelection.assets(
 ingest_center_job = dg.define_asset_job(
     "ingest_center",
     selection=INGEST,
+    # Run monitoring (dagster.yaml) fails a run still going after this long: a center at the full profile
+    # takes well under an hour per worker.
+    tags={"dagster/max_runtime": str(12 * 3600)},
     description="Manifest, de-identification, normalisation and report structuring for one center.",
 )
 

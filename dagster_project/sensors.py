@@ -15,6 +15,9 @@ from dagster_project.jobs import cross_center_job, ingest_center_job
 
 # A center is ingested only when none of its files changed for this long: a transfer in progress waits.
 SETTLE_SECONDS = float(os.environ.get("BRAINFM_SENSOR_SETTLE_SECONDS", "120"))
+# An ingest run with no event for this long is presumed dead (its worker was killed or crashed: the default run
+# launcher cannot report that); the ingest asset logs its progress at least once a minute while it works.
+STALE_RUN_ENV, STALE_RUN_SECONDS = "BRAINFM_SENSOR_STALE_RUN_SECONDS", 1800.0
 _S = dg.DagsterRunStatus
 WAITING = [_S.QUEUED, _S.NOT_STARTED]  # runs that have not read any data yet
 NOT_FINISHED = [*WAITING, _S.STARTING, _S.STARTED, _S.SUSPENDED, _S.CANCELING]
@@ -68,9 +71,28 @@ def _ingest_request(
         return f"{center}: no files yet"
     if now_ns - newest < SETTLE_SECONDS * 1e9:
         return f"{center}: files changed less than {SETTLE_SECONDS:g} s ago"
+    _fail_dead_runs(instance, center)
     if has_run(instance, ingest_center_job.name, NOT_FINISHED, center):
         return f"{center}: an ingest run is queued or in progress"
     return dg.RunRequest(partition_key=center, run_key=f"{center}:{count}-{newest}")
+
+
+def _fail_dead_runs(instance: dg.DagsterInstance, center: str) -> None:
+    """Mark failed every started ingest run of ``center`` with no event (nor status change) for the stale time,
+    so that a run killed mid-ingest does not hold the center back forever."""
+    stale = float(os.environ.get(STALE_RUN_ENV, STALE_RUN_SECONDS))
+    runs = instance.get_run_records(
+        dg.RunsFilter(job_name=ingest_center_job.name, statuses=[_S.STARTED], tags={"dagster/partition": center})
+    )
+    for record in runs:
+        events = instance.get_records_for_run(record.dagster_run.run_id, limit=1, ascending=False).records
+        last = max([record.update_timestamp.timestamp(), *(e.event_log_entry.timestamp for e in events)])
+        if time.time() - last >= stale:
+            instance.report_run_failed(
+                record.dagster_run,
+                f"No event for {stale:g} s: the run worker is presumed dead (killed or crashed); marked failed by "
+                f"raw_data_sensor so that {center} can be ingested again.",
+            )
 
 
 @dg.sensor(job=ingest_center_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)

@@ -67,6 +67,7 @@ def test_a_record_off_schema_or_with_an_identifier_fails(
         "expect_column_values_to_be_between(identifiers)",
     }
     assert failures(structured_gate([], planted)) == {"expect_table_row_count_to_be_between"}
+    assert failures(structured_gate([], planted, sent=False)) == set()  # a center that sent no report table
 
 
 def test_an_identifier_in_training_text_fails(training: tuple[list, list], planted: list[str]) -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pydicom
 import pytest
 
@@ -150,6 +151,17 @@ def test_scan_center_matches_the_ingest_manifest(center: Path, ingested) -> None
     assert set(ok["file"]) == set(ingest.filter(ingest["status"].is_in(["ok", "undecodable_pixels"]))["file"])
     good = ingest.filter(status="ok")
     assert ok.filter(ok["file"].is_in(good["file"])).equals(good)
+
+
+def test_ingest_cli_writes_what_the_ingest_assets_write(center: Path, ingested, tmp_path: Path, capsys) -> None:
+    out, summary = ingested
+    assert main(["ingest", str(center), str(tmp_path / "site"), "--center", "center_a"]) == 0
+    for tree, reference in (("deidentified_studies", "deid"), ("normalized_slices", "slices")):
+        assert _tree_digest(tmp_path / "site" / tree) == _tree_digest(out / reference)
+    assert pl.read_parquet(tmp_path / "site" / "dicom_manifest" / "manifest.parquet").equals(summary.manifest)
+    quarantine = tmp_path / "site.quarantine" / "quarantine.jsonl"
+    assert quarantine.read_bytes() == (out / "quarantine.jsonl").read_bytes()
+    assert f"normalised {summary.normalize.slices} slices" in capsys.readouterr().out
 
 
 def test_deid_cli_exits_0_and_keeps_the_quarantine_list_outside_the_output(center: Path, tmp_path: Path, capsys) -> None:

@@ -38,21 +38,23 @@ def test_only_a_clean_export_enters_data_and_a_leaking_one_keeps_the_previous(tm
     import pytest
 
     from assets.ingest import publish_if_clean
-    from brainfm.dicom import DeidSummary
 
-    out = tmp_path / "data" / "deidentified_studies" / "center_x"
-    held = tmp_path / "quarantine" / "deidentified_studies"
+    outs = [tmp_path / "data" / name / "center_x" for name in ("deidentified_studies", "normalized_slices")]
+    held = tmp_path / "quarantine" / "ingest"
     for run, hits in ((1, 0), (2, 0), (3, 1)):
-        staging = held / "center_x.staging"
-        (staging / "2.25.1").mkdir(parents=True)
-        (staging / "2.25.1" / "2.25.2.dcm").write_bytes(f"run {run}".encode())
-        summary = DeidSummary(1, 0, {}, identifier_hits=hits)
+        staged = []
+        for out in outs:
+            staging = held / f"center_x.{out.parent.name}"
+            (staging / "2.25.1").mkdir(parents=True)
+            (staging / "2.25.1" / "x").write_bytes(f"run {run}".encode())
+            staged.append((staging, out))
         if hits:
             with pytest.raises(dg.Failure, match="1 de-identified file.*previous export is kept"):
-                publish_if_clean(summary, staging, out, held / "center_x.withheld")
+                publish_if_clean(hits, staged, held / "center_x.withheld")
         else:
-            publish_if_clean(summary, staging, out, held / "center_x.withheld")
-        assert not staging.exists()
-    assert (out / "2.25.1" / "2.25.2.dcm").read_bytes() == b"run 2"  # the last clean export
-    assert (held / "center_x.withheld" / "2.25.1" / "2.25.2.dcm").read_bytes() == b"run 3"
+            publish_if_clean(hits, staged, held / "center_x.withheld")
+        assert not any(staging.exists() for staging, _ in staged)
+    for out in outs:
+        assert (out / "2.25.1" / "x").read_bytes() == b"run 2"  # the last clean export
+        assert (held / "center_x.withheld" / out.parent.name / "2.25.1" / "x").read_bytes() == b"run 3"
     assert sorted(p.name for p in held.iterdir()) == ["center_x.withheld"]

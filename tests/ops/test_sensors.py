@@ -22,7 +22,7 @@ from dagster_project.jobs import (
     retrain_job,
     weekly_retrain_schedule,
 )
-from dagster_project.sensors import SETTLE_SECONDS, ingest_success_sensor, raw_data_sensor
+from dagster_project.sensors import SETTLE_SECONDS, STALE_RUN_ENV, ingest_success_sensor, raw_data_sensor
 
 
 def _evaluate(instance: dg.DagsterInstance, root: Path) -> dg.SensorResult:
@@ -183,3 +183,35 @@ def test_the_instance_config_of_make_serialises_cross_center_runs(tmp_path: Path
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": "brainfm/exclusive", "value": "cross_center", "limit": 1} in limits
     assert EXCLUSIVE_TAG == {"brainfm/exclusive": "cross_center"}
+
+
+def test_an_ingest_run_killed_mid_way_no_longer_holds_its_center_back(tmp_path: Path, monkeypatch) -> None:
+    """A started run whose worker died never finishes by itself; once it has been silent for the stale time
+    the sensor marks it failed and ingests the center again."""
+    instance = dg.DagsterInstance.ephemeral()
+    _write(_center(tmp_path, "center_k") / "1.dcm", b"k")
+    instance.add_dynamic_partitions("center", ["center_k"])
+    _add_run(instance, ingest_center_job.name, dg.DagsterRunStatus.STARTED, **{"dagster/partition": "center_k"})
+    waiting = _evaluate(instance, tmp_path)
+    assert not waiting.run_requests and "in progress" in (waiting.skip_reason.skip_message or "")
+    monkeypatch.setenv(STALE_RUN_ENV, "0")  # the run has been silent for longer than the stale time
+    recovered = _evaluate(instance, tmp_path)
+    assert list(_run_keys(recovered)) == ["center_k"]
+    (run,) = instance.get_runs(dg.RunsFilter(job_name=ingest_center_job.name))
+    assert run.status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_new_sites_center_can_be_registered_before_the_sensor_runs(tmp_path: Path) -> None:
+    from brainfm.raw_layout import RawLayout
+    from dagster_project.add_center import add_centers
+
+    instance = dg.DagsterInstance.ephemeral()
+    layout = RawLayout(tmp_path / "raw")
+    _write(_center(tmp_path, "center_x") / "1.dcm", b"x")
+    _write(_center(tmp_path, "center_y") / "1.dcm", b"y")
+    assert add_centers(instance, layout, ["center_x"]) == ["center_x"]
+    assert add_centers(instance, layout) == ["center_y"]  # every folder not yet registered
+    assert add_centers(instance, layout) == []
+    with pytest.raises(ValueError, match="No center folder for center_z.*copy the center's files"):
+        add_centers(instance, layout, ["center_z"])
+    assert sorted(instance.get_dynamic_partitions("center")) == ["center_x", "center_y"]
