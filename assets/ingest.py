@@ -41,8 +41,8 @@ def _counts(values: pl.Series) -> dict[str, int]:
     specs=[
         dg.AssetSpec(
             "dicom_manifest", deps=[raw_cohort], group_name="ingest",
-            description="One row per input file: pseudonymous keys, sequence inferred from the original header, "
-            "geometry, transfer syntax, status (ok or the quarantine reason).",
+            description="One row per input file: pseudonymous keys, sequence and where it came from (header, "
+            "name, image content or none), geometry, transfer syntax, status (ok or the quarantine reason).",
         ),
         dg.AssetSpec(
             "deidentified_studies", deps=["dicom_manifest"], group_name="ingest",
@@ -94,6 +94,9 @@ def center_ingest(
             "files": manifest.height,
             "status": dg.MetadataValue.json(_counts(manifest["status"])),
             "sequences": dg.MetadataValue.json(_counts(manifest.filter(pl.col("status") == "ok")["sequence"])),
+            "sequence_sources": dg.MetadataValue.json(
+                _counts(manifest.filter(pl.col("status") == "ok")["sequence_source"])
+            ),
             "transfer_syntaxes": dg.MetadataValue.json(_counts(manifest["transfer_syntax"].fill_null("unknown"))),
             **versioned(manifest_dir, paths, dvc),
         },

@@ -41,7 +41,9 @@ from brainfm.dicom.mosaic import mosaic_of, untile
 from brainfm.dicom.nifti_input import nifti_keys, nifti_row, sidecar_path
 from brainfm.dicom.quarantine import BadInput, QuarantineEntry, Reason, write_quarantine
 from brainfm.dicom.reading import (
+    UNKNOWN,
     FrameGeometry,
+    SequenceSource,
     burned_in_reason,
     decode_frames,
     frame_geometries,
@@ -54,6 +56,7 @@ from brainfm.dicom.reading import (
 from brainfm.imaging.nifti import is_nifti, load_nifti, nifti_volumes, rewrite_nifti
 from brainfm.imaging.normalize import normalize_volume
 from brainfm.imaging.qc import DEFAULT_THRESHOLDS, QCThresholds
+from brainfm.imaging.sequence_content import sequence_from_content
 from brainfm.imaging.shards import INDEX_FILE, QC_FILE, ShardWriter, atomic_directory
 from brainfm.imaging.volumes import Frame, GeometryError, Volume, build_volumes
 from brainfm.pseudonym import Pseudonymizer
@@ -117,7 +120,8 @@ class _Job:
     parts_out: Path | None  # normalise, writing per-volume arrays here
     thresholds: QCThresholds
     tag: str  # unique per job, names its part files
-    sequences: Mapping[str, str] = field(default_factory=dict)  # series UID → sequence inferred at ingest
+    # series UID → sequence inferred at ingest; "unknown" has it read from the voxels
+    sequences: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -138,6 +142,7 @@ class _SeriesPart:
     relpaths: list[str]  # de-identified relative paths of the series' files in this job
     volumes: list[_VolumePart] = field(default_factory=list)
     unusable: str | None = None  # series-level exclusion reason
+    source: SequenceSource | None = None  # "content" or "none" once the voxels of an unknown series were read
 
 
 @dataclass
@@ -210,12 +215,12 @@ def _process_job(job: _Job) -> _JobResult:
             require_pixel_size(ds)
             if job.deidentify and (reason := burned_in_reason(ds)) is not None:
                 raise BadInput(reason)
-            geometries, sequence, mosaic = frame_geometries(ds), infer_sequence(ds), mosaic_of(ds)  # original header
+            geometries, label, mosaic = frame_geometries(ds), infer_sequence(ds), mosaic_of(ds)  # original header
             # Vendor b-value fields are looked up for diffusion images only (a per-file cost on every other).
-            b = b_values(ds) if sequence == "DWI" else [None] * len(geometries)
+            b = b_values(ds) if label.sequence == "DWI" else [None] * len(geometries)
             row = None
             if pseudonymizer:
-                row = instance_row(ds, rel, job.center, pseudonymizer, geometry=geometries[0], sequence=sequence)
+                row = instance_row(ds, rel, job.center, pseudonymizer, geometry=geometries[0], sequence=label)
             if job.deid_out is None and job.parts_out is None:
                 result.manifest.append(row)  # manifest scan: headers only, pixels not decoded
                 continue
@@ -249,7 +254,7 @@ def _process_job(job: _Job) -> _JobResult:
             key, _SeriesPart(str(ds.get("PatientID")), str(ds.get("StudyInstanceUID")), key, "other", relpaths=[])
         )
         part.relpaths.append(out_rel)
-        sequences[key][sequence] += 1
+        sequences[key][label.sequence] += 1
         if str(ds.get("Modality", "")).upper() != "MR":
             part.unusable = "not_mr"
         elif pixels.ndim != 3:
@@ -267,6 +272,7 @@ def _process_job(job: _Job) -> _JobResult:
         part.sequence = job.sequences.get(key) or sequences[key].most_common(1)[0][0]
         if part.unusable is None:
             _normalise_series(part, lambda k=key: build_volumes(frames.pop(k, [])), job)
+        _relabel(result.manifest, part)
         result.series.append(part)
     return result
 
@@ -308,17 +314,25 @@ def _nifti_file(
     if row is not None:
         result.manifest.append(row)
     if job.parts_out is not None:
-        part = _SeriesPart(keys.patient, keys.study, keys.series, keys.sequence, relpaths=[out_rel])
+        part = _SeriesPart(keys.patient, keys.study, keys.series, keys.label.sequence, relpaths=[out_rel])
         _normalise_series(part, lambda: volumes, job)
+        _relabel(result.manifest, part)
         result.series.append(part)
 
 
 def _normalise_series(part: _SeriesPart, volumes: Callable[[], list[Volume]], job: _Job) -> None:
     """Normalise the series' volumes into part files; a series that fails is marked unusable (``bad_geometry``
-    for an unusable voxel grid, else ``normalisation_failed``) and the run goes on with the next series."""
+    for an unusable voxel grid, else ``normalisation_failed``) and the run goes on with the next series.
+
+    A series labelled ``unknown`` is labelled from its voxels first (:mod:`brainfm.imaging.sequence_content`):
+    its whole volumes exist only here."""
     assert job.parts_out is not None
     try:
-        for v, volume in enumerate(volumes()):
+        built = volumes()
+        if part.sequence == UNKNOWN.sequence:
+            content = sequence_from_content(built)
+            part.sequence, part.source = (content, "content") if content else (part.sequence, UNKNOWN.source)
+        for v, volume in enumerate(built):
             done = normalize_volume(volume, job.thresholds)
             name = f"{job.tag}-{part.series}-{v}.npy"
             np.save(job.parts_out / name, done.slices)
@@ -326,6 +340,17 @@ def _normalise_series(part: _SeriesPart, volumes: Callable[[], list[Volume]], jo
     except Exception as e:  # noqa: BLE001 - one bad series must never stop the center; it gets a QC row
         part.volumes = []  # part files already written are removed with the parts folder
         part.unusable = "bad_geometry" if isinstance(e, GeometryError) else "normalisation_failed"
+
+
+def _relabel(rows: list[dict[str, Any]], part: _SeriesPart) -> None:
+    """Give the manifest rows of ``part``'s series that no header or name labelled (source ``content`` or
+    ``none``) the label the series ended with: what its voxels said (source ``content``), else ``unknown``
+    (source ``none``; also where the series could not be normalised)."""
+    if part.source is None and part.sequence != UNKNOWN.sequence:
+        return  # labelled by its headers, names or the caller: each row keeps its own label
+    for row in rows:
+        if row.get("series") == part.series and row.get("sequence_source") in ("content", UNKNOWN.source):
+            row["sequence"], row["sequence_source"] = part.sequence, part.source or UNKNOWN.source
 
 
 def _folders(root: Path) -> tuple[list[tuple[str, ...]], list[str]]:
@@ -440,14 +465,19 @@ def _write_slices(
             grouped[part.series].append(part)
     for i, series in enumerate(sorted(s for s, ps in grouped.items() if len(ps) > 1)):
         files = tuple(sorted({rel for p in grouped[series] for rel in p.relpaths}))
-        labels = Counter({p.sequence: 0 for p in grouped[series]})  # in part order, for ties
-        for p in grouped[series]:
-            labels[p.sequence] += len(p.relpaths)
+        # A label one folder's part read from its voxels is read again from the whole series.
+        named = [(UNKNOWN.sequence if p.source else p.sequence, len(p.relpaths)) for p in grouped[series]]
+        labels = Counter({label: 0 for label, _ in named})  # in part order, for ties
+        for label, n in named:
+            labels[label] += n
         job = _Job(
             deid_root, files, center, b"", False, None, parts_dir, thresholds, f"merged{i:06d}",
             {series: labels.most_common(1)[0][0]},
         )  # fmt: skip
         merged = _run_job(job)
+        for result in results:
+            for part in merged.series:
+                _relabel(result.manifest, part)
         grouped[series] = merged.series
         unreadable = unreadable + merged.quarantined
     parts = sorted((ps[0] for ps in grouped.values()), key=lambda p: (p.patient, p.study, p.series))
@@ -561,7 +591,9 @@ def scan_center(center_dir: Path, center: str, pseudonymizer: Pseudonymizer, wor
     """The ``dicom_manifest`` of one center: one row per file (schema ``MANIFEST_SCHEMA``), pseudonymous keys.
 
     Header-level status only (empty, not DICOM, truncated, missing pixel data or UIDs, burned-in); pixel
-    decodability is established by :func:`deidentify_center`.
+    decodability is established by :func:`deidentify_center`. Pixels are never decoded here, so a series that
+    no header field or name labels stays ``unknown`` (source ``none``); :func:`normalize_center` and
+    :func:`ingest_center` label it from its voxels.
     """
     results, _ = _run(
         center_dir, center, pseudonymizer.key, deidentify=True, deid_dir=None, slices_dir=None,
@@ -601,7 +633,9 @@ def normalize_center(
     ``sequences`` maps a (pseudonymous) SeriesInstanceUID to the sequence inferred from the *original* header,
     e.g. :func:`~brainfm.dicom.manifest.series_sequences` of the center's manifest. De-identification cleans
     the descriptions the inference reads (``t2star_gre_tra`` keeps only ``GRE TRA``), so a series missing from
-    it is labelled from its de-identified header, which may differ from the manifest. A file of the tree that
+    it is labelled from its de-identified header, which may differ from the manifest. A series labelled
+    ``unknown`` (by ``sequences`` or its header) is labelled from its voxels
+    (:mod:`brainfm.imaging.sequence_content`), or stays ``unknown`` where they do not tell. A file of the tree that
     cannot be read is kept in the QC table as one row with reason ``file_<quarantine reason>``. ``staging_dir``
     as for :func:`deidentify_center`.
     """
@@ -628,7 +662,8 @@ def ingest_center(
     """Manifest, de-identification and normalisation in one pass (each file read and decoded once).
 
     Same outputs as :func:`scan_center` + :func:`deidentify_center` + :func:`normalize_center`; ``staging_dir``
-    as for :func:`deidentify_center`.
+    as for :func:`deidentify_center`. One difference: the manifest rows of a series labelled from its voxels
+    carry that label with source ``content`` (scan_center's say ``unknown``, ``none``).
     """
     _check_quarantine_outside(quarantine_path, deid_dir)
     results, summary = _run(

@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 from brainfm.dicom.codec import Header
 from brainfm.dicom.deid import patient_key
 from brainfm.dicom.quarantine import Reason
-from brainfm.dicom.reading import FrameGeometry, SequenceType, frame_geometries, infer_sequence
+from brainfm.dicom.reading import FrameGeometry, SequenceLabel, frame_geometries, infer_sequence
 from brainfm.pseudonym import Pseudonymizer
 
 MANIFEST_SCHEMA: Mapping[str, pl.DataType] = {
@@ -25,7 +25,8 @@ MANIFEST_SCHEMA: Mapping[str, pl.DataType] = {
     "instance": pl.String(),
     "sop_class": pl.String(),
     "modality": pl.String(),
-    "sequence": pl.String(),
+    "sequence": pl.String(),  # T1 | T2 | FLAIR | DWI | other | unknown (SEQUENCE_TYPES)
+    "sequence_source": pl.String(),  # header | name | content | none (SequenceSource)
     "transfer_syntax": pl.String(),
     "rows": pl.Int32(),
     "columns": pl.Int32(),
@@ -57,13 +58,14 @@ def plane_name(orientation: tuple[float, ...] | None) -> str:
 
 def instance_row(
     ds: Header | Dataset, relpath: str, center: str, pseudonymizer: Pseudonymizer, *,
-    geometry: FrameGeometry | None = None, sequence: SequenceType | None = None,
+    geometry: FrameGeometry | None = None, sequence: SequenceLabel | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The manifest row of a readable file, from its *original* header (keys are pseudonymised here).
 
     ``geometry`` (of the first frame) and ``sequence`` are derived from ``ds`` unless the caller has them.
     """
     geometry = geometry or frame_geometries(ds)[0]
+    sequence = sequence or infer_sequence(ds)
     measured = geometry.spacing_source == "measured"
     thickness = ds.get("SliceThickness")
 
@@ -81,7 +83,8 @@ def instance_row(
         "instance": uid("SOPInstanceUID"),
         "sop_class": str(ds.get("SOPClassUID", "")) or None,
         "modality": str(ds.get("Modality", "")) or None,
-        "sequence": sequence or infer_sequence(ds),
+        "sequence": sequence.sequence,
+        "sequence_source": sequence.source,
         "transfer_syntax": str(ds.file_meta.get("TransferSyntaxUID", "")) or None,
         "rows": int(ds.get("Rows") or 0),
         "columns": int(ds.get("Columns") or 0),
@@ -117,7 +120,8 @@ def first_instances(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def series_sequences(manifest: pl.DataFrame) -> dict[str, str]:
     """Series UID → the sequence most of its readable files were given from their original headers: what
-    :func:`~brainfm.dicom.center.normalize_center` labels its slices with (ties: first in file order)."""
+    :func:`~brainfm.dicom.center.normalize_center` labels its slices with (ties: first in file order). It
+    labels an ``unknown`` series from its voxels (:mod:`brainfm.imaging.sequence_content`)."""
     ok = manifest.filter(pl.col("status") == "ok", pl.col("series").is_not_null())
     counts = ok.group_by("series", "sequence", maintain_order=True).len()
     best = counts.sort("len", descending=True, maintain_order=True).unique("series", keep="first")

@@ -3,8 +3,9 @@
 A site exporting NIfTI lays a center out as ``<patient>/<study>/<series>.nii[.gz]`` (deeper study folders are
 joined), optionally with a ``<series>.json`` sidecar as dcm2niix writes it. The folder and file names may hold
 identifiers, so on input they only feed keyed pseudonyms; the de-identified copy is
-``<patient>/<study>/<series>/<sequence>.nii`` (uncompressed; pseudonymous keys, sequence type T1|T2|FLAIR|DWI|other),
-from which :func:`nifti_keys` reads the keys back verbatim when a de-identified tree is normalised.
+``<patient>/<study>/<series>/<sequence>.nii`` (uncompressed; pseudonymous keys, sequence type from the sidecar or
+name, T1|T2|FLAIR|DWI|other|unknown), from which :func:`nifti_keys` reads the keys back verbatim when a
+de-identified tree is normalised. An ``unknown`` series is labelled from its voxels where it is normalised.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydicom.dataset import Dataset
 
 from brainfm.dicom.manifest import file_token, plane_name
 from brainfm.dicom.quarantine import BadInput, Reason
-from brainfm.dicom.reading import SEQUENCE_TYPES, SequenceType, infer_sequence
+from brainfm.dicom.reading import SEQUENCE_TYPES, UNKNOWN, SequenceLabel, infer_sequence
 from brainfm.imaging.nifti import nifti_stem
 from brainfm.pseudonym import Pseudonymizer, center_patient_key
 
@@ -33,16 +34,16 @@ _TIME_KEYS = ("RepetitionTime", "EchoTime", "InversionTime")
 
 @dataclass(frozen=True)
 class NiftiKeys:
-    """Pseudonymous keys of one NIfTI file (one series) and its sequence type."""
+    """Pseudonymous keys of one NIfTI file (one series) and its sequence type with its source."""
 
     patient: str
     study: str
     series: str
-    sequence: SequenceType
+    label: SequenceLabel
 
     def output_relpath(self) -> str:
         """Where its de-identified copy goes, relative to the output folder."""
-        return f"{self.patient}/{self.study}/{self.series}/{self.sequence}.nii"
+        return f"{self.patient}/{self.study}/{self.series}/{self.label.sequence}.nii"
 
 
 def sidecar_path(path: Path) -> Path:
@@ -61,7 +62,8 @@ def nifti_keys(root: Path, relpath: str, pseudonymizer: Pseudonymizer | None, ce
         sequence = nifti_stem(parts[-1])
         if len(parts) != 4 or sequence not in SEQUENCE_TYPES:
             raise BadInput(Reason.MISSING_UID, "not a de-identified <patient>/<study>/<series>/<sequence>.nii")
-        return NiftiKeys(parts[0], parts[1], parts[2], sequence)  # type: ignore[arg-type]
+        named = SequenceLabel(sequence, "name")  # type: ignore[arg-type]
+        return NiftiKeys(parts[0], parts[1], parts[2], UNKNOWN if sequence == UNKNOWN.sequence else named)
     patient, study = parts[0], "/".join(parts[1:-1])
     series = f"{patient}/{study}/{nifti_stem(parts[-1])}"
     return NiftiKeys(
@@ -69,7 +71,7 @@ def nifti_keys(root: Path, relpath: str, pseudonymizer: Pseudonymizer | None, ce
         patient=pseudonymizer.patient_id(center_patient_key(center, patient)),
         study=pseudonymizer.uid(f"nifti:{patient}/{study}"),
         series=pseudonymizer.uid(f"nifti:{series}"),
-        sequence=infer_sequence(_sequence_header(root / relpath)),
+        label=infer_sequence(_sequence_header(root / relpath)),
     )
 
 
@@ -122,7 +124,8 @@ def nifti_row(
         "instance": keys.series,
         "sop_class": None,
         "modality": "MR",
-        "sequence": keys.sequence,
+        "sequence": keys.label.sequence,
+        "sequence_source": keys.label.source,
         "transfer_syntax": TRANSFER_SYNTAX,
         "rows": int(shape[0]),
         "columns": int(shape[1]),

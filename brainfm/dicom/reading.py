@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydicom import dcmread
@@ -27,9 +27,14 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, 
 from brainfm.dicom.codec import PIXEL_DATA, UNDEFINED_LENGTH, Fragments, Header, Unsupported, parse
 from brainfm.dicom.quarantine import BadInput, Reason
 
-SequenceType = Literal["T1", "T2", "FLAIR", "DWI", "other"]
+# "other": the header or a name says it is a known kind outside the four (localizer, SWI, BOLD, ASL, not MR…);
+# "unknown": nothing said anything (content inference, brainfm.imaging.sequence_content, may label it later).
+SequenceType = Literal["T1", "T2", "FLAIR", "DWI", "other", "unknown"]
+# Where a label came from: header fields (ImageType, b-value, timing, modality), a name (descriptions,
+# protocol and sequence names, a NIfTI file name or sidecar text), the image content, or nothing ("unknown").
+SequenceSource = Literal["header", "name", "content", "none"]
 SpacingSource = Literal["measured", "assumed", "invalid"]
-SEQUENCE_TYPES: tuple[SequenceType, ...] = ("T1", "T2", "FLAIR", "DWI", "other")
+SEQUENCE_TYPES: tuple[SequenceType, ...] = ("T1", "T2", "FLAIR", "DWI", "other", "unknown")
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _NATIVE_LITTLE_ENDIAN = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})
@@ -367,32 +372,61 @@ _T1 = _word(
 _T2 = _word(r"t2\w*", r"tse", r"fse", r"haste", r"blade", r"propeller", "T2加权")
 
 
-def infer_sequence(ds: Header | Dataset) -> SequenceType:
-    """T1, T2, FLAIR, DWI or other, from image type, b-values, descriptions, then TR/TE/TI (ms).
+class SequenceLabel(NamedTuple):
+    """A series' sequence type and where it came from."""
+
+    sequence: SequenceType
+    source: SequenceSource
+
+
+UNKNOWN = SequenceLabel("unknown", "none")
+_TEXT_KEYWORDS = ("SeriesDescription", "ProtocolName", "SequenceName", "PulseSequenceName")
+_TIMING_KEYWORDS = (
+    "RepetitionTime", "EchoTime", "EffectiveEchoTime", "InversionTime", "InversionTimes", "ScanningSequence",
+)  # fmt: skip
+# Every attribute infer_sequence reads besides Modality (top level or in the first frame's functional groups):
+# removing them all leaves a series labelled "unknown".
+SEQUENCE_KEYWORDS = ("ImageType", "FrameType", "DiffusionBValue", *_TEXT_KEYWORDS, *_TIMING_KEYWORDS)
+_FUNCTIONAL_GROUPS = ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+
+
+def remove_sequence_evidence(ds: Dataset) -> None:
+    """Delete every :data:`SEQUENCE_KEYWORDS` attribute, at the top level and in every functional group
+    item, so that :func:`infer_sequence` says ``unknown``: an export with blank descriptions and no timing, the
+    case content inference exists for (tests and ``bench/sequence_content.py`` build such series)."""
+    frames = [frame for group in _FUNCTIONAL_GROUPS for frame in ds.get(group) or []]
+    macros = [item for frame in frames for e in frame if e.VR == "SQ" for item in e.value]
+    for item in (ds, *macros):
+        for keyword in SEQUENCE_KEYWORDS:
+            if keyword in item:
+                delattr(item, keyword)
+
+
+def infer_sequence(ds: Header | Dataset) -> SequenceLabel:
+    """T1, T2, FLAIR, DWI, other or unknown, from image type, b-values, descriptions, then TR/TE/TI (ms).
 
     Order matters: diffusion evidence wins, then explicit non-structural names (SWI, localizer…), then
-    FLAIR before T1/T2 because FLAIR descriptions often also say T2.
+    FLAIR before T1/T2 because FLAIR descriptions often also say T2. A modality other than MR is "other".
     """
     if str(ds.get("Modality", "MR")).upper() != "MR":
-        return "other"
+        return SequenceLabel("other", "header")
     image_type = {str(v).upper() for v in (lookup(ds, "ImageType") or lookup(ds, "FrameType") or [])}
     if image_type & {"ADC", "TRACEW", "TRACE", "DIFFUSION", "EADC", "FA"}:
-        return "DWI"
+        return SequenceLabel("DWI", "header")
     b_value = lookup(ds, "DiffusionBValue")
     if b_value is not None and float(b_value) > 0:
-        return "DWI"
-    text = " ".join(
-        str(ds.get(k) or "")
-        for k in ("SeriesDescription", "ProtocolName", "SequenceName", "PulseSequenceName")
-    )
+        return SequenceLabel("DWI", "header")
+    text = " ".join(str(ds.get(k) or "") for k in _TEXT_KEYWORDS)
     for pattern, label in ((_DWI, "DWI"), (_OTHER, "other"), (_FLAIR, "FLAIR"), (_T1, "T1"), (_T2, "T2")):
         if pattern.search(text):
-            return label  # type: ignore[return-value]
-    return _sequence_from_timing(ds)
+            return SequenceLabel(label, "name")  # type: ignore[arg-type]
+    timed = _sequence_from_timing(ds)
+    return UNKNOWN if timed is None else SequenceLabel(timed, "header")
 
 
-def _sequence_from_timing(ds: Header | Dataset) -> SequenceType:
-    """Textbook contrast rules on TR, TE and TI in ms (1.5–3 T): the fallback when names say nothing."""
+def _sequence_from_timing(ds: Header | Dataset) -> SequenceType | None:
+    """Textbook contrast rules on TR, TE and TI in ms (1.5–3 T): the fallback when names say nothing; None
+    when the times are absent or fit no rule."""
 
     def ms(keyword: str, alt: str | None = None) -> float | None:
         value = lookup(ds, keyword)
@@ -417,7 +451,7 @@ def _sequence_from_timing(ds: Header | Dataset) -> SequenceType:
             return "T1"
         if tr >= 2000 and te >= 60:
             return "T2"
-    return "other"
+    return None
 
 
 def burned_in_reason(ds: Header | Dataset) -> Reason | None:
