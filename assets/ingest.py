@@ -4,7 +4,8 @@ own asset and gated (checks in assets/ingest_checks.py)."""
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
 import shutil
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -76,7 +77,7 @@ def center_ingest(
     summary = ingest_center(
         _center_dir(paths, center), staged["deidentified_studies"], staged["normalized_slices"],
         held / f"{center}.jsonl", center, deid_secret.pseudonymizer(), workers=profile.workers,
-        seed=profile.seed, staging_dir=held,
+        seed=profile.seed, staging_dir=held, progress=_heartbeat(context, center),
     )  # fmt: skip
     context.log.info(summary.deid.line())
     manifest_dir = paths.output("dicom_manifest", center)
@@ -113,6 +114,23 @@ def center_ingest(
         },
     )
     yield _normalized_result(context, paths, profile, dvc, summary.normalize)
+
+
+HEARTBEAT_SECONDS = 60.0  # raw_data_sensor fails a started ingest silent for 30 minutes: log well within it
+
+
+def _heartbeat(context: dg.AssetExecutionContext, center: str) -> Callable[[int, int], None]:
+    """A progress callback that logs at most once a minute (and at the end): a running ingest of a large center
+    keeps writing events, so the raw-data sensor never takes it for a dead one."""
+    last = time.monotonic()
+
+    def log(done: int, total: int) -> None:
+        nonlocal last
+        if done == total or time.monotonic() - last >= HEARTBEAT_SECONDS:
+            context.log.info(f"{center}: {done} of {total} folders ingested")
+            last = time.monotonic()
+
+    return log
 
 
 def publish_if_clean(identifier_hits: int, staged: Sequence[tuple[Path, Path]], withheld: Path) -> None:

@@ -371,6 +371,7 @@ def _folders(root: Path) -> tuple[list[tuple[str, ...]], list[str]]:
 
 
 T = TypeVar("T")
+Progress = Callable[[int, int], None]  # (folders done, folders in all), called after each folder
 _BROKEN_POOL = (
     "A worker process died while starting or running (workers > 1). If you call brainfm from a Python script, "
     "put the call under `if __name__ == \"__main__\":`: worker processes (multiprocessing's forkserver) import "
@@ -379,7 +380,9 @@ _BROKEN_POOL = (
 )
 
 
-def _map(fn: Callable[[_Job], T], jobs: list[_Job], workers: int, desc: str) -> Iterator[T]:
+def _map(
+    fn: Callable[[_Job], T], jobs: list[_Job], workers: int, desc: str, progress: Progress | None = None
+) -> Iterator[T]:
     """Ordered results of ``fn`` over jobs, computed by this process and ``workers - 1`` pool processes.
 
     This process takes jobs from the end of the list while the pool (forkserver) takes them from the front,
@@ -387,10 +390,16 @@ def _map(fn: Callable[[_Job], T], jobs: list[_Job], workers: int, desc: str) -> 
     whole small center takes), and ``workers`` processes are busy in total.
     """
     bar = tqdm(total=len(jobs), desc=desc, unit="folder", disable=None)
+
+    def tick() -> None:
+        bar.update()
+        if progress is not None:
+            progress(bar.n, len(jobs))
+
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             result = fn(job)
-            bar.update()
+            tick()
             yield result
         bar.close()
         return
@@ -407,7 +416,7 @@ def _map(fn: Callable[[_Job], T], jobs: list[_Job], workers: int, desc: str) -> 
             if front < back:
                 back -= 1
                 results[back] = fn(jobs[back])
-                bar.update()
+                tick()
                 done = {f for f in running if f.done()}
             else:
                 done = wait(running, return_when=FIRST_COMPLETED).done
@@ -416,7 +425,7 @@ def _map(fn: Callable[[_Job], T], jobs: list[_Job], workers: int, desc: str) -> 
                     results[running.pop(future)] = future.result()
                 except BrokenProcessPool as e:
                     raise RuntimeError(_BROKEN_POOL) from e
-                bar.update()
+                tick()
             while emitted in results:
                 yield results.pop(emitted)
                 emitted += 1
@@ -542,6 +551,7 @@ def _run(
     thresholds: QCThresholds,
     sequences: Mapping[str, str] | None = None,
     staging_dir: Path | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[_JobResult], NormalizeSummary | None]:
     if not root.is_dir():
         raise FileNotFoundError(f"Input folder {root} does not exist or is not a folder; pass the center's folder.")
@@ -558,7 +568,7 @@ def _run(
             _Job(root, files, center, key, deidentify, deid_stage, parts, thresholds, f"{i:06d}", labels)
             for i, files in enumerate(folders)
         ]
-        results = list(_map(_run_job, jobs, workers, center))
+        results = list(_map(_run_job, jobs, workers, center, progress))
         listed = _JobResult()
         for rel in links:
             detail = "symbolic links are not followed: copy the file itself into the center folder"
@@ -657,18 +667,18 @@ class IngestSummary:
 def ingest_center(
     center_dir: Path, deid_dir: Path, slices_dir: Path, quarantine_path: Path, center: str,
     pseudonymizer: Pseudonymizer, workers: int = 1, seed: int = 0, thresholds: QCThresholds = DEFAULT_THRESHOLDS,
-    staging_dir: Path | None = None,
+    staging_dir: Path | None = None, progress: Progress | None = None,
 ) -> IngestSummary:  # fmt: skip
     """Manifest, de-identification and normalisation in one pass (each file read and decoded once).
 
     Same outputs as :func:`scan_center` + :func:`deidentify_center` + :func:`normalize_center`; ``staging_dir``
-    as for :func:`deidentify_center`. One difference: the manifest rows of a series labelled from its voxels
+    as for :func:`deidentify_center`; ``progress(done, total)`` is called after each input folder. One difference: the manifest rows of a series labelled from its voxels
     carry that label with source ``content`` (scan_center's say ``unknown``, ``none``).
     """
     _check_quarantine_outside(quarantine_path, deid_dir)
     results, summary = _run(
         center_dir, center, pseudonymizer.key, deidentify=True, deid_dir=deid_dir, slices_dir=slices_dir,
-        workers=workers, seed=seed, thresholds=thresholds, staging_dir=staging_dir,
+        workers=workers, seed=seed, thresholds=thresholds, staging_dir=staging_dir, progress=progress,
     )  # fmt: skip
     assert summary is not None
     manifest = manifest_frame([row for r in results for row in r.manifest])

@@ -106,3 +106,14 @@ def test_an_unguarded_script_with_workers_gets_an_error_that_says_what_to_do(tmp
     script.write_text(UNGUARDED.format(root=str(tmp_path)))
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode != 0 and 'if __name__ == "__main__":' in run.stderr.splitlines()[-1]
+
+
+def test_progress_is_reported_after_every_folder(tmp_path: Path) -> None:
+    """The ingest asset turns these calls into its heartbeat: a long ingest keeps writing events."""
+    for i in range(3):
+        write_series(tmp_path / "raw" / f"s{i}", patient_id=f"H-{i}", n_slices=2, seed=i)
+    calls: list[tuple[int, int]] = []
+    out = tmp_path / "out"
+    ingest_center(tmp_path / "raw", out / "deid", out / "slices", out / "q.jsonl", "center_f", KEY,
+                  progress=lambda done, total: calls.append((done, total)))  # fmt: skip
+    assert calls == [(1, 3), (2, 3), (3, 3)]
