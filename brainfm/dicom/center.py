@@ -389,12 +389,15 @@ def _map(
     so no time is lost while the pool's processes start and import their modules (about 1.5 s, as long as a
     whole small center takes), and ``workers`` processes are busy in total.
     """
-    bar = tqdm(total=len(jobs), desc=desc, unit="folder", disable=None)
+    bar = tqdm(total=len(jobs), desc=desc, unit="folder", disable=None)  # disabled without a terminal
+    finished = 0
 
     def tick() -> None:
+        nonlocal finished
+        finished += 1
         bar.update()
         if progress is not None:
-            progress(bar.n, len(jobs))
+            progress(finished, len(jobs))
 
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
