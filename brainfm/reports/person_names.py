@@ -15,7 +15,9 @@ Written here rather than taken from a general NER library: jieba is small and fa
 report of a hospital, and the places names stand in radiology reports are few and known.
 
 The tagger is loaded once per process, on first use, with its own ``jieba.Tokenizer`` (no global state);
-its output is cached per run of Chinese characters, so a hospital's repeated sentences are tagged once.
+each run of Chinese characters is cut once for every position in it, the HMM (which reads names the
+dictionary lacks) is run with numpy, and only where a name could stand past the veto. Cuts are cached per
+run, so a hospital's repeated sentences are cut once (:func:`clear_caches` forgets them, for timing).
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import NamedTuple
 
 import jieba
 import jieba.posseg
+import numpy as np
+from jieba.posseg.viterbi import MIN_FLOAT
 
 from brainfm.reports import lexicon
 from brainfm.reports.lexicon import alternation
@@ -190,7 +195,8 @@ def _tagger() -> jieba.posseg.POSTokenizer:
 
 
 @cache
-def _vetoed_words() -> frozenset[str]:
+def _vetoed_words() -> tuple[frozenset[str], frozenset[str]]:
+    """The words no name may be or cross, and their beginnings of two characters or more."""
     words = [
         *_CLINICAL_WORDS,
         *lexicon.LOCATIONS,
@@ -206,18 +212,152 @@ def _vetoed_words() -> frozenset[str]:
         *lexicon.RECOMMENDATION_CUES,
         *(form for forms in lexicon.LOCATION_FORMS.values() for form in forms),
     ]
-    return frozenset(w for w in words if _CJK_RUN.fullmatch(w) and len(w) <= _MAX_VETOED)
+    vetoed = frozenset(w for w in words if _CJK_RUN.fullmatch(w) and len(w) <= _MAX_VETOED)
+    return vetoed, frozenset(w[:k] for w in vetoed for k in range(2, len(w) + 1))
+
+
+class _Hmm(NamedTuple):
+    """jieba.posseg's HMM (states: a position in a word, B/M/E/S, and a tag) as numpy arrays, states sorted."""
+
+    states: list[tuple[str, str]]
+    start: np.ndarray  # log probability of each state first
+    trans: np.ndarray  # log probability of each state after each state, -inf where jieba has no transition
+    follows: np.ndarray  # whether jieba has a transition from each state to each state
+    has_next: np.ndarray  # states some transition leaves
+    # For each character: the states jieba allows for it (sorted indices), and the log probability of each
+    # emitting it.
+    char_states: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@cache
+def _hmm() -> _Hmm:
+    """jieba.posseg's HMM, converted once per process on first use."""
+    states = sorted(jieba.posseg.trans_P)
+    index = {state: i for i, state in enumerate(states)}
+    trans = np.full((len(states), len(states)), -np.inf)
+    for state, following in jieba.posseg.trans_P.items():
+        for y, p in following.items():
+            trans[index[state], index[y]] = p
+    char_states: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for char, allowed in jieba.posseg.char_state_tab_P.items():
+        indices = np.array(sorted(index[state] for state in allowed))
+        char_states[char] = indices, _emission(states, char, indices)
+    return _Hmm(
+        states,
+        np.array([jieba.posseg.start_P[state] for state in states]),
+        trans,
+        np.isfinite(trans),
+        np.array([bool(jieba.posseg.trans_P[state]) for state in states]),
+        char_states,
+    )
+
+
+def _emission(states: list[tuple[str, str]], char: str, indices: np.ndarray) -> np.ndarray:
+    """The log probability of the states at ``indices`` emitting ``char``."""
+    return np.array([jieba.posseg.emit_P[states[i]].get(char, MIN_FLOAT) for i in indices])
+
+
+def _viterbi(chars: str) -> list[tuple[str, str]]:
+    """The states jieba.posseg's HMM reads ``chars`` in. Written here rather than calling
+    ``jieba.posseg.viterbi``, whose loops over the model's dicts cost most of the recogniser's time: the same
+    sums in the same order on numpy arrays (a state after those with a transition into it), the same ties
+    (to the greatest state, as its ``max`` over ``(score, state)``), several times faster."""
+    hmm = _hmm()
+    every = np.arange(len(hmm.states))
+    unknown = (every, None)  # a character jieba's table lacks may be in any state
+
+    states, emission = hmm.char_states.get(chars[0], unknown)
+    scores = hmm.start[states] + (_emission(hmm.states, chars[0], states) if emission is None else emission)
+    back: list[tuple[np.ndarray, np.ndarray]] = []  # per character: its states, the best before each
+    for char in chars[1:]:
+        leaving = hmm.has_next[states]
+        states, scores = states[leaving], scores[leaving]
+        reachable = hmm.follows[states].any(axis=0)
+        allowed, emission = hmm.char_states.get(char, unknown)
+        kept = reachable[allowed]
+        if emission is not None and kept.any():
+            following, emission = allowed[kept], emission[kept]
+        else:  # a character the table lacks, or none of its states reachable: any reachable state
+            following = np.flatnonzero(reachable)
+            emission = _emission(hmm.states, char, following)
+        totals = (scores[:, None] + hmm.trans[states[:, None], following]) + emission
+        best = len(states) - 1 - totals[::-1].argmax(axis=0)  # argmax takes the first of ties: rows reversed
+        scores = totals[best, np.arange(len(following))]
+        back.append((following, states[best]))
+        states = following
+    state = states[len(states) - 1 - scores[::-1].argmax()]
+    path = [state]
+    for following, before in reversed(back):
+        state = before[np.searchsorted(following, state)]
+        path.append(state)
+    return [hmm.states[i] for i in reversed(path)]
+
+
+def _hmm_words(chars: str) -> list[tuple[str, str]]:
+    """(word, tag) pairs of ``chars`` as the HMM reads them (``jieba.posseg.POSTokenizer.__cut``)."""
+    states = _viterbi(chars)
+    words: list[tuple[str, str]] = []
+    begin = done = 0
+    for i, (position, tag) in enumerate(states):
+        if position == "B":
+            begin = i
+        elif position in ("E", "S"):
+            words.append((chars[begin if position == "E" else i : i + 1], tag))
+            done = i + 1
+    if done < len(chars):
+        words.append((chars[done:], states[done][1]))
+    return words
 
 
 @lru_cache(maxsize=1 << 16)
-def _tokens(run: str, hmm: bool = False) -> tuple[tuple[str, str], ...]:
-    """jieba's (word, tag) pairs for a run of Chinese characters: from the dictionary alone, or with the HMM
-    that also joins names the dictionary lacks (周晓明). The HMM pass costs ten times more, so it is run only
-    on a surname followed by loose characters (:meth:`_Reader.tokens_from`)."""
-    return tuple((p.word, p.flag) for p in _tagger().lcut(run, HMM=hmm))
+def _route(run: str) -> tuple[int, ...]:
+    """For each position of a run of Chinese characters, the end of the word starting there on jieba's most
+    probable path through its dictionary. jieba computes the path from the end of the run backwards, so the
+    path from any position is the dictionary cut of the rest of the run: one pass serves every position."""
+    tokenizer = _tagger().tokenizer
+    route: dict[int, tuple[float, int]] = {}
+    tokenizer.calc(run, tokenizer.get_DAG(run), route)
+    return tuple(route[k][1] + 1 for k in range(len(run)))
+
+
+def _words(run: str, at: int = 0) -> Iterator[tuple[str, str]]:
+    """jieba's (word, tag) pairs for a run of Chinese characters from ``at`` on, from the dictionary alone:
+    ``jieba.posseg`` with ``HMM=False`` on ``run[at:]``."""
+    route, tags = _route(run), _tagger().word_tag_tab
+    while at < len(run):
+        word = run[at : route[at]]
+        yield word, tags.get(word, "x")
+        at = route[at]
+
+
+@lru_cache(maxsize=1 << 16)
+def _hmm_tokens(run: str) -> tuple[tuple[str, str], ...]:
+    """jieba's (word, tag) pairs for a few Chinese characters with the HMM, which also joins names the
+    dictionary lacks (周|晓|明 -> 周晓明): ``jieba.posseg`` with ``HMM=True``, which re-reads each stretch of
+    single characters of the dictionary cut that is no word. It costs far more than the dictionary alone, so
+    it is run only on a surname followed by loose characters (:meth:`_Reader.tokens_from`)."""
+    tokens: list[tuple[str, str]] = []
+    for single, group in itertools.groupby(_words(run), key=_joinable):
+        words = list(group)
+        chars = "".join(word for word, _ in words)
+        hmm = single and len(chars) > 1 and not _tagger().tokenizer.FREQ.get(chars)
+        tokens += _hmm_words(chars) if hmm else words
+    return tuple(tokens)
+
+
+def _joinable(token: tuple[str, str]) -> bool:
+    """A single character the HMM may join to its neighbours (jieba reads those past U+9FD5 as no Chinese)."""
+    return len(token[0]) == 1 and token[0] <= "\u9fd5"
+
+
+def clear_caches() -> None:
+    """Forget the text seen so far, to time the recogniser on text it has never seen."""
+    _route.cache_clear()
+    _hmm_tokens.cache_clear()
 
 
 _SURNAME_SET, _COMPOUND_SET = frozenset(SURNAMES), frozenset(COMPOUND_SURNAMES)
+_SURNAME_AT = re.compile(rf"(?=[{SURNAMES}]|{alternation(COMPOUND_SURNAMES)})")  # each place a surname starts
 
 
 def _surname_length(text: str, at: int) -> int:
@@ -239,43 +379,43 @@ class _Reader:
         self.runs = [(m.start(), m.end()) for m in _CJK_RUN.finditer(text)]
         self._candidates: dict[int, _Candidate | None] = {}
 
-    def tokens_from(self, at: int) -> tuple[tuple[str, str], ...]:
-        """Dictionary tokens of the run holding ``at``, from ``at`` on; re-segmented from ``at`` where it falls
-        inside a token (in 其女王小红 jieba reads 女王), and by the HMM where a surname is followed by loose
-        characters (a name the dictionary lacks: 周|晓|明)."""
-        run = next(((a, b) for a, b in self.runs if a <= at < b), None)
+    def run(self, at: int) -> tuple[int, int] | None:
+        """The run of Chinese characters holding ``at``."""
+        return next(((a, b) for a, b in self.runs if a <= at < b), None)
+
+    def tokens_from(self, at: int) -> list[tuple[str, str]]:
+        """Dictionary tokens of the run holding ``at``, from ``at`` on (in 其女王小红 jieba reads 女王, from 王
+        on 王小红); by the HMM where a surname is followed by loose characters (a name the dictionary lacks:
+        周|晓|明)."""
+        run = self.run(at)
         if run is None:
-            return ()
+            return []
         a, b = run
-        tokens = _tokens(self.text[a:b])
-        offset = a
-        for i, (word, _) in enumerate(tokens):
-            if offset >= at:
-                break
-            offset += len(word)
-        tokens = tokens[i:] if offset == at else _tokens(self.text[at:b])
+        tokens = list(itertools.islice(_words(self.text[a:b], at - a), 4))  # all that _read looks at
         surname = _surname_length(self.text, at)
         if len(tokens) > 1 and len(tokens[0][0]) <= surname and _loose(tokens[1][0]):
-            tokens = _tokens(self.text[at : min(b, at + _HMM_WINDOW)], hmm=True)
+            return list(_hmm_tokens(self.text[at : min(b, at + _HMM_WINDOW)]))
         return tokens
 
     def foreign(self, at: int) -> int | None:
         """The end of a name without a surname starting at ``at`` (格桑卓玛, 热依拉·艾买提): the words jieba
         tags as names from there on, or three or more characters its dictionary leaves loose (a
         transliteration: 买|合|木|提), and any parts joined to them by a middle dot."""
-        run_end = next((b for a, b in self.runs if a <= at < b), None)
-        if run_end is None:
+        run = self.run(at)
+        if run is None or self.text[at] in _NON_NAME_CHARS:
             return None
-        first = _tokens(self.text[at:run_end])[0][0]
-        if first[0] in _NON_NAME_CHARS or (len(first) > 1 and _ordinary_word(first)):
+        run_start, run_end = run
+        words = (word for word, _ in _words(self.text[run_start:run_end], at - run_start))
+        first = next(words)
+        if len(first) > 1 and _ordinary_word(first):
             return None  # cheap: most role words are followed by ordinary words (神经|内科)
         end = at
-        for word, tag in _tokens(self.text[at : min(run_end, at + _FOREIGN_WINDOW)], hmm=True):
+        for word, tag in _hmm_tokens(self.text[at : min(run_end, at + _FOREIGN_WINDOW)]):
             if not tag.startswith("nr"):
                 break
             end += len(word)
         if end - at < 2:
-            loose = list(itertools.takewhile(_loose, (w for w, _ in _tokens(self.text[at:run_end]))))
+            loose = list(itertools.takewhile(_loose, itertools.chain([first], words)))
             if len(loose) < 3:
                 return None
             end = at + len(loose)
@@ -290,7 +430,7 @@ class _Reader:
 
     def _read(self, at: int) -> _Candidate | None:
         surname = _surname_length(self.text, at)
-        tokens = list(self.tokens_from(at)) if surname else []
+        tokens = self.tokens_from(at) if surname else []
         if not tokens:
             return None
         word, tag = tokens[0]
@@ -353,12 +493,31 @@ def _vetoed(text: str, start: int, end: int) -> bool:
 
 def _clinical(text: str, start: int, end: int) -> bool:
     """A clinical word is ``text[start:end]``, lies in it or crosses its edge (康复科, 高信号)."""
-    words = _vetoed_words()
+    words, beginnings = _vetoed_words()
     for i in range(max(0, start - _MAX_VETOED + 1), end):
-        for j in range(max(i + 2, start + 1), min(len(text), i + _MAX_VETOED) + 1):
-            if text[i:j] in words:
+        for j in range(i + 2, min(len(text), i + _MAX_VETOED) + 1):
+            if text[i:j] not in beginnings:
+                break  # no vetoed word starts so
+            if j > start and text[i:j] in words:
                 return True
     return False
+
+
+def _open(text: str, at: int, end: int) -> bool:
+    """A surname-led name may start at ``at`` and end at ``end``: a surname and at most two given characters
+    that no veto stops. The veto only grows with a candidate's end, so where it stops the shortest end a
+    rule accepts, the rule need not run the tagger."""
+    surname = _surname_length(text, at)
+    return 0 < surname <= end - at <= surname + 2 and not _vetoed(text, at, end)
+
+
+def _given_name(reader: _Reader, at: int) -> _Candidate | None:
+    """The candidate at ``at`` where it holds given characters and no veto stops it."""
+    text, surname = reader.text, _surname_length(reader.text, at)
+    found = reader.candidate(at) if _open(text, at, at + surname + 1) else None
+    if found is None or found.end - at <= surname or _vetoed(text, at, found.end):
+        return None
+    return found
 
 
 def _ordinary_word(word: str) -> bool:
@@ -405,13 +564,8 @@ def _name_at(reader: _Reader, at: int, separated: bool, told: bool) -> int | Non
 def _name_end(reader: _Reader, at: int, separated: bool, told: bool) -> int | None:
     """:func:`_name_at` before the name takes in the rest of its run."""
     text = reader.text
-    found = reader.candidate(at)
-    if (
-        found is not None
-        and found.end - at > _surname_length(text, at)
-        and not _vetoed(text, at, found.end)
-        and text[found.end : found.end + 1] not in (":", "：")  # a label (报告时间：), not a name
-    ):
+    found = _given_name(reader, at)
+    if found is not None and text[found.end : found.end + 1] not in (":", "："):  # a label (报告时间：)
         if found.strong or found.tag.startswith("nr"):
             return found.end
         if (separated or found.tag in _NOUN_TAGS) and _ends_name(
@@ -429,8 +583,8 @@ def _after_patient_word(reader: _Reader, at: int) -> int | None:
     word follows (患者王芳诉…, 患者于娟于2023年…, 患者陈晓（女…), or a comma after a name-like word; 患者高热…
     is no name."""
     text = reader.text
-    found = reader.candidate(at)
-    if found is None or found.end - at <= _surname_length(text, at) or _vetoed(text, at, found.end):
+    found = _given_name(reader, at)
+    if found is None:
         return None
     if found.strong or found.tag.startswith("nr"):
         return found.end
@@ -471,8 +625,8 @@ def _before_titles(reader: _Reader) -> Iterator[PersonName]:
     for m in _TITLE.finditer(text):
         end = m.start()
         for at in range(max(0, end - 4), end):  # the longest candidate ending at the title
-            found = reader.candidate(at)
-            if found is None or found.end != end or _vetoed(text, at, end):
+            found = reader.candidate(at) if _open(text, at, end) else None
+            if found is None or found.end != end:
                 continue
             after_boundary = (
                 at == 0
@@ -504,12 +658,11 @@ def _in_lines(reader: _Reader) -> Iterator[PersonName]:
         others = False  # the line holds Chinese that is no name
         for run in _CJK_RUN.finditer(undated):
             start, end = a + run.start(), a + run.end()
-            found = reader.candidate(start)
+            found = reader.candidate(start) if _open(text, start, end) else None
             if (
                 found is None
                 or found.end != end
                 or end - start <= _surname_length(text, start)
-                or _vetoed(text, start, end)
                 or text[end : end + 1] in (":", "：")
             ):
                 others = True
@@ -536,7 +689,7 @@ def _foreign_before_sex(reader: _Reader, start: int, end: int) -> bool:
     text = reader.text
     if not _SEX_NEXT.match(text, end) or _ROLE.match(text, start) or _clinical(text, start, end):
         return False
-    first = _tokens(text[start:end], hmm=True)[0][0]
+    first = _hmm_tokens(_CJK_RUN.match(text, start, end).group())[0][0]  # jieba cuts at a middle dot
     return not (len(first) > 1 and _ordinary_word(first))
 
 
@@ -544,9 +697,12 @@ def _tagged_names(reader: _Reader) -> Iterator[PersonName]:
     """Full names the tagger reads anywhere (经王建华会诊)."""
     text = reader.text
     for a, b in reader.runs:
+        # A full name has three characters or more: most runs have no place for one, and are not cut.
+        surnames = (m.start() for m in _SURNAME_AT.finditer(text, a, b))
+        starts = {at for at in surnames if at + 3 <= b and _open(text, at, at + 3)}
         at = a
-        for word, _ in _tokens(text[a:b]) if b - a >= 3 else ():
-            found = reader.candidate(at) if _surname_length(text, at) else None
+        for word, _ in _words(text[a:b]) if starts else ():
+            found = reader.candidate(at) if at in starts else None
             if found is not None and found.strong and not _vetoed(text, at, found.end):
                 yield PersonName(at, found.end, False)
             at += len(word)
