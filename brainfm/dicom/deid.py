@@ -79,6 +79,7 @@ _KEPT_EQUIPMENT = ("Manufacturer", "ManufacturerModelName", "TransmitCoilName", 
 _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
 # Words of the text de-identification itself writes into every export (method codes and description).
 _WRITTEN_WORDS = frozenset(re.findall(r"[a-z0-9.]+", " ".join([METHOD_TEXT, *(m for _, m in METHOD_CODES)]).lower()))
+_EVERY_EXPORTS_WORDS = _WRITTEN_WORDS | DESCRIPTOR_TOKENS  # words any export may carry: never searched
 
 
 def clean_descriptor(text: str) -> str:
@@ -112,7 +113,7 @@ def identifying_values(ds: Dataset | Header) -> set[str]:
     model and coil names: a station named after its scanner model is no leak). Held in memory only, never
     logged or written."""
     values: set[str] = set()
-    kept = _WRITTEN_WORDS | DESCRIPTOR_TOKENS | {str(ds.get(k) or "").strip().lower() for k in _KEPT_EQUIPMENT}
+    equipment = {str(ds.get(k) or "").strip().lower() for k in _KEPT_EQUIPMENT}
     for keyword in _IDENTIFYING:
         value = ds.get(keyword)
         items = value if isinstance(value, list | MultiValue) else [value]
@@ -123,7 +124,8 @@ def identifying_values(ds: Dataset | Header) -> set[str]:
                     values |= {group, group.replace("^", " "), group.replace("^", ""), *group.split("^")}
     return {
         v.strip() for v in values
-        if (len(v.strip()) >= 4 or (len(v.strip()) >= 2 and _CJK.search(v))) and v.strip().lower() not in kept
+        if (len(v.strip()) >= 4 or (len(v.strip()) >= 2 and _CJK.search(v)))
+        and v.strip().lower() not in _EVERY_EXPORTS_WORDS and v.strip().lower() not in equipment
     }  # fmt: skip
 
 
