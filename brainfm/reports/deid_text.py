@@ -4,11 +4,13 @@ Identifiers are found in four passes: the known identifiers of the study (names,
 the DICOM header or the hospital system, in their common renderings), labelled fields (姓名：, 住院号：,
 报告医师：, 电话：…), free patterns (dates, phone numbers, long ID numbers, hospital names, a name right
 after 患者 or before the patient's sex and age) and person names wherever they stand
-(:mod:`brainfm.reports.person_names`). :func:`identifier_spans` is the single source: an earlier pass wins
-where two overlap, a later one keeps only what is left uncovered. :func:`deidentify_text` replaces each
-span by a bracketed placeholder such as ``[姓名]`` (``[医师]`` for a member of staff), so the text keeps its
-shape; :func:`find_identifiers`, the check that training text is clean, and :func:`identifier_kinds`, what
-may be reported about its hits, list them.
+(:mod:`brainfm.reports.person_names`). The finders read the text with traditional characters folded to
+simplified ones (:func:`brainfm.reports.lexicon.simplified`, one for one), so that Hong Kong, Macau and Taiwan
+reports meet the same vocabularies while the spans stand on the original text. :func:`identifier_spans` is the
+single source: an earlier pass wins where two overlap, a later one keeps only what is left uncovered.
+:func:`deidentify_text` replaces each span by a bracketed placeholder such as ``[姓名]`` (``[医师]`` for a
+member of staff), so the text keeps its shape; :func:`find_identifiers`, the check that training text is
+clean, and :func:`identifier_kinds`, what may be reported about its hits, list them.
 """
 
 from __future__ import annotations
@@ -17,15 +19,31 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 
-from brainfm.reports.lexicon import alternation
-from brainfm.reports.person_names import COMPOUND_SURNAMES, STAFF_LABELS, SURNAMES, find_person_names
+from brainfm.reports.lexicon import alternation, simplified
+from brainfm.reports.person_names import (
+    COMPOUND_SURNAMES,
+    STAFF_LABELS,
+    SURNAMES,
+    WORD_SURNAMES,
+    find_person_names,
+)
 
 NAME, ID, HOSPITAL, PHONE, DATE, DOCTOR, ADDRESS = "[姓名]", "[编号]", "[医院]", "[电话]", "[日期]", "[医师]", "[地址]"
 KNOWN = "[标识]"  # a known identifier of the study, whatever its kind
 
-_CJK_NAME = rf"(?:{alternation(COMPOUND_SURNAMES)}|[{SURNAMES}])[\u4e00-\u9fff]{{1,2}}"
-# Capitalised: Zhang Wei, ZHANG^WEI, Huang, Mingyu (not the degree in "Li Wei, MD").
-_LATIN_NAME = r"(?!Dr\b)[A-Z][A-Za-z]*(?:(?:[ ^]|, (?=[A-Z][a-z]))(?!MD\b|PhD\b)[A-Z][A-Za-z]*){0,2}"
+# A surname and one or two characters; not a surname that is an everyday word too (王建华医生 通知时间).
+_PLAIN_SURNAMES = "".join(c for c in SURNAMES if c not in WORD_SURNAMES)
+_CJK_NAME = rf"(?:{alternation(COMPOUND_SURNAMES)}|[{_PLAIN_SURNAMES}])[\u4e00-\u9fff]{{1,2}}"
+# Capitalised words, a given name maybe hyphenated (Cantonese, Wade-Giles): Zhang Wei, ZHANG^WEI, Chan Tai-man,
+# Au Yeung Wing-sze; "Surname, Given" after one word only (Huang, Mingyu; not the degree in "Li Wei, MD", nor
+# the rank in "Yip Kwok-wah, Resident"); no degree, rank or department (Vetted by: Consultant Neuroradiologist).
+_LATIN_WORD = (
+    r"(?!(?:MD|PhD|FRCR|Consultant|Resident|Registrar|Fellow|Professor|Radiology|(?:Neuro)?[Rr]adiologist"
+    r"|Department)\b)[A-Z][A-Za-z]*(?:-[A-Za-z]+)?"
+)
+_LATIN_NAME = rf"(?!Dr\b){_LATIN_WORD}(?:, (?=[A-Z][a-z]){_LATIN_WORD}|(?:[ ^]{_LATIN_WORD}){{0,2}})"
+# A name written with spaces between its characters (刘 洋, 朴 成 浩), before two spaces or the line's end.
+_SPACED_NAME = rf"[{SURNAMES}](?:[ \t][\u4e00-\u9fff]){{1,3}}(?![ \t]?[\u4e00-\u9fff])"
 _PINYIN_NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}"  # two or three title-case words: Zhu Lin
 _CARET_NAME = r"[A-Za-z]+(?:\^+[A-Za-z]+)+"  # a DICOM person name in any case: ZHANG^WEI, zhang^wei
 # Words that open a report's account of the patient, and what may follow the name right after one.
@@ -35,51 +53,68 @@ _AFTER_NAME = r"[（(]|[，,][ \t]*(?:男|女)|因|主诉|自诉|男|女|性别|
 # Surname-led words that follow 患者 in clinical text; 于 (a surname too) mostly opens a time or place.
 _NOT_NAMES = alternation(("于", "高龄", "高热", "高烧", "高血", "左侧", "常规", "明显", "安静", "配合", "周身"))
 _SEP = r"[ \t]*(?:[:：]|】[:：]?)[ \t]*"  # a colon or 【label】; never across a line break ([] is a placeholder)
+# Labels of ID numbers; 编号 covers 会诊编号, 受试者编号, 原报告编号…
 _ID_LABELS = [
     "住院号", "门诊号", "急诊号", "病历号", "病案号", "检查号", "影像号", "登记号", "放射编号", "检查编号", "申请单号",
     "流水号", "床号", "卡号", "病理号", "病理编号", "放射号", "影像编号", "身份证号", "身份证", "ID号", "ID", "PID",
-    "MRN", "Accession No.", "Accession No", "Accession", "工号",
+    "MRN", "Accession No.", "Accession No", "Accession", "工号", "编号", "HKID", "Case No.", "Case No", "Hospital No.",
+    "Hospital No", "Ref No.", "Ref No",
 ]
-_PHONE_LABELS = ["联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "Tel", "TEL"]
+_CHECK_DIGIT = r"(?:\([0-9A]\))?"  # a Hong Kong check digit in parentheses: K512338(6), HN19034421(7)
+_PHONE_LABELS = ["联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "内线", "Tel", "TEL"]
+# An extension after a phone number (028-85422286转3301, 0755-86913333-8602, ext. 215), and its own labels.
+_EXTENSION = r"(?:[ \t]*(?:转|-|分机|[Ee]xt\.?|x)[ \t]*\d{1,6}(?!\d))?"
+_EXTENSION_LABELS = ["分机号", "分机", "Ext.", "ext."]
 # English labels of the patient's name in every case they are written in (literals, for speed: see below).
 _ENGLISH_LABELS = alternation(f for w in ("patient", "name", "pt") for f in (w, w.title(), w.upper()))
-_HOSPITAL_SUFFIXES = ("附属医院", "人民医院", "中心医院", "医院", "医学中心", "卫生院", "保健院", "影像中心")
+_HOSPITAL_SUFFIXES = (
+    "附属医院", "人民医院", "中心医院", "医院", "医学中心", "医疗中心", "卫生院", "保健院", "影像中心", "卫生服务中心",
+    "诊所", "门诊部", "疗养院",
+)  # fmt: skip
 # English staff labels before a Latin name; a bare participle needs a colon (Reported: Lu Jie).
 _ENGLISH_STAFF = (
     r"Radiologist|Reported by|Reviewed by|Physician(?![A-Za-z])|Dr\.?"
-    r"|(?:Consultant|Technologist|Reported|Reviewed|Verified|Approved|Checked|Dictated|Signed)[ \t]*:"
-    r"|(?:Verified|Approved|Checked|Dictated|Signed|Read|Referred|Requested|Performed|Seen|Treated) by"
+    r"|(?:Consultant|Technologist|Reported|Reviewed|Verified|Approved|Checked|Dictated|Signed|Vetted|Requested"
+    r"|Authori[sz]ed|Supervised|Transcribed|Typed)[ \t]*:"
+    r"|(?:Verified|Approved|Checked|Dictated|Signed|Read|Referred|Requested|Performed|Seen|Treated|Vetted"
+    r"|Authori[sz]ed|Supervised|Transcribed|Typed|Interpreted) by"
 )
 _MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December"
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec"
 )
 _TIME = r"(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?|[ \t]*\d{1,2}[ \t]*时(?:[ \t]*\d{1,2}[ \t]*分)?)"
-# An English institution: capitalised words before Hospital/Center…, and any after it (of Shandong University).
+# An English institution: capitalised words before Hospital/Center… (Prince of Wales Hospital), any after it (of
+# Shandong University), and the university after a comma (Ruijin Hospital, Shanghai Jiao Tong University…).
 _ENGLISH_HOSPITAL = (
-    r"(?:[A-Z][A-Za-z'’\-]* ){1,6}(?:Hospital|Medical Center|Medical Centre|Cancer Center|Cancer Centre|Clinic"
+    r"[A-Z][A-Za-z'’\-]* (?:(?:[A-Z][A-Za-z'’\-]*|of|the) ){0,5}(?:Hospital|Medical Center|Medical Centre|Cancer Center|Cancer Centre|Clinic"
     r"|Infirmary)(?:(?: of| the)* (?!No\b|ID\b|Number\b)[A-Z][A-Za-z'’\-]*)*"
+    r"(?:, (?:[A-Z][A-Za-z'’\-]* ){0,6}(?:University|College|Institute)(?:(?: of| the)* [A-Z][A-Za-z'’\-]*)*)?"
 )
 
 # Every pattern starts with a literal or a character class and is case-sensitive, so that Python's regex
 # engine can skip positions by their first character (a leading lookbehind, or re.IGNORECASE with ASCII
 # alternatives, makes a rule several times slower). The identifier is group "v".
 _PATTERNS: tuple[tuple[str, str], ...] = (
-    (rf"(?:姓名|姓 名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?P<v>[\u4e00-\u9fff]{{2,4}}|{_LATIN_NAME})", NAME),
+    (rf"(?:姓名|姓 名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?P<v>[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME})", NAME),
     (rf"(?:{_PATIENT_WORDS})[ \t]*(?P<v>{_PINYIN_NAME}|{_CARET_NAME})", NAME),  # 患者Zhao Liping
     (rf"(?:Mr|Mrs|Ms|Miss)\.?[ \t]+(?P<v>{_LATIN_NAME})", NAME),
     # 患者王伟因头痛…, 患者陈晓（女…: a surname and one or two characters, then punctuation or a usual next word.
     (rf"(?:{_PATIENT_WORDS})(?:{_SEP}|[ \t]*)(?!{_NOT_NAMES})(?P<v>{_CJK_NAME})(?={_AFTER_NAME})", NAME),
     (rf"(?:{_ENGLISH_LABELS})[ \t]*(?:name|Name|NAME)?[ \t]*[:：]?[ \t]*(?P<v>{_CARET_NAME})", NAME),
-    (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t]+)(?P<v>{_CJK_NAME}|[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_PINYIN_NAME})", DOCTOR),
+    # After a colon a name, two or three characters alone or a spaced name (黄 韬); after a space only a
+    # surname-led one (not 报告 姓名).
+    (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t]+(?={_CJK_NAME}|[A-Z]))(?P<v>{_CJK_NAME}|[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_SPACED_NAME}|{_PINYIN_NAME})", DOCTOR),
     (rf"(?:{_ENGLISH_STAFF})[ \t]*:?[ \t]*(?:Dr\.?[ \t]*)?(?P<v>{_LATIN_NAME})", DOCTOR),
-    (rf"(?:{alternation(_ID_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>(?=[A-Za-z\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]*)", ID),
-    (rf"(?:{alternation(_PHONE_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\+?[\d\- ]{{7,16}}\d)", PHONE),
+    (rf"(?:{alternation(_ID_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>(?=[A-Za-z\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]*{_CHECK_DIGIT})", ID),
+    (rf"(?:{alternation(_PHONE_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\+?[\d\- ]{{7,16}}\d{_EXTENSION})", PHONE),
+    (rf"(?:{alternation(_EXTENSION_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\d{{2,6}})(?!\d)", PHONE),
     (rf"(?:地址|住址|现住址){_SEP}(?P<v>[^\s，。；,;]+)", ADDRESS),
     (rf"(?:送检单位|检查单位|就诊医院|医院名称){_SEP}(?P<v>[^\s，。；,;]+)", HOSPITAL),
     (rf"(?P<v>{_ENGLISH_HOSPITAL})", HOSPITAL),
     (rf"(?P<v>(?:19|20)\d{{2}}[ \t]*[-/.年][ \t]*\d{{1,2}}[ \t]*[-/.月][ \t]*\d{{1,2}}(?:[ \t]*日)?{_TIME}?)", DATE),
-    (rf"(?P<v>(?:{_MONTHS})\.?(?:[ \t]+\d{{1,2}}(?:st|nd|rd|th)?,?)?[ \t]+(?:19|20)\d{{2}})(?!\d)", DATE),  # March 2022
+    (rf"(?P<v>(?:{_MONTHS})\.?(?:[ \t]+\d{{1,2}}(?:st|nd|rd|th)?,?)?[ \t]+(?:19|20)\d{{2}}{_TIME}?)(?!\d)", DATE),  # March 2022
+    (rf"(?P<v>\d(?<![\d.]\d)\d?(?:st|nd|rd|th)?[ \t\-]+(?:{_MONTHS})\.?[ \t,\-]+(?:19|20)\d{{2}}{_TIME}?)(?!\d)", DATE),
     (r"(?P<v>(?:19|20)\d{2}[ \t]*年[ \t]*\d{1,2}[ \t]*月)", DATE),
     (r"(?P<v>\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*日)", DATE),
     # 23-05-12 only after a date label (unlabelled, it is as likely a size 12-10-15mm or slices 10/11/12);
@@ -87,8 +122,8 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     (r"(?:日期|时间|Date|DATE)[ \t]*[:：]?[ \t]*(?P<v>\d\d(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
     (rf"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{{1,2}}(?P=s)(?:19|20)\d{{2}}{_TIME}?)(?!\.?\d|[ \t]*(?:mm|cm|层))", DATE),
     # (?<!\dX) after the first character X: no digit before the number, without a leading lookbehind.
-    (r"(?P<v>1(?<!\d1)[3-9]\d(?:[- ]?\d{4}){2}|0(?<!\d0)\d{2,3}[- ]\d{7,8})(?!\d)", PHONE),
-    (r"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{0,3}\d{6,}[A-Za-z0-9]*)(?![\d.])", ID),
+    (rf"(?P<v>1(?<!\d1)[3-9]\d(?:[- ]?\d{{4}}){{2}}|0(?<!\d0)\d{{2,3}}[- ]\d{{7,8}}(?!\d){_EXTENSION})(?!\d)", PHONE),
+    (rf"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{{0,3}}\d{{6,}}[A-Za-z0-9]*{_CHECK_DIGIT})(?![\d.])", ID),
     (rf"[（(](?P<v>{_LATIN_NAME})[)）](?=[，, \t]*(?:男|女))", NAME),  # 郭雨萱（GUO YUXUAN），男
     (rf"(?P<v>{_CARET_NAME})", NAME),  # a DICOM person name anywhere: (MENG^FANYU)
     (rf"(?P<v>{_CJK_NAME})(?=(?:[（(][^（）()\n]{{1,30}}[)）])?[，, \t]*(?:男|女|先生|女士))", NAME),
@@ -99,7 +134,10 @@ _HOSPITAL_HEAD = re.compile(r"[\u4e00-\u9fffA-Za-z0-9（）()]{2,20}$")
 # Words a hospital match may swallow before the name (患者于北京协和医院, 建议至上级医院): cut after the last.
 _HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|自(?!治)|转|从|往|与|\d日|（|\()")
 # Hospital words that name no institution (建议至上级医院).
-_GENERIC_HOSPITALS = frozenset({"", "上级", "专科", "综合", "当地", "基层", "其他", "其它", "正规", "该", "外", "上述", "大"})
+_GENERIC_HOSPITALS = frozenset({
+    "", "上级", "专科", "综合", "当地", "基层", "其他", "其它", "正规", "该", "外", "上述", "大", "私人", "个体", "社区",
+    "乡镇", "村", "神经", "放射", "医学", "核医学", "介入",  # the last: departments (神经影像中心)
+})  # fmt: skip
 _PLACEHOLDER = re.compile(r"\[(?:姓名|编号|医院|电话|日期|医师|地址|标识)\]")
 
 Span = tuple[int, int, str]  # start, end and the placeholder that replaces text[start:end]
@@ -127,7 +165,12 @@ def _hospitals(text: str) -> Iterator[Span]:
 
 
 def _person_names(text: str) -> Iterator[Span]:
-    return ((n.start, n.end, DOCTOR if n.staff else NAME) for n in find_person_names(text))
+    """Person names (:mod:`brainfm.reports.person_names`), but none that runs into a hospital's name, of which
+    it is a misreading (2021年6月于陆军军医大学…: 于陆军)."""
+    hospitals = [(a, b) for a, b, _ in _hospitals(text)]
+    for n in find_person_names(text):
+        if not any(a < n.end and n.start < b for a, b in hospitals):
+            yield n.start, n.end, DOCTOR if n.staff else NAME
 
 
 # In priority order: where two finders' spans overlap, the earlier one's placeholder stands.
@@ -176,8 +219,9 @@ def identifier_spans(text: str, identifiers: Iterable[str] = (), patterns: bool 
     finder win and the later one keeps its uncovered parts, so every character any finder flags is covered."""
     known = _known_pattern(identifiers)
     found = (m.span() + (KNOWN,) for m in known.finditer(text)) if known else iter(())
+    folded = simplified(text)  # the finders read traditional characters as simplified ones, at the same places
     taken: list[Span] = []
-    for a, b, placeholder in chain(found, *(finder(text) for finder in _FINDERS if patterns)):
+    for a, b, placeholder in chain(found, *(finder(folded) for finder in _FINDERS if patterns)):
         if a < b and not (placeholder != KNOWN and _PLACEHOLDER.fullmatch(text, a, b)):
             taken = sorted([*taken, *((x, y, placeholder) for x, y in _uncovered(a, b, taken))])
     joined: list[Span] = []

@@ -8,8 +8,12 @@ reads a full name (a surname and two given characters). A veto keeps clinical wo
 report lexicon or of a list of surname-led clinical words (高信号, 白质, 左侧…) may be or cross a
 candidate, and given names never hold characters such as 脑 or 侧. Where only a name can stand, words
 such as 黄河 or 文静 still count, and so do names without a surname (格桑卓玛, 热依拉·艾买提) that the
-tagger reads or that stand first in a line before the sex. A name is ``staff`` when a staff role word,
-title or signature line says so; names in Latin script are left to deid_text's patterns.
+tagger reads or that stand first in a line before the sex. Right after a role word and a separator, a name
+standing alone (up to a space, the line's end or a list separator) counts whatever its characters (报告医生：
+阿不都萨拉木) unless it is clinical or ordinary words only (审核：同上). A name found once is found wherever the
+report repeats it. A name is ``staff`` when a staff role word, title or signature line says so; names in Latin
+script are left to deid_text's patterns. The text is read in simplified characters (deid_text folds traditional
+ones first, one for one).
 
 Written here rather than taken from a general NER library: jieba is small and fast enough for every
 report of a hospital, and the places names stand in radiology reports are few and known.
@@ -38,23 +42,28 @@ from jieba.posseg.viterbi import MIN_FLOAT
 from brainfm.reports import lexicon
 from brainfm.reports.lexicon import alternation
 
-# The most frequent Chinese surnames (about 85% of the population), then less common ones.
+# Chinese surnames: the most frequent (about 85% of the population), then the rest of the Hundred Family
+# Surnames (百家姓) and the other surnames of today's national rankings (Cantonese 冼 禤 区, Korean 朴,
+# Hui 冶 哈…); not 年, which follows a number in nearly every report (2023年, 10年).
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
     "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施"
     "文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷"
     "盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷"
-    "晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
-    "禤亓訾仝笪郇邰郦阙蔺谌琚逯隗扈乜晁昝弓伏冀郜蔚茅鞠燕荆粟练衣佴邴厍嵇钭轩帅缑亢况芮羿储汲邸桓郏浦麴糜宓郗"
-    "仰伊韶蓟鄂索籍赖屠胥莘贡逄扶堵宰雍璩濮寿茹宦鱼慕戈庾暨匡禄殳沃夔阚巢蒯竺郄郅楼洪仉庹滑宣花杭盖闻皮钮裘荀羊於惠"
-    "封井富巴牧班秋暴厉戎祖幸印咸苍劳郤阎习衡满弘禄利越勾融毋冼揭贲郁"
+    "晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝禤亓訾仝笪郇邰"
+    "郦阙蔺谌琚逯隗扈乜晁昝弓伏冀郜蔚茅鞠燕荆粟练衣佴邴厍嵇钭轩帅缑亢况芮羿储汲邸桓郏浦麴糜宓郗仰伊韶蓟鄂索籍"
+    "赖屠胥莘贡逄扶堵宰雍璩濮寿茹宦鱼慕戈庾暨匡禄殳沃夔阚巢蒯竺郄郅楼洪仉庹滑宣花杭盖闻皮钮裘荀羊於惠封井富巴"
+    "牧班秋暴厉戎祖幸印咸苍劳郤阎习衡满弘利越勾融毋冼揭贲郁傅萧乐元凤廉奚昌禹狄贝湛谈强支经干诸松乌山蓬束薄宿"
+    "怀阴能双通别充容慎终居步都国广东隆那空养须丰相后红权益公晋楚法汝鄢钦归海郈有琴伯赏墨哈谯爱言福水云平酆计"
+    "危家从代占但战过敬展银雒母操原冶朴区檀智綦官南栗盘位豆漆卿鹿辜宾呼斯奉尧修赫门初信铁巨普旷闭来"
 )
 COMPOUND_SURNAMES = (
     "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "令狐", "慕容", "万俟", "尉迟", "公孙", "长孙", "宇文", "司徒",
     "司空", "夏侯", "端木", "轩辕", "钟离", "闻人", "赫连", "澹台", "公冶", "宗政", "濮阳", "淳于", "单于", "太叔",
     "申屠", "仲孙", "鲜于", "闾丘", "东郭", "南宫", "西门", "百里", "呼延", "拓跋", "独孤", "左丘", "谷梁", "巫马",
     "公西", "漆雕", "乐正", "壤驷", "公良", "段干", "梁丘", "颛孙", "亓官", "司寇", "羊舌", "微生", "东门", "公羊",
-    "第五", "南门",
+    "第五", "南门", "仉督", "子车", "夹谷", "宰父", "归海", "伯赏", "完颜", "纳兰", "耶律", "贺兰", "叔孙", "季孙",
+    "东野", "太史", "公仪", "公伯", "公祖", "乞伏", "达奚", "斛律",
 )  # fmt: skip
 # Labels of the physicians on a report; deid_text's labelled-field rule uses them too.
 STAFF_LABELS = (
@@ -67,7 +76,9 @@ _STAFF_ROLES = (
     "操作者", "操作员", "操作技师", "扫描技师", "技术员", "录入", "录入者", "打印者", "阅片", "阅片医师", "会诊医师",
     "复核", "审阅", "签发", "核对", "核对者", "签字", "医师签字", "主诊医师", "值班医师", "值班医生", "值班", "总值班",
     "口述", "登记", "抄送", "质控", "质控员", "打印", "整理", "校对", "会诊专家", "专家", "电子签名", "参加者", "参会者",
-    "阅片者", "主刀", "送检", "开单", "转诊", "申请", "讨论者", "Consultant", "Radiologist", "Physician", "Reported by",
+    "阅片者", "主刀", "送检", "开单", "转诊", "申请", "讨论者", "记录", "记录员", "书记员", "打印人", "录入人", "操作人",
+    "核对人", "签收人", "接收人", "参加人员", "参会人员", "与会人员", "出席人员", "参与者", "参与人员", "讨论人员",
+    "会诊人员", "护理师", "放射师", "医检师", "Consultant", "Radiologist", "Physician", "Reported by",
     "Reviewed by", "Verified by", "Approved by", "Checked by", "Dictated by", "Signed by", "Read by", "Reported",
     "Reviewed", "Verified", "Approved", "Checked", "Dictated", "Signed", "Referring physician", "Technologist",
 )  # fmt: skip
@@ -95,11 +106,16 @@ _NAME_NEXT_WORDS = (
     "指导",
 )  # fmt: skip
 # …and words that follow any noun (a name after a role word: 医师夏天已阅).
-_NOUN_NEXT_WORDS = ("已", "并", "等", "后", "因", "于", "及", "和")
+_NOUN_NEXT_WORDS = ("已", "并", "等", "后", "因", "于", "及", "和", "曾", "也", "亦")
 # Characters that may stand right before a bare surname and its title (由王主任审核, 神经内科王医生).
 _BEFORE_SURNAME = frozenset("由经请与和及向给被同找让叫的科室组")
-# Surnames that are mostly function words before a title (请向医生咨询): never a name on their own.
-_FUNCTION_SURNAMES = frozenset("向和于应时全单尚查边连关包管成")
+# Surnames that are everyday words too (请向医生咨询, 经治医生, 家庭医生): never a name on their own, and a name
+# only where jieba reads one or leaves the given characters loose (:meth:`_Reader.candidate`).
+WORD_SURNAMES = frozenset(
+    "向和于应时全单尚查边连关包管成乐元强支经干诸松山束薄宿怀阴能双通别充容慎终居步都国广东隆那空养须丰相后红权益"
+    "公法归海有伯爱言福水云平计危家从代占但战过敬展母原区智官南盘位豆宾呼斯奉修门初信铁巨普闭来谈晋楚凤昌贝乌琴"
+    "鹿银钦汝操"
+)
 
 # Surname-led clinical and report words (many tagged as names or places by jieba: 安静 nr, 马尾 nrt, 海马 ns)
 # and role words that stand before a title (管床医生). With the report lexicon, none may be or cross a name.
@@ -135,8 +151,8 @@ _ROLE_END = re.compile(rf"(?:{_ROLE.pattern})$")
 _TITLE = re.compile(rf"(?P<staff>{alternation(_STAFF_TITLES)})|{alternation(_PERSON_TITLES)}")
 _NAME_NEXT = re.compile(alternation(_NAME_NEXT_WORDS))
 _NOUN_NEXT = re.compile(alternation(_NOUN_NEXT_WORDS))
-# Separators between the names of a signature block (王芳/李明, 王芳、李明, 王芳  李明).
-_CHAIN = re.compile(r"[ \t]*[/、|&＆][ \t]*|[ \t]+")
+# Separators between the names of a signature block or a list (王芳/李明, 王芳、李明, 王芳，李明, 王芳  李明).
+_CHAIN = re.compile(r"[ \t]*[/／、，,|&＆][ \t]*|[ \t]+")
 _SEX = re.compile(
     r"(?<![\u4e00-\u9fff])(?:男|女)(?:性)?(?![\u4e00-\u9fff])|性别[ \t]*[:：]?[ \t]*(?:男|女)|(?<![A-Za-z0-9])[MF](?![A-Za-z0-9])"
 )
@@ -147,14 +163,21 @@ _SEX_NEXT = re.compile(
 )
 # What may follow the patient's name right after 患者 (患者王芳诉…, 患者于娟于2023年…, 患者周全于今日…).
 _PATIENT_NEXT = re.compile(r"诉|主诉|自诉|因|于(?=\d|今|昨|前|近|本|我|外|上|下|当|入|次)")
-# A department named before a name (通知：神经外科/郇凯, 送检：耳鼻喉科 柏青).
+# A department named before a name (通知：神经外科/郇凯, 送检：耳鼻喉科 柏青), and the characters that end one.
 _DEPARTMENT = re.compile(r"[\u4e00-\u9fff]{1,8}?(?:科|室|病区|病房|中心|组)[ \t]*[/、]?[ \t]*")
+_DEPARTMENT_ENDS = frozenset("科室组")
 # Names without a surname (Tibetan, Uyghur, Mongolian: 扎西顿珠, 热依拉·艾买提), parts joined by a middle dot.
 _JOINED_NAME = re.compile(r"[\u4e00-\u9fff]{2,8}(?:[·•・][\u4e00-\u9fff]{1,8})*")
+_NAME_DOTS = re.compile(r"[·•・]")
+# jieba's tags of function words: prepositions, adverbs, conjunctions, particles, directions, pronouns, numerals
+# and measure words.
+_FUNCTION_TAGS = frozenset({"p", "d", "c", "u", "f", "r", "m", "q"})
 # Dates and times a signature line may hold besides names, and the separators it may hold.
 _DATE_TIME = re.compile(
     r"(?:19|20)\d{2}[ \t]*[-/.年][ \t]*\d{1,2}[ \t]*[-/.月][ \t]*\d{1,2}[ \t]*日?|\d{1,2}[:：]\d{2}(?:[:：]\d{2})?"
 )
+# An opening parenthesis after Latin script, before a few Chinese characters: Lin, Yi-Hsuan（林宜萱）.
+_GLOSS = re.compile(r"[A-Za-z][ \t]*[（(](?=[\u4e00-\u9fff]{2,4}[)）])")
 _SIGNATURE_REST = re.compile(r"[\s/、,，;；|·.\-—()（）]*")
 _MAX_VETOED = 8  # the longest vetoed word looked for across a candidate's edge
 _HMM_WINDOW = 6  # characters from a surname that the HMM reads: a name and what follows it
@@ -425,7 +448,9 @@ class _Reader:
     def candidate(self, at: int) -> _Candidate | None:
         """The surname-led candidate starting at ``at`` (a bare surname included), if any."""
         if at not in self._candidates:
-            self._candidates[at] = self._read(at)
+            found = self._read(at)
+            word_surname = self.text[at] in WORD_SURNAMES and _surname_length(self.text, at) == 1
+            self._candidates[at] = None if found and word_surname and not _name_like(found) else found
         return self._candidates[at]
 
     def _read(self, at: int) -> _Candidate | None:
@@ -464,7 +489,7 @@ class _Reader:
         if (
             len(given) == 2
             and not _NON_NAME_CHARS.intersection(given)
-            and word not in _FUNCTION_SURNAMES
+            and word not in WORD_SURNAMES
             and not _NAME_NEXT.fullmatch(given)  # 王|主任, 王|签字: a title or what follows a name
         ):
             # A given name that is also a word (仝|海鹰, 何|建国); a common word (方|有效) counts only where a
@@ -484,38 +509,43 @@ def _name_like(found: _Candidate) -> bool:
     return found.tag.startswith("nr") or found.tag == "x"
 
 
-def _vetoed(text: str, start: int, end: int) -> bool:
+def _vetoed(text: str, start: int, end: int, inside: bool = False) -> bool:
     """A surname-led candidate is no name: a given character is one names never hold (余脑), or a clinical
-    word overlaps it (:func:`_clinical`)."""
+    word overlaps it (:func:`_clinical`; with ``inside``, only one that crosses its edges)."""
     name = text[start + _surname_length(text, start) : end]
-    return "某" in name or bool(_NON_NAME_CHARS.intersection(name)) or _clinical(text, start, end)
+    return "某" in name or bool(_NON_NAME_CHARS.intersection(name)) or _clinical(text, start, end, inside)
 
 
-def _clinical(text: str, start: int, end: int) -> bool:
-    """A clinical word is ``text[start:end]``, lies in it or crosses its edge (康复科, 高信号)."""
+def _clinical(text: str, start: int, end: int, inside: bool = False) -> bool:
+    """A clinical word is ``text[start:end]``, lies in it or crosses its edge (康复科, 高信号); with ``inside``,
+    one may lie in it (石化|军, where a name is bounded on both sides)."""
     words, beginnings = _vetoed_words()
     for i in range(max(0, start - _MAX_VETOED + 1), end):
         for j in range(i + 2, min(len(text), i + _MAX_VETOED) + 1):
             if text[i:j] not in beginnings:
                 break  # no vetoed word starts so
-            if j > start and text[i:j] in words:
+            crosses = i < start < j or j > end or (i, j) == (start, end)
+            if j > start and (crosses or not inside) and text[i:j] in words:
                 return True
     return False
 
 
-def _open(text: str, at: int, end: int) -> bool:
+def _open(text: str, at: int, end: int, inside: bool = False) -> bool:
     """A surname-led name may start at ``at`` and end at ``end``: a surname and at most two given characters
     that no veto stops. The veto only grows with a candidate's end, so where it stops the shortest end a
     rule accepts, the rule need not run the tagger."""
     surname = _surname_length(text, at)
-    return 0 < surname <= end - at <= surname + 2 and not _vetoed(text, at, end)
+    return 0 < surname <= end - at <= surname + 2 and not _vetoed(text, at, end, inside)
 
 
-def _given_name(reader: _Reader, at: int) -> _Candidate | None:
-    """The candidate at ``at`` where it holds given characters and no veto stops it."""
+def _given_name(reader: _Reader, at: int, inside: bool = False) -> _Candidate | None:
+    """The candidate at ``at`` where it holds given characters and no veto stops it (``inside``: see
+    :func:`_clinical`; the veto then no longer grows with the end, so that both ends are tried before the
+    tagger runs)."""
     text, surname = reader.text, _surname_length(reader.text, at)
-    found = reader.candidate(at) if _open(text, at, at + surname + 1) else None
-    if found is None or found.end - at <= surname or _vetoed(text, at, found.end):
+    ends = (at + surname + 1, at + surname + 2) if inside else (at + surname + 1,)
+    found = reader.candidate(at) if any(_open(text, at, end, inside) for end in ends) else None
+    if found is None or found.end - at <= surname or _vetoed(text, at, found.end, inside):
         return None
     return found
 
@@ -565,17 +595,55 @@ def _name_end(reader: _Reader, at: int, separated: bool, told: bool) -> int | No
     """:func:`_name_at` before the name takes in the rest of its run."""
     text = reader.text
     found = _given_name(reader, at)
+    if found is None and not told:
+        # Up to a space or the line's end, a name may hold a clinical word (医生石化军 审核…).
+        found = _given_name(reader, at, inside=True)
+        found = None if found is None or _CJK_RUN.match(text, found.end) else found
     if found is not None and text[found.end : found.end + 1] not in (":", "："):  # a label (报告时间：)
         if found.strong or found.tag.startswith("nr"):
             return found.end
+        if not told and found.tag == "x" and found.end - at == _surname_length(text, at) + 2:
+            return found.end  # a surname and two given characters jieba lacks, after a role: 医生邬锦涛镇静后
         if (separated or found.tag in _NOUN_TAGS) and _ends_name(
             text, found.end, told=told and not separated
         ):
             return found.end
     end = reader.foreign(at)
-    if end is None or _clinical(text, at, end) or text[end : end + 1] in (":", "："):
+    foreign = end is not None and not _clinical(text, at, end) and text[end : end + 1] not in (":", "：")
+    if foreign and _ends_name(text, end, told=told):
+        return end
+    return _standing_alone(reader, at) if separated and not told else None
+
+
+def _standing_alone(reader: _Reader, at: int) -> int | None:
+    """The end of a name standing alone after a separator (报告医生：阿不都萨拉木, 记录员：热依拉,
+    医师：乌云其木格/斯琴): the run of Chinese characters from ``at``, parts joined by a middle dot, up to
+    anything else (a space, the line's end, a list separator), that is no label, holds no role word, nothing
+    clinical and not ordinary words alone (审核：同上, 家属：拒绝签字). Names without a surname hold characters
+    that Han given names never do (阿不都, 其木格, 次仁), so these are only kept from its end (申请：神内,
+    送检：放射科)."""
+    text = reader.text
+    run = _JOINED_NAME.match(text, at)
+    if (
+        run is None
+        or run.end() - at > _LONGEST_NAME
+        or _CJK_RUN.match(text, run.end())
+        or text[run.end() - 1] in _NON_NAME_CHARS
+        or text[run.end() : run.end() + 1] in (":", "：")
+        or _ROLE.search(text, at, run.end())  # 值班医生伍思远
+        or _clinical(text, at, run.end())
+    ):
         return None
-    return end if _ends_name(text, end, told=told) else None
+    tokens = [token for part in _NAME_DOTS.split(run.group()) for token in _words(part)]
+    return None if all(_ordinary_token(*token) for token in tokens) else run.end()
+
+
+def _ordinary_token(word: str, tag: str) -> bool:
+    """A token no name is made of: a dictionary word that jieba tags as no name or place (维吾尔语 is ``nz``), a
+    character Han given names never hold, or a function word (同|上)."""
+    if len(word) > 1:
+        return not tag.startswith(("nr", "ns"))
+    return word in _NON_NAME_CHARS or tag in _FUNCTION_TAGS
 
 
 def _after_patient_word(reader: _Reader, at: int) -> int | None:
@@ -594,8 +662,8 @@ def _after_patient_word(reader: _Reader, at: int) -> int | None:
 
 
 def _after_roles(reader: _Reader) -> Iterator[PersonName]:
-    """Names after role words, maybe after a department (通知：神经外科/郇凯), and the names chained to them
-    in a signature block (王芳/李明)."""
+    """Names after role words, maybe after a department (通知：神经外科/郇凯, 通知神经外科杨光明), and the names
+    chained to them in a signature block or a list (王芳/李明, 参加人员：郗宝林、邝敏)."""
     text = reader.text
     for m in _ROLE.finditer(text):
         role, at, separated = m.group("role"), m.end(), bool(m.group("sep"))
@@ -606,9 +674,10 @@ def _after_roles(reader: _Reader) -> Iterator[PersonName]:
                 yield PersonName(at, end, False)
             continue
         end = _name_at(reader, at, separated, told)
-        department = _DEPARTMENT.match(text, at) if end is None and separated else None
-        if department:
-            at = department.end()
+        department = _DEPARTMENT.match(text, at) if end is None and (separated or told) else None
+        if department and not _clinical(text, at, department.end()):  # not 与周围组织…
+            # A name after a department stands apart, as after a separator (通知神经外科杨光明、…).
+            at, separated = department.end(), True
             end = _name_at(reader, at, separated, told)
         while end is not None:
             yield PersonName(at, end, staff)
@@ -625,8 +694,11 @@ def _before_titles(reader: _Reader) -> Iterator[PersonName]:
     for m in _TITLE.finditer(text):
         end = m.start()
         for at in range(max(0, end - 4), end):  # the longest candidate ending at the title
-            found = reader.candidate(at) if _open(text, at, end) else None
-            if found is None or found.end != end:
+            # Between a department and the title, the name is all there is, and may hold a clinical word or be
+            # cut otherwise by the tagger (外科|方向东|主任, 内科|安静|怡|主任).
+            inside = at > 0 and text[at - 1] in _DEPARTMENT_ENDS
+            found = reader.candidate(at) if _open(text, at, end, inside) else None
+            if found is None or (found.end != end and not inside):
                 continue
             after_boundary = (
                 at == 0
@@ -635,7 +707,7 @@ def _before_titles(reader: _Reader) -> Iterator[PersonName]:
                 or bool(_ROLE_END.search(text, max(0, at - 12), at))
             )
             if end - at == _surname_length(text, at):
-                accept = after_boundary and text[at] not in _FUNCTION_SURNAMES
+                accept = after_boundary and text[at] not in WORD_SURNAMES
             else:
                 accept = after_boundary or _name_like(found)
             if accept:
@@ -708,14 +780,35 @@ def _tagged_names(reader: _Reader) -> Iterator[PersonName]:
             at += len(word)
 
 
+def _glosses(reader: _Reader) -> Iterator[PersonName]:
+    """A name in parentheses right after the name in Latin script (Lin, Yi-Hsuan（林宜萱）): a surname-led
+    candidate that no veto stops over all the characters there (not FLAIR（高信号）)."""
+    text = reader.text
+    for m in _GLOSS.finditer(text):
+        at, end = m.end(), _CJK_RUN.match(text, m.end()).end()
+        if _open(text, at, end) and reader.candidate(at) is not None:
+            yield PersonName(at, end, False)
+
+
+def _repeated(text: str, found: set[PersonName]) -> Iterator[PersonName]:
+    """Every other place a name found once (two characters or more) stands, where nothing else marks it as one
+    (住院医师田野书写，田野的初稿…; 杨光明已复述), unless a clinical word crosses it there."""
+    for name, staff in {text[n.start : n.end]: n.staff for n in found if n.end - n.start > 1}.items():
+        at = text.find(name)
+        while at >= 0:
+            if not _clinical(text, at, at + len(name), inside=True):
+                yield PersonName(at, at + len(name), staff)
+            at = text.find(name, at + len(name))
+
+
 def find_person_names(text: str) -> list[PersonName]:
     """Every person name in ``text``, in order; overlapping readings are joined, and a name is staff when
-    any reading says so (通知王建华医生: after 通知, and before 医生)."""
+    any reading says so (通知王建华医生: after 通知, and before 医生). ``text`` is read in simplified
+    characters (:func:`brainfm.reports.lexicon.simplified` folds traditional ones, at the same places)."""
     reader = _Reader(text)
-    found = sorted(
-        {n for finder in (_after_roles, _before_titles, _in_lines, _tagged_names) for n in finder(reader)},
-        key=lambda n: (n.start, -n.end),
-    )
+    finders = (_after_roles, _before_titles, _in_lines, _glosses, _tagged_names)
+    found = {n for finder in finders for n in finder(reader)}
+    found = sorted(found | set(_repeated(text, found)), key=lambda n: (n.start, -n.end))
     kept: list[PersonName] = []
     for name in found:
         if kept and name.start < kept[-1].end:

@@ -1,4 +1,4 @@
-"""The de-identification scorer, and its scores on the hand-written identifier set (a regression test)."""
+"""The de-identification scorer, and its scores on the hand-written identifier sets (regression tests)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from brainfm.jsonl import read_jsonl
 from brainfm.reports.deid_eval import score_deid
 
-IDENTIFIER_SET = Path(__file__).parents[1] / "data" / "reports" / "deid_identifiers.jsonl"
+DATA = Path(__file__).parents[1] / "data" / "reports"
 
 
 def _record(text: str, *identifiers: tuple[str, str, str]) -> dict:
@@ -22,24 +22,25 @@ def _record(text: str, *identifiers: tuple[str, str, str]) -> dict:
 
 
 def test_scorer_counts_entries_occurrences_and_characters() -> None:
-    # 周晓明 is masked; 王芳 is masked after the label but not where it stands again, so the entry is missed;
-    # the phone number is masked but not labelled, so it is a false positive of 11 characters.
-    text = "报告医师：周晓明 审核医师：王芳。王芳已阅。电话13812345678"
-    scores = score_deid([_record(text, ("周晓明", "name", "signature"), ("王芳", "name", "review"))])
+    # 周晓明 is masked; Wang Fang is masked after the label but not where it stands again in lower case (the
+    # entries' text is paired case-insensitively), so the entry is missed; the phone number is masked but not
+    # labelled, so it is a false positive of 11 characters.
+    text = "报告医师：周晓明 审核医师：Wang Fang。wang fang已阅。电话13812345678"
+    scores = score_deid([_record(text, ("周晓明", "name", "signature"), ("Wang Fang", "name", "review"))])
     assert (scores.recall["name"].hits, scores.recall["name"].total) == (1, 2)
     assert [(m.id, m.kind, m.position) for m in scores.misses] == [("r1", "name", "review")]
     assert [(f.id, f.masked) for f in scores.false_positives] == [("r1", "13812345678")]
     assert (scores.span_precision.hits, scores.span_precision.total) == (2, 3)
-    assert (scores.char_precision.hits, scores.char_precision.total) == (5, 16)
+    assert (scores.char_precision.hits, scores.char_precision.total) == (12, 23)
     low, high = scores.span_precision.ci95
     assert 0 < low < 2 / 3 < high < 1
     assert "| recall: name | 0.500 | 1 / 2 |" in scores.markdown()
 
 
 def test_scorer_pairs_listed_occurrences_in_order() -> None:
-    # Listed twice, 王芳 is two entries: the first occurrence is masked, the second is not.
-    text = "报告医师：王芳。王芳已阅。"
-    scores = score_deid([_record(text, ("王芳", "name", "signature"), ("王芳", "name", "other"))])
+    # Listed twice, Wang Fang is two entries: the first occurrence is masked, the second (in lower case) is not.
+    text = "报告医师：Wang Fang。wang fang已阅。"
+    scores = score_deid([_record(text, ("Wang Fang", "name", "signature"), ("wang fang", "name", "other"))])
     assert (scores.recall["name"].hits, scores.recall["name"].total) == (1, 2)
     assert [m.position for m in scores.misses] == ["other"]
 
@@ -49,11 +50,15 @@ def test_scorer_rejects_a_label_not_in_the_text() -> None:
         score_deid([_record("影像所见：未见异常。", ("王芳", "name", "signature"))])
 
 
-def test_identifier_set_meets_the_targets() -> None:
-    """The hand-written held-out set (tests/data/reports/README.md): every planted identifier found, and
-    every masked span a planted identifier (the figures reached; a drop is a regression)."""
-    scores = score_deid(read_jsonl(IDENTIFIER_SET))
-    assert scores.n_reports >= 120
+@pytest.mark.parametrize(
+    ("name", "n_reports"), [("deid_identifiers.jsonl", 124), ("deid_identifiers_fresh.jsonl", 80)]
+)
+def test_identifier_set_meets_the_targets(name: str, n_reports: int) -> None:
+    """The hand-written sets (tests/data/reports/README.md), both tuned on by now (the fresh one scored 0.878
+    recall and 0.994 span precision unseen): every planted identifier found, and every masked span a planted
+    identifier (the figures reached; a drop is a regression)."""
+    scores = score_deid(read_jsonl(DATA / name))
+    assert scores.n_reports >= n_reports
     for kind in ("name", "id", "phone", "date", "hospital", "address"):
         assert scores.recall[kind].value == 1.0, (kind, scores.misses)
     assert scores.span_precision.value >= 1.0, scores.false_positives
