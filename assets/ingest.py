@@ -17,8 +17,8 @@ from assets.figures import png_metadata
 from assets.partitions import CENTERS
 from assets.resources import DeidSecretResource, DvcResource, PathsResource, ProfileResource
 from assets.versioning import versioned
-from brainfm.dicom import NormalizeSummary, ingest_center
 from brainfm.imaging.shards import open_slices
+from brainfm.ingest import NormalizeSummary, ingest_center
 from brainfm.plots import slice_grid
 from brainfm.raw_layout import RawLayout
 

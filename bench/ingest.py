@@ -30,8 +30,8 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from brainfm.dicom import ingest_center
 from brainfm.imaging.shards import open_slices
+from brainfm.ingest import ingest_center
 from brainfm.pseudonym import Pseudonymizer
 
 

@@ -42,12 +42,12 @@ from scipy.stats import binomtest
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from brainfm.dicom import ingest_center
 from brainfm.dicom.manifest import series_sequences
 from brainfm.dicom.reading import SEQUENCE_TYPES, remove_sequence_evidence
 from brainfm.imaging.sequence_content import MODEL_FILE, ContentModel, content_features, load_model
 from brainfm.imaging.shards import open_slices
 from brainfm.imaging.volumes import Volume
+from brainfm.ingest import ingest_center
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.splits import PRETRAIN_TRAIN_FRACTION, split_patients
 from brainfm.synth import generate_cohort

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from brainfm.dicom.center import DeidSummary, deidentify_center, ingest_center
+from brainfm.ingest import DeidSummary, deidentify_center, ingest_center
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.secrets import load_secret
 

@@ -120,7 +120,7 @@ def first_instances(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def series_sequences(manifest: pl.DataFrame) -> dict[str, str]:
     """Series UID → the sequence most of its readable files were given from their original headers: what
-    :func:`~brainfm.dicom.center.normalize_center` labels its slices with (ties: first in file order). It
+    :func:`~brainfm.ingest.normalize_center` labels its slices with (ties: first in file order). It
     labels an ``unknown`` series from its voxels (:mod:`brainfm.imaging.sequence_content`)."""
     ok = manifest.filter(pl.col("status") == "ok", pl.col("series").is_not_null())
     counts = ok.group_by("series", "sequence", maintain_order=True).len()

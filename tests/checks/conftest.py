@@ -34,7 +34,7 @@ class IngestedCenter:
 @pytest.fixture(scope="session")
 def ingested(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> IngestedCenter:
     from assets.resources import DeidSecretResource
-    from brainfm.dicom import ingest_center
+    from brainfm.ingest import ingest_center
 
     root = tmp_path_factory.mktemp("ingested")
     for patient in sorted((raw / "dicom" / "center_a").iterdir())[:2]:

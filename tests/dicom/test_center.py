@@ -16,9 +16,10 @@ import pydicom
 import pytest
 
 from brainfm.cli import main
-from brainfm.dicom import find_identifiers_in_tree, ingest_center, scan_center
+from brainfm.dicom import find_identifiers_in_tree
 from brainfm.dicom.quarantine import read_quarantine
 from brainfm.imaging.shards import open_slices
+from brainfm.ingest import ingest_center, scan_center
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.splits import PRETRAIN_TRAIN_FRACTION, assign_split
 
@@ -116,11 +117,11 @@ def test_kill_9_mid_run_leaves_no_partial_output_and_rerun_finishes(center: Path
     paused = tmp_path / "paused"
     # The run waits after its first staged file, so the kill lands mid-run every time (no race with its end).
     code = (
-        "import signal, sys; from pathlib import Path; import brainfm.dicom.center as c; "
-        "from brainfm.pseudonym import Pseudonymizer; o = Path(sys.argv[2]); write = c.write_deidentified\n"
+        "import signal, sys; from pathlib import Path; import brainfm.ingest as i, brainfm.ingest.work as w; "
+        "from brainfm.pseudonym import Pseudonymizer; o = Path(sys.argv[2]); write = w.write_deidentified\n"
         "def write_then_wait(ds, path):\n    write(ds, path); Path(sys.argv[3]).touch(); signal.pause()\n"
-        "c.write_deidentified = write_then_wait\n"
-        "c.ingest_center(Path(sys.argv[1]), o / 'deid', o / 'slices', o / 'quarantine.jsonl', 'center_a', "
+        "w.write_deidentified = write_then_wait\n"
+        "i.ingest_center(Path(sys.argv[1]), o / 'deid', o / 'slices', o / 'quarantine.jsonl', 'center_a', "
         "Pseudonymizer(b'brainfm-test-secret-0123456789abcdef'))"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(center), str(tmp_path), str(paused)])

@@ -15,8 +15,8 @@ import pydicom
 import pytest
 from pydicom.uid import RLELossless
 
-from brainfm.dicom import ingest_center, scan_center
 from brainfm.dicom.quarantine import read_quarantine
+from brainfm.ingest import ingest_center, scan_center
 from brainfm.pseudonym import Pseudonymizer
 
 from .conftest import write_series
@@ -92,7 +92,7 @@ def test_an_image_stored_twice_is_kept_once_and_the_manifest_names_each_instance
 
 UNGUARDED = """
 from pathlib import Path
-from brainfm.dicom import ingest_center
+from brainfm.ingest import ingest_center
 from brainfm.pseudonym import Pseudonymizer
 root = Path({root!r})
 ingest_center(root / "raw", root / "deid", root / "slices", root / "q.jsonl", "c", Pseudonymizer(b"k" * 20), workers=2)

@@ -10,8 +10,8 @@ import polars as pl
 import pydicom
 import pytest
 
-from brainfm.dicom import deidentify_center, ingest_center, normalize_center
 from brainfm.dicom.manifest import series_sequences
+from brainfm.ingest import deidentify_center, ingest_center, normalize_center
 from brainfm.pseudonym import Pseudonymizer
 
 from .conftest import write_series

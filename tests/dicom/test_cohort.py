@@ -20,9 +20,10 @@ import polars as pl
 import pydicom
 import pytest
 
-from brainfm.dicom import IngestSummary, find_identifiers_in_tree, ingest_center
+from brainfm.dicom import find_identifiers_in_tree
 from brainfm.dicom.quarantine import read_quarantine
 from brainfm.imaging.shards import open_slices
+from brainfm.ingest import IngestSummary, ingest_center
 from brainfm.pseudonym import Pseudonymizer, center_patient_key
 
 KEY = Pseudonymizer(b"brainfm-test-secret-0123456789abcdef")

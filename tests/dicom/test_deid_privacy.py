@@ -27,11 +27,11 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from brainfm.dicom import deidentify_center
 from brainfm.dicom.deid import Deidentifier
 from brainfm.dicom.deid_profile import CSA_CREATOR, CSA_FIELDS, CSA_GROUP, SAFE_PRIVATE, PrivateField
 from brainfm.dicom.export import write_deidentified
 from brainfm.dicom.reading import read_header
+from brainfm.ingest import deidentify_center
 from brainfm.pseudonym import Pseudonymizer, center_patient_key
 
 from .conftest import write_series

@@ -14,11 +14,11 @@ import pydicom
 import pytest
 from pydicom.data import get_charset_files, get_testdata_files
 
-from brainfm.dicom import deidentify_center
 from brainfm.dicom.deid import Deidentifier
 from brainfm.dicom.export import write_deidentified
 from brainfm.dicom.quarantine import BadInput, Reason, read_quarantine
 from brainfm.dicom.reading import decode_frames, read_dataset, require_uids
+from brainfm.ingest import deidentify_center
 from brainfm.pseudonym import Pseudonymizer
 
 NIBABEL_DATA = Path(nibabel.__file__).parent / "nicom" / "tests" / "data"

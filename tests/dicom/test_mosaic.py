@@ -15,8 +15,6 @@ import polars as pl
 import pydicom
 import pytest
 
-from brainfm.dicom import ingest_center, normalize_center
-from brainfm.dicom.center import _frames
 from brainfm.dicom.deid import Deidentifier
 from brainfm.dicom.diffusion import b_values
 from brainfm.dicom.export import write_deidentified
@@ -24,6 +22,8 @@ from brainfm.dicom.mosaic import mosaic_of, untile
 from brainfm.dicom.quarantine import read_quarantine
 from brainfm.dicom.reading import decode_frames, frame_geometries, read_header
 from brainfm.imaging.volumes import build_volumes
+from brainfm.ingest import ingest_center, normalize_center
+from brainfm.ingest.work import _frames
 from brainfm.pseudonym import Pseudonymizer
 
 from .conftest import phantom

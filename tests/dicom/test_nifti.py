@@ -11,9 +11,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from brainfm.dicom import find_identifiers_in_tree, ingest_center, normalize_center, scan_center
+from brainfm.dicom import find_identifiers_in_tree
 from brainfm.dicom.quarantine import read_quarantine
 from brainfm.imaging.shards import open_slices
+from brainfm.ingest import ingest_center, normalize_center, scan_center
 from brainfm.pseudonym import Pseudonymizer, center_patient_key
 
 from .conftest import IDENTIFIERS, phantom, write_series

@@ -16,12 +16,12 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from brainfm.dicom import ingest_center, normalize_center, scan_center
 from brainfm.dicom.manifest import series_sequences
 from brainfm.dicom.reading import SequenceLabel, infer_sequence, remove_sequence_evidence
 from brainfm.imaging.sequence_content import content_features, load_model
 from brainfm.imaging.shards import open_slices
 from brainfm.imaging.volumes import Volume
+from brainfm.ingest import ingest_center, normalize_center, scan_center
 from brainfm.splits import split_patients
 from brainfm.synth.anatomy import load_template
 from brainfm.synth.contact_sheet import read_series

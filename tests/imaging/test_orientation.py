@@ -27,8 +27,8 @@ from pydicom.uid import EnhancedMRImageStorage, ExplicitVRLittleEndian, MRImageS
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from brainfm.dicom import ingest_center, normalize_center
 from brainfm.imaging.shards import open_slices
+from brainfm.ingest import ingest_center, normalize_center
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.synth.cohort import PatientTask, build_patient
 from brainfm.synth.profiles import CENTERS
