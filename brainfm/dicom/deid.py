@@ -76,6 +76,7 @@ _IDENTIFYING = (
     "StationName", "DeviceSerialNumber", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
 )  # fmt: skip
 _KEPT_EQUIPMENT = ("Manufacturer", "ManufacturerModelName", "TransmitCoilName", "ReceiveCoilName")
+_VALUE_TAGS = tuple(tag_for_keyword(k) for k in ("SpecificCharacterSet", *_IDENTIFYING, *_KEPT_EQUIPMENT))
 _CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
 # Words of the text de-identification itself writes into every export (method codes and description).
 _WRITTEN_WORDS = frozenset(re.findall(r"[a-z0-9.]+", " ".join([METHOD_TEXT, *(m for _, m in METHOD_CODES)]).lower()))
@@ -104,14 +105,32 @@ def patient_key(ds: Dataset | Header, center: str) -> str:
     return center_patient_key(center, f"study:{ds.get('StudyInstanceUID') or ''}")
 
 
-def identifying_values(ds: Dataset | Header) -> set[str]:
+def identifying_values(ds: Dataset | Header) -> frozenset[str]:
     """The original values that identify the patient of ``ds`` or its site (the leak check of its export looks
     for them): names, their ``=`` groups and ``^`` components, IDs, accession number, birth date, address,
     telephone numbers, the staff names, and the station name, device serial number and institution. Values
     under 4 characters match by chance and are left out, except CJK names of 2 or more characters, and so are
     words every export may carry (the method text, technical descriptor words, the file's kept manufacturer,
     model and coil names: a station named after its scanner model is no leak). Held in memory only, never
-    logged or written."""
+    logged or written.
+
+    For a lean header the result is cached by the stored bytes of those attributes (and the character set): the
+    files of a series repeat them, and decoding them is a per-file cost of the ingest.
+    """
+    if isinstance(ds, Header):
+        stored = ((t, ds.elements.get(t)) for t in _VALUE_TAGS)
+        return _cached_values(tuple((t, e) for t, e in stored if e is not None and isinstance(e[1], bytes)))
+    return _values(ds)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_values(elements: tuple[tuple[int, tuple[str, Any]], ...]) -> frozenset[str]:
+    header = Header()
+    header.elements = dict(elements)
+    return _values(header)
+
+
+def _values(ds: Dataset | Header) -> frozenset[str]:
     values: set[str] = set()
     equipment = {str(ds.get(k) or "").strip().lower() for k in _KEPT_EQUIPMENT}
     for keyword in _IDENTIFYING:
@@ -122,11 +141,11 @@ def identifying_values(ds: Dataset | Header) -> set[str]:
             if keyword.endswith("Name"):
                 for group in (g.strip("^ ") for g in text.split("=")):
                     values |= {group, group.replace("^", " "), group.replace("^", ""), *group.split("^")}
-    return {
+    return frozenset(
         v.strip() for v in values
         if (len(v.strip()) >= 4 or (len(v.strip()) >= 2 and _CJK.search(v)))
         and v.strip().lower() not in _EVERY_EXPORTS_WORDS and v.strip().lower() not in equipment
-    }  # fmt: skip
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

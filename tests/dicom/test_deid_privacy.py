@@ -251,3 +251,15 @@ def test_the_leak_gate_finds_a_station_name_or_institution_in_kept_text(tmp_path
     summary = deidentify_center(tmp_path / "raw", tmp_path / "deid", tmp_path / "q.jsonl", KEY)
     # A station named after its scanner model (kept as equipment type) is no leak; MRC45321 is.
     assert summary.exported == 6 and summary.identifier_hits == 2
+
+
+def test_identifying_values_are_the_same_from_a_lean_header_and_a_dataset(tmp_path: Path) -> None:
+    """The lean route caches them by the stored bytes (and character set); the values must not differ."""
+    from brainfm.dicom.deid import identifying_values
+
+    write_series(tmp_path / "a", n_slices=2)
+    write_series(tmp_path / "b", patient_id="WF-7", name="Wang Fang=王芳", n_slices=1, seed=1)
+    for path in sorted(tmp_path.rglob("*.dcm")):
+        values = identifying_values(read_header(path))
+        assert values == identifying_values(pydicom.dcmread(path))
+        assert {"ZW-00042", "Zhang Wei", "张伟", "Renmin Hospital"} <= values or {"WF-7", "王芳"} <= values
