@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # nibabel.nicom warns on import that its DICOM 
 
 Numbers = list[int] | list[float]
 _NUMERIC_VRS = frozenset({*NUMBER_FORMATS, "IS", "DS"})
-INTEGER_VRS = frozenset({"IS", "US", "SS", "UL", "SL", "UV", "SV"})
+_INTEGER_VRS = frozenset({"IS", "US", "SS", "UL", "SL", "UV", "SV"})
 _IS_LIMIT = 2**31 - 1  # PS3.5 Table 6.2-1
 
 
@@ -70,7 +70,7 @@ def _checked(numbers: list[float], field: PrivateField) -> Numbers | None:
     integer VR), as ints or floats by the field's VR; else None."""
     if not numbers or (field.vm is not None and len(numbers) != field.vm) or not all(map(math.isfinite, numbers)):
         return None
-    if field.vr not in INTEGER_VRS:
+    if field.vr not in _INTEGER_VRS:
         return [float(n) for n in numbers]
     if any(n != int(n) or abs(n) > _IS_LIMIT for n in numbers):
         return None
