@@ -15,9 +15,7 @@ import polars as pl
 
 from brainfm.dicom.manifest import bad_row, file_token
 from brainfm.dicom.quarantine import QuarantineEntry, Reason
-from brainfm.dicom.reading import (
-    UNKNOWN,
-)
+from brainfm.dicom.reading import UNKNOWN
 from brainfm.imaging.qc import QCThresholds
 from brainfm.imaging.shards import INDEX_FILE, QC_FILE, ShardWriter
 from brainfm.ingest.work import Job, JobResult, SeriesPart, relabel, run_job
@@ -37,7 +35,6 @@ QC_SCHEMA = {
 }  # fmt: skip
 
 
-
 @dataclass(frozen=True)
 class NormalizeSummary:
     """Counts of one center's normalisation (slices and series)."""
@@ -47,8 +44,6 @@ class NormalizeSummary:
     excluded: int
     exclusion_reasons: dict[str, int]
     patients: dict[str, int]  # split name → number of patients
-
-
 
 
 def keep_first_copies(results: list[JobResult], stage: Path, key: bytes) -> None:

@@ -44,8 +44,6 @@ class DeidSummary:
         )
 
 
-
-
 def _folders(root: Path) -> tuple[list[tuple[str, ...]], list[str]]:
     """Relative paths of all regular files under ``root``, grouped by folder, sorted (deterministic jobs), and
     of every symbolic link (to a file or a folder, never followed: it may loop or lead outside ``root``)."""
@@ -61,7 +59,6 @@ def _folders(root: Path) -> tuple[list[tuple[str, ...]], list[str]]:
             elif path.is_file():
                 groups[dirpath].append(str(path.relative_to(root)))
     return [tuple(sorted(groups[d])) for d in sorted(groups)], sorted(links)
-
 
 
 def _run(
