@@ -6,14 +6,19 @@ slices). Every slice is displayed the same way: rows run from superior/anterior 
 columns along the remaining RAS axis in increasing order (R for axial and coronal, A for sagittal). A series
 whose header gives no orientation is never put into a guessed one: its frames are shown as stored, in input
 order, with plane ``unknown``.
+
+The geometric part (:class:`SliceGeometry`) is shared with label maps on the same voxel grid (lesion masks,
+:mod:`brainfm.imaging.masks`), which it resamples by nearest neighbour instead of linearly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
+from scipy import ndimage
 
 from brainfm.imaging.qc import DEFAULT_THRESHOLDS, QCThresholds, otsu_threshold, slice_reasons
 from brainfm.imaging.volumes import Volume, check_grid
@@ -36,6 +41,7 @@ class NormalizedVolume:
     slice_index: list[int]
     excluded: list[tuple[int, str]]
     plane: str
+    geometry: SliceGeometry  # how the volume's voxels map onto the slices (also for its label maps)
 
 
 def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOLDS) -> NormalizedVolume:
@@ -45,7 +51,7 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
     any statistic; a slice with more than ``thresholds.max_non_finite_fraction`` of them is excluded as
     ``non_finite``. Raises GeometryError for an unusable voxel grid.
     """
-    check_grid(volume.affine)
+    geometry = slice_geometry(volume.affine, volume.data.shape)
     data, non_finite = _finite(volume.data)
     slices = np.moveaxis(data, 2, 0)  # (slice, row, column): contiguous for DICOM volumes
     flat = (slices if slices.flags.c_contiguous else data).reshape(-1)  # a view either way (NIfTI: data)
@@ -56,17 +62,8 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
     for k in np.flatnonzero(non_finite > thresholds.max_non_finite_fraction):
         reasons[k] = "non_finite"
 
-    transform = ornt_transform(io_orientation(volume.affine), axcodes2ornt("RAS"))
-    ras = apply_orientation(data, transform)
-    axis, flipped = int(transform[2, 0]), transform[2, 1] < 0
-    n = data.shape[2]
-    ras_index = [n - 1 - k if flipped else k for k in range(n)]
-    in_plane = [a for a in range(3) if a != axis]
-    spacing = np.sqrt((volume.affine[:3, :3] ** 2).sum(axis=0))[transform[:, 0].argsort()]  # per RAS axis
-
-    kept = sorted((k for k in range(n) if reasons[k] is None), key=lambda k: ras_index[k])  # inferior→superior etc.
-    # (slices, a, b) with a < b the in-plane RAS axes; display rows = b descending, columns = a ascending.
-    stack = np.moveaxis(ras, axis, 0)[[ras_index[k] for k in kept]]  # a float32 copy: windowed in place
+    kept = sorted(geometry.slice_index[k] for k, r in enumerate(reasons) if r is None)  # inferior→superior etc.
+    stack = geometry.stack(data, kept)  # a float32 copy: windowed in place
     # Window to [0, 255] plus 0.5, so that the final float → uint8 cast (which truncates) rounds half up:
     # linear resampling carries the offset through, and no rounding pass over the output is needed.
     scale = 255.0 / max(hi - lo, 1e-6)
@@ -74,10 +71,108 @@ def normalize_volume(volume: Volume, thresholds: QCThresholds = DEFAULT_THRESHOL
     stack *= scale
     np.clip(stack, 0.5, 255.5, out=stack)
     return NormalizedVolume(
-        slices=_resize(stack, spacing[in_plane[0]], spacing[in_plane[1]]),
-        slice_index=[ras_index[k] for k in kept],
-        excluded=sorted((ras_index[k], r) for k, r in enumerate(reasons) if r is not None),
-        plane=_PLANES[axis] if volume.oriented else "unknown",
+        slices=geometry.display(stack, labels=False),
+        slice_index=kept,
+        excluded=sorted((geometry.slice_index[k], r) for k, r in enumerate(reasons) if r is not None),
+        plane=_PLANES[geometry.axis] if volume.oriented else "unknown",
+        geometry=geometry,
+    )
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """Where the voxels of a volume go on its normalised slices (docs/DATA_CONTRACT.md §3, "Display
+    convention"): reorientation to RAS, slicing along the acquired axis, the display transpose and flip, and
+    the in-plane resize to the 256 grid (the longer physical side spans 256 pixels, centred, zero padded).
+    Images and label maps of one voxel grid go through the same geometry (:meth:`display`)."""
+
+    affine: np.ndarray  # 4×4: voxel (row, column, slice) → RAS mm
+    shape: tuple[int, int, int]  # voxels (rows, columns, slices)
+    transform: np.ndarray  # nibabel orientation transform of the array to RAS (axis swaps and flips only)
+    axis: int  # RAS axis normal to the slices: 0 R (sagittal), 1 A (coronal), 2 S (axial)
+    slice_index: tuple[int, ...]  # per stored slice k: its index along that RAS axis
+    in_plane: tuple[int, int]  # the other two RAS axes a < b: display columns run along a, rows along b
+    ras_shape: tuple[int, int, int]  # voxels along R, A and S after reorientation
+    voxel_mm: tuple[float, float, float]  # voxel size along R, A and S after reorientation
+    # mm per normalised pixel: exact along the longer in-plane side (256 pixels); the other side's pixel count
+    # is rounded, so its pixels differ from this by at most half a pixel over its span.
+    pixel_mm: float
+    resized: tuple[int, int]  # pixels the volume spans along a and b on the 256 grid
+
+    @property
+    def slice_mm(self) -> float:
+        """mm between adjacent ``slice_index`` values (the voxel size along the slice normal)."""
+        return self.voxel_mm[self.axis]
+
+    def stack(self, data: np.ndarray, slice_index: Sequence[int]) -> np.ndarray:
+        """(n, a, b) copy of the slices of ``data[row, column, slice]`` (this grid) at RAS ``slice_index``."""
+        return np.moveaxis(apply_orientation(data, self.transform), self.axis, 0)[list(slice_index)]
+
+    def display(self, stack: np.ndarray, labels: bool) -> np.ndarray:
+        """(n, a, b) from :meth:`stack` → (n, 256, 256) uint8 in display order (rows = b descending, columns = a),
+        resampled linearly (images: float32 in [0.5, 255.5], truncated) or, for ``labels`` (integer label
+        maps), by nearest neighbour. Resampled in memory order, before the display transpose (both
+        resamplings commute with it)."""
+        n, size_a, size_b = stack.shape
+        out = np.zeros((n, SIZE, SIZE), dtype=np.uint8)
+        if n == 0:
+            return out
+        new_a, new_b = self.resized
+        if (new_a, new_b) == (size_a, size_b):
+            resized = stack
+        elif labels:
+            # ndimage's zoom with grid_mode samples the source coordinate resample_linear interpolates at.
+            zoom = (1.0, new_a / size_a, new_b / size_b)
+            resized = ndimage.zoom(stack, zoom, order=0, grid_mode=True, mode="nearest")
+        else:
+            resized = resample_linear(stack, new_a, new_b)
+        display = np.flip(np.swapaxes(resized, 1, 2), axis=1)  # (n, new_b, new_a)
+        r0, c0 = (SIZE - new_b) // 2, (SIZE - new_a) // 2
+        out[:, r0 : r0 + new_b, c0 : c0 + new_a] = display
+        return out
+
+    def to_ras(self) -> np.ndarray:
+        """4×4 affine: (slice_index, row, column) of a normalised slice → RAS mm (pixel centres; the inverse
+        of the display mapping, padding included, so a pixel outside the field of view maps outside it)."""
+        a, b = self.in_plane
+        new_a, new_b = self.resized
+        shape = self.ras_shape
+        r0, c0 = (SIZE - new_b) // 2, (SIZE - new_a) // 2
+        scale_a, scale_b = shape[a] / new_a, shape[b] / new_b  # source voxels per resized pixel
+        display = np.zeros((4, 4))  # (slice_index, row, column, 1) → reoriented voxel index
+        display[self.axis, 0] = 1.0
+        display[a, 2], display[a, 3] = scale_a, (0.5 - c0) * scale_a - 0.5  # column c → (c - c0 + 0.5)·s − 0.5
+        display[b, 1], display[b, 3] = -scale_b, (new_b - 0.5 + r0) * scale_b - 0.5  # row r: b runs upward
+        display[3, 3] = 1.0
+        return self.affine @ inv_ornt_aff(self.transform, self.shape) @ display
+
+
+def slice_geometry(affine: np.ndarray, shape: Sequence[int]) -> SliceGeometry:
+    """The :class:`SliceGeometry` of a voxel grid: ``affine`` voxel (row, column, slice) → RAS mm, ``shape``
+    its three sizes. Raises GeometryError for an unusable grid."""
+    check_grid(affine)
+    rows, columns, n = (int(v) for v in shape)
+    transform = ornt_transform(io_orientation(affine), axcodes2ornt("RAS"))
+    axis, flipped = int(transform[2, 0]), bool(transform[2, 1] < 0)
+    a, b = (i for i in range(3) if i != axis)
+    source = transform[:, 0].argsort()  # per RAS axis, the array axis it comes from
+    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))[source]
+    sizes = [(rows, columns, n)[i] for i in source]
+    mm_per_pixel = max(sizes[a] * spacing[a], sizes[b] * spacing[b]) / SIZE
+    return SliceGeometry(
+        affine=np.asarray(affine, dtype=np.float64),
+        shape=(rows, columns, n),
+        transform=transform,
+        axis=axis,
+        slice_index=tuple(n - 1 - k if flipped else k for k in range(n)),
+        in_plane=(a, b),
+        ras_shape=(sizes[0], sizes[1], sizes[2]),
+        voxel_mm=(float(spacing[0]), float(spacing[1]), float(spacing[2])),
+        pixel_mm=float(mm_per_pixel),
+        resized=(
+            min(SIZE, max(1, round(sizes[a] * spacing[a] / mm_per_pixel))),
+            min(SIZE, max(1, round(sizes[b] * spacing[b] / mm_per_pixel))),
+        ),
     )
 
 
@@ -107,24 +202,6 @@ def _finite(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = data.copy(order="K")
     out[~finite] = data[finite].min() if finite.any() else 0.0
     return out, fraction
-
-
-def _resize(stack: np.ndarray, a_mm: float, b_mm: float) -> np.ndarray:
-    """(n, a, b) float32 in [0.5, 255.5] (pixel sizes ``a_mm``, ``b_mm``) → (n, 256, 256) uint8 (truncated) for
-    display (rows = b descending, columns = a): the longer physical side spans 256 pixels, centred, zero-padded.
-    Resampled in memory order, before the display transpose (linear resampling commutes with it)."""
-    n, size_a, size_b = stack.shape
-    out = np.zeros((n, SIZE, SIZE), dtype=np.uint8)
-    if n == 0:
-        return out
-    mm_per_pixel = max(size_a * a_mm, size_b * b_mm) / SIZE
-    new_a = min(SIZE, max(1, round(size_a * a_mm / mm_per_pixel)))
-    new_b = min(SIZE, max(1, round(size_b * b_mm / mm_per_pixel)))
-    resized = stack if (new_a, new_b) == (size_a, size_b) else resample_linear(stack, new_a, new_b)
-    display = np.flip(np.swapaxes(resized, 1, 2), axis=1)  # (n, new_b, new_a)
-    r0, c0 = (SIZE - new_b) // 2, (SIZE - new_a) // 2
-    out[:, r0 : r0 + new_b, c0 : c0 + new_a] = display
-    return out
 
 
 def resample_linear(stack: np.ndarray, rows: int, cols: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from brainfm.imaging.normalize import SIZE
 SHARD_SLICES = 4096  # slices per shard: 256 MiB per full shard
 INDEX_FILE = "index.parquet"
 QC_FILE = "qc.parquet"
+VOLUMES_FILE = "volumes.parquet"  # one row per normalised volume: its voxel grid (docs/DATA_CONTRACT.md §3)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ crash gives the same bytes and never duplicates. NIfTI files (``brainfm.dicom.ni
 same jobs, one series per file. The entry points are in ``runner``.
 """
 
-from brainfm.ingest.merge import INDEX_SCHEMA, QC_SCHEMA, NormalizeSummary
+from brainfm.ingest.merge import INDEX_SCHEMA, QC_SCHEMA, VOLUMES_SCHEMA, NormalizeSummary
 from brainfm.ingest.runner import (
     DeidSummary,
     IngestSummary,
@@ -23,6 +23,7 @@ from brainfm.ingest.runner import (
 __all__ = [
     "INDEX_SCHEMA",
     "QC_SCHEMA",
+    "VOLUMES_SCHEMA",
     "DeidSummary",
     "IngestSummary",
     "NormalizeSummary",

@@ -1,5 +1,5 @@
 """Merging an ingest's per-folder results: first copies of each instance named, series parts written as
-shards + index.parquet + qc.parquet."""
+shards + index.parquet + qc.parquet + volumes.parquet."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from brainfm.dicom.manifest import bad_row, file_token
 from brainfm.dicom.quarantine import QuarantineEntry, Reason
 from brainfm.dicom.reading import UNKNOWN
 from brainfm.imaging.qc import QCThresholds
-from brainfm.imaging.shards import INDEX_FILE, QC_FILE, ShardWriter
+from brainfm.imaging.shards import INDEX_FILE, QC_FILE, VOLUMES_FILE, ShardWriter
 from brainfm.ingest.work import Job, JobResult, SeriesPart, relabel, run_job
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.splits import PRETRAIN_TRAIN_FRACTION, split_patients
@@ -32,6 +32,11 @@ INDEX_SCHEMA = {
 QC_SCHEMA = {
     "patient": pl.String(), "study": pl.String(), "series": pl.String(), "volume": pl.Int32(),
     "sequence": pl.String(), "slice_index": pl.Int32(), "reason": pl.String(), "center": pl.String(),
+}  # fmt: skip
+VOLUMES_SCHEMA = {
+    "patient": pl.String(), "study": pl.String(), "series": pl.String(), "volume": pl.Int32(),
+    "sequence": pl.String(), "plane": pl.String(), "shape": pl.Array(pl.Int32(), 3),
+    "affine": pl.Array(pl.Float64(), 16), "pixel_mm": pl.Float64(), "slice_mm": pl.Float64(), "center": pl.String(),
 }  # fmt: skip
 
 
@@ -77,7 +82,8 @@ def write_slices(
     results: list[JobResult], stage: Path, deid_root: Path, center: str, seed: int, thresholds: QCThresholds,
     unreadable: list[QuarantineEntry],
 ) -> NormalizeSummary:  # fmt: skip
-    """Merge per-job series parts into shards + index.parquet + qc.parquet (order independent of workers).
+    """Merge per-job series parts into shards + index.parquet + qc.parquet + volumes.parquet (order independent
+    of workers).
 
     ``unreadable``: de-identified files that could not be read (:func:`normalize_center`), one QC row each.
     """
@@ -108,6 +114,7 @@ def write_slices(
     writer = ShardWriter(stage)
     index: list[dict[str, Any]] = []
     qc: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
     for part in parts:
         keys = {"patient": part.patient, "study": part.study, "series": part.series, "sequence": part.sequence}
         if part.unusable is not None:
@@ -121,6 +128,11 @@ def write_slices(
                     "b_value": vol.b_value,
                 })  # fmt: skip
             qc += [{**keys, "volume": v, "slice_index": k, "reason": r, "center": center} for k, r in vol.excluded]
+            g = vol.geometry
+            volumes.append({
+                **keys, "volume": v, "plane": vol.plane, "shape": list(g.shape), "affine": g.affine.ravel().tolist(),
+                "pixel_mm": g.pixel_mm, "slice_mm": g.slice_mm, "center": center,
+            })  # fmt: skip
     qc += [_unreadable_row(entry, center) for entry in sorted(unreadable, key=lambda e: e.path)]
     writer.flush()
     for path in parts_dir.iterdir():
@@ -130,6 +142,7 @@ def write_slices(
     qc_df = pl.DataFrame(qc, schema=QC_SCHEMA)
     index_df.write_parquet(stage / INDEX_FILE)
     qc_df.write_parquet(stage / QC_FILE)
+    pl.DataFrame(volumes, schema=VOLUMES_SCHEMA).write_parquet(stage / VOLUMES_FILE)
     return NormalizeSummary(
         series=len(parts),
         slices=index_df.height,

@@ -161,7 +161,8 @@ def normalize_center(
     thresholds: QCThresholds = DEFAULT_THRESHOLDS, sequences: Mapping[str, str] | None = None,
     staging_dir: Path | None = None,
 ) -> NormalizeSummary:  # fmt: skip
-    """Normalise a de-identified tree into 256×256 uint8 shards + index.parquet + qc.parquet (atomically).
+    """Normalise a de-identified tree into 256×256 uint8 shards + index.parquet + qc.parquet + volumes.parquet
+    (atomically).
 
     ``sequences`` maps a (pseudonymous) SeriesInstanceUID to the sequence inferred from the *original* header,
     e.g. :func:`~brainfm.dicom.manifest.series_sequences` of the center's manifest. De-identification cleans

@@ -39,7 +39,7 @@ from brainfm.dicom.reading import (
     require_uids,
 )
 from brainfm.imaging.nifti import is_nifti, load_nifti, nifti_volumes, rewrite_nifti
-from brainfm.imaging.normalize import normalize_volume
+from brainfm.imaging.normalize import SliceGeometry, normalize_volume
 from brainfm.imaging.qc import QCThresholds
 from brainfm.imaging.sequence_content import sequence_from_content
 from brainfm.imaging.volumes import Frame, GeometryError, Volume, build_volumes
@@ -68,6 +68,7 @@ class VolumePart:
     excluded: list[tuple[int, str]]
     plane: str
     b_value: float | None
+    geometry: SliceGeometry  # the volume's voxel grid and its display mapping (volumes.parquet)
 
 
 @dataclass
@@ -273,7 +274,9 @@ def _normalise_series(part: SeriesPart, volumes: Callable[[], list[Volume]], job
             done = normalize_volume(volume, job.thresholds)
             name = f"{job.tag}-{part.series}-{v}.npy"
             np.save(job.parts_out / name, done.slices)
-            part.volumes.append(VolumePart(name, done.slice_index, done.excluded, done.plane, volume.b_value))
+            part.volumes.append(
+                VolumePart(name, done.slice_index, done.excluded, done.plane, volume.b_value, done.geometry)
+            )
     except Exception as e:  # noqa: BLE001 - one bad series must never stop the center; it gets a QC row
         part.volumes = []  # part files already written are removed with the parts folder
         part.unusable = "bad_geometry" if isinstance(e, GeometryError) else "normalisation_failed"
