@@ -3,7 +3,7 @@
 import dagster as dg
 
 INGEST = dg.AssetSelection.assets(
-    "dicom_manifest", "deidentified_studies", "normalized_slices", "structured_reports"
+    "dicom_manifest", "deidentified_studies", "normalized_slices", "structured_reports", "lesion_masks"
 )
 
 ingest_center_job = dg.define_asset_job(
@@ -12,7 +12,7 @@ ingest_center_job = dg.define_asset_job(
     # Run monitoring (dagster.yaml) fails a run still going after this long: a center at the full profile
     # takes well under an hour per worker.
     tags={"dagster/max_runtime": str(12 * 3600)},
-    description="Manifest, de-identification, normalisation and report structuring for one center.",
+    description="Manifest, de-identification, normalisation, report structuring and lesion masks for one center.",
 )
 
 # Both cross-center jobs write the same outputs: runs tagged so are serialised by the instance's run queue
