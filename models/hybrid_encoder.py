@@ -124,6 +124,9 @@ class HybridEncoder(nn.Module):
         self.fc_norm = nn.LayerNorm(self.embed_dim)
         self.feature_channels: tuple[int, ...] = (dims[0], dims[1], self.embed_dim, dims[3])
         self.grid = img_size // PATCH_SIZE  # tokens per side
+        # Parameter-free hook point: the fused stride-16 token grid (B, D, H/16, W/16) that every adapter reads,
+        # so Grad-CAM (`models.heads.gradcam`) can target it by name. No parameters: checkpoints load unchanged.
+        self.token_grid = nn.Identity()
 
     def _vit_tokens(self, x: torch.Tensor, token_ids: torch.Tensor | None) -> torch.Tensor:
         """ViT over all tokens, or over the tokens token_ids (B, K) only, in that order."""
@@ -170,7 +173,9 @@ class HybridEncoder(nn.Module):
         """Whole-image features for downstream adapters."""
         maps = self._conv_maps(x)
         tokens = self._vit_tokens(x, None) + self._local_tokens(maps)
-        grid = tokens.transpose(1, 2).reshape(x.shape[0], self.embed_dim, self.grid, self.grid)
+        # The embedding and tokens are read back from the grid, so gradients of any output pass `token_grid`.
+        grid = self.token_grid(tokens.transpose(1, 2).reshape(x.shape[0], self.embed_dim, self.grid, self.grid))
+        tokens = grid.flatten(2).transpose(1, 2)
         return EncoderFeatures(
             embedding=self.fc_norm(tokens.mean(dim=1)), tokens=tokens, feature_maps=[maps[0], maps[1], grid, maps[3]]
         )
