@@ -15,7 +15,15 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from models.augment import apply_augment
-from models.hybrid_encoder import MASK_UNIT, PATCH_SIZE, HybridEncoder, create_encoder, unit_token_ids
+from models.hybrid_encoder import (
+    MASK_UNIT,
+    PATCH_SIZE,
+    ConvMasking,
+    HybridEncoder,
+    check_conv_masking,
+    create_encoder,
+    unit_token_ids,
+)
 from models.losses import info_nce, masked_mean, patch_stats, patchify, unpatchify
 from models.masking import token_visibility, visible_unit_ids
 from models.registry import get_spec
@@ -31,7 +39,12 @@ class MAEOutput(NamedTuple):
 
 
 class MaskedAutoencoder(nn.Module):
-    """Hybrid encoder + light Transformer decoder + projector for the two-view InfoNCE loss."""
+    """Hybrid encoder + light Transformer decoder + projector for the two-view InfoNCE loss.
+
+    conv_masking: how the ConvNeXt branch sees a masked image (`HybridEncoder.encode_masked`). A ViT-only
+    encoder's feature pyramid takes no part in masked pretraining: it is frozen here (no gradient, so DDP
+    needs no unused-parameter search) and trains with the dense heads.
+    """
 
     def __init__(
         self,
@@ -43,9 +56,15 @@ class MaskedAutoencoder(nn.Module):
         stats_weight: float = 1.0,
         consistency_weight: float = 0.1,
         temperature: float = 0.2,
+        conv_masking: ConvMasking = "crops",
     ) -> None:
         super().__init__()
-        self.encoder = encoder
+        if check_conv_masking(conv_masking) == "dense" and encoder.convnext is None:
+            raise ValueError("conv_masking='dense' needs a ConvNeXt branch; a ViT-only encoder is a plain MAE "
+                             "(leave conv_masking at 'crops')")
+        self.encoder, self.conv_masking = encoder, conv_masking
+        if encoder.pyramid is not None:
+            encoder.pyramid.requires_grad_(False)
         self.stats_weight, self.consistency_weight, self.temperature = stats_weight, consistency_weight, temperature
         dim, grid = encoder.embed_dim, encoder.grid
         self.decoder_embed = nn.Linear(dim, decoder_dim)
@@ -67,7 +86,7 @@ class MaskedAutoencoder(nn.Module):
         unit_ids = visible_unit_ids(unit_visible, n_visible_units)
         token_ids = unit_token_ids(unit_ids, views.shape[-1] // MASK_UNIT)
         token_visible = token_visibility(unit_visible)
-        tokens, embedding = self.encoder.encode_masked(views, unit_ids)
+        tokens, embedding = self.encoder.encode_masked(views, unit_ids, self.conv_masking)
         visible = self.decoder_embed(tokens)
         full = self.mask_token.to(visible.dtype).expand(views.shape[0], token_visible.shape[1], -1)
         full = full.scatter(1, token_ids.unsqueeze(-1).expand(-1, -1, visible.shape[-1]), visible)
@@ -114,11 +133,14 @@ class MaskedAutoencoder(nn.Module):
         return unpatchify(patches, PATCH_SIZE, views.shape[1], views.shape[-1])
 
 
-def create_mae(name: str, in_chans: int = 1, img_size: int = 256, **loss_kwargs: float) -> MaskedAutoencoder:
-    """MAE around a new hybrid encoder of a registered size; loss_kwargs: stats_weight, consistency_weight,
-    temperature."""
+def create_mae(
+    name: str, in_chans: int = 1, img_size: int = 256, conv_masking: ConvMasking = "crops", **loss_kwargs: float
+) -> MaskedAutoencoder:
+    """MAE around a new encoder of a registered size (e.g. `tiny`, `tiny-vit`, `tiny-convnext`);
+    loss_kwargs: stats_weight, consistency_weight, temperature."""
     spec = get_spec(name)
     return MaskedAutoencoder(
         create_encoder(name, in_chans=in_chans, img_size=img_size),
-        spec.decoder_dim, spec.decoder_depth, spec.decoder_heads, spec.projector_dim, **loss_kwargs,
+        spec.decoder_dim, spec.decoder_depth, spec.decoder_heads, spec.projector_dim,
+        conv_masking=conv_masking, **loss_kwargs,
     )

@@ -1,12 +1,17 @@
 """Named sizes of the hybrid encoder and its MAE decoder (`tiny` for CI on CPU, `small`/`base`/`large` for GPUs).
 
-Like timm's registry: one name selects a whole architecture, and `register_size` adds new ones.
+Like timm's registry: one name selects a whole architecture, and `register_size` adds new ones. Each hybrid
+size also comes as the branch ablations of issue 13: `<size>-vit` (the ViT alone, a plain MAE) and
+`<size>-convnext` (the ConvNeXt alone), with the same ViT, ConvNeXt and decoder as `<size>`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, get_args
+
+Branches = Literal["hybrid", "vit", "convnext"]
+BRANCHES: tuple[str, ...] = get_args(Branches)
 
 
 @dataclass(frozen=True)
@@ -14,7 +19,9 @@ class HybridSpec:
     """One size of the hybrid encoder (timm ViT + timm ConvNeXt) and of its light MAE decoder.
 
     ``vit``/``convnext`` are timm model names; the ``*_kwargs`` override their architecture arguments
-    (timm merges them into the variant's defaults), which is how the `tiny` size shrinks them.
+    (timm merges them into the variant's defaults), which is how the `tiny` size shrinks them. ``branches``
+    selects what is built: both (``hybrid``), the ViT alone (``vit``) or the ConvNeXt alone (``convnext``,
+    whose tokens keep the ViT's width, so heads and decoder are the same size in every variant).
     """
 
     vit: str
@@ -25,6 +32,11 @@ class HybridSpec:
     decoder_depth: int = 4
     decoder_heads: int = 8
     projector_dim: int = 128
+    branches: Branches = "hybrid"
+
+    def __post_init__(self) -> None:
+        if self.branches not in BRANCHES:
+            raise ValueError(f"branches must be one of {BRANCHES}, got {self.branches!r}")
 
 
 _SIZES: dict[str, HybridSpec] = {
@@ -48,6 +60,10 @@ _SIZES: dict[str, HybridSpec] = {
         vit="vit_large_patch16_224", convnext="convnext_small", decoder_dim=512, decoder_depth=8, decoder_heads=8
     ),
 }
+_SIZES.update({
+    f"{name}-{branch}": replace(spec, branches=branch)
+    for name, spec in list(_SIZES.items()) for branch in BRANCHES if branch != "hybrid"
+})
 
 
 def register_size(name: str, spec: HybridSpec) -> None:

@@ -26,8 +26,9 @@ from torch.nn.parallel import DistributedDataParallel
 from models.augment import AugmentConfig, draw_augment
 from models.checkpoint import STATE_FILE, load_weights, read_config, rng_state, save_checkpoint, set_rng_state
 from models.data import INDEX_FILE, ShardDataset, make_loader
+from models.hybrid_encoder import ConvMasking, check_conv_masking
 from models.mae import MAEOutput, create_mae
-from models.masking import draw_unit_mask, visible_units
+from models.masking import lesion_unit_weights, mask_noise, visible_from_noise, visible_units
 from models.validate import (
     ReconstructionMetrics,
     evaluate_reconstruction,
@@ -39,7 +40,15 @@ from models.validate import (
 @dataclass(frozen=True)
 class PretrainConfig:
     """Everything that defines a pretraining run. batch_size is slices per rank per step (each slice gives
-    `views` augmented views); lr is the peak learning rate; steps counts optimiser steps."""
+    `views` augmented views); lr is the peak learning rate; steps counts optimiser steps.
+
+    The encoder ablations of issue 13: `model` picks the branches (`tiny` hybrid, `tiny-vit`,
+    `tiny-convnext`, likewise for the other sizes); `conv_masking` how the ConvNeXt sees a masked image
+    ("crops" or "dense", `HybridEncoder.encode_masked`); `lesion_masks` (lesion-mask folders of
+    docs/DATA_CONTRACT.md §3b, or their parent) with `lesion_bias` > 0 turns on lesion-aware masking: a unit
+    covered by a lesion or its border is kept visible (1 + lesion_bias) times less readily
+    (`models.masking.visible_from_noise`); 0 is uniform masking. Validation always masks uniformly.
+    """
 
     model: str = "tiny"
     in_chans: int = 1
@@ -66,12 +75,24 @@ class PretrainConfig:
     checkpoint_every: int = 0  # steps; 0: only at the end
     val_slices: int = 32
     val_mask_ratio: float = 0.75
+    conv_masking: ConvMasking = "crops"
+    lesion_masks: tuple[str, ...] | None = None
+    lesion_bias: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sequences is not None and len(self.sequences) != self.in_chans:
             raise ValueError(f"in_chans={self.in_chans} but {len(self.sequences)} sequences {self.sequences}")
         if self.views not in (1, 2):
             raise ValueError(f"views must be 1 or 2, got {self.views}")
+        check_conv_masking(self.conv_masking)
+        if self.lesion_masks is not None:
+            paths = [self.lesion_masks] if isinstance(self.lesion_masks, (str, Path)) else self.lesion_masks
+            object.__setattr__(self, "lesion_masks", tuple(str(p) for p in paths))  # JSON-able in config.json
+        if not (math.isfinite(self.lesion_bias) and self.lesion_bias >= 0):
+            raise ValueError(f"lesion_bias must be a finite number >= 0 (0: uniform masking), got {self.lesion_bias}")
+        if self.lesion_bias > 0 and not self.lesion_masks:
+            raise ValueError("lesion_bias > 0 needs lesion_masks: the data/lesion_masks/<center>/ folders (or their "
+                             "parent) of the training data")
 
     @classmethod
     def profile(cls, name: str, **overrides: Any) -> PretrainConfig:
@@ -106,6 +127,11 @@ class PretrainResult:
     seconds: float
 
 
+# What `Trainer.train_step` takes: uint8 slices (B, C, H, W), or with lesion-aware masking the pair (slices,
+# binary lesion maps (B, 1, H, W)), as `models.data.make_loader` yields them.
+Batch = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
 def init_distributed(device: str | torch.device) -> tuple[int, int, torch.device]:
     """Join the torchrun process group if WORLD_SIZE > 1 (NCCL on CUDA, gloo on CPU).
     Returns (rank, world_size, this rank's device)."""
@@ -132,10 +158,12 @@ def data_signature(dirs: Sequence[Path]) -> list[list[str]]:
 def check_resumable(saved: dict[str, Any], config: PretrainConfig, data: list[list[str]], folder: Path) -> None:
     """Raise if the checkpoint in `folder` (its saved config) was trained with other settings than `config`
     or on other data (`data_signature`): resuming would mix two trainings (the optimiser state keeps the old
-    learning rate, the data order the old seed, the slice indices another index)."""
+    learning rate, the data order the old seed, the slice indices another index). A setting the checkpoint
+    predates counts as its default."""
     current = json.loads(json.dumps({**config.to_dict(), "data": data}, default=list))  # tuples as JSON lists
+    defaults = json.loads(json.dumps(PretrainConfig().to_dict(), default=list))
     keys = (saved.keys() | current.keys()) - RESUMABLE_CHANGES - {"step"}
-    changed = sorted(k for k in keys if saved.get(k) != current.get(k))
+    changed = sorted(k for k in keys if saved.get(k, defaults.get(k)) != current.get(k))
     if changed:
         raise ValueError(
             f"the checkpoint in {folder} was trained with other settings ({', '.join(changed)}); resuming would mix "
@@ -164,10 +192,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self.mae = create_mae(
-            config.model, config.in_chans, config.img_size, stats_weight=config.stats_weight,
-            consistency_weight=config.consistency_weight, temperature=config.temperature,
+            config.model, config.in_chans, config.img_size, conv_masking=config.conv_masking,
+            stats_weight=config.stats_weight, consistency_weight=config.consistency_weight,
+            temperature=config.temperature,
         ).to(self.device)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and self.mae.encoder.convnext is not None:
             self.mae.encoder.convnext.to(memory_format=torch.channels_last)
         self.model: torch.nn.Module = (
             DistributedDataParallel(
@@ -188,7 +217,9 @@ class Trainer:
             self.optimizer,
             lambda s: warmup_cosine(s, config.warmup_steps, config.steps, config.min_lr / config.lr),
         )
-        self.dataset = ShardDataset(data_dir, "train", config.sequences)
+        self.dataset = ShardDataset(
+            data_dir, "train", config.sequences, config.lesion_masks if config.lesion_bias > 0 else None
+        )
         if self.dataset.channels != config.in_chans:
             raise ValueError(f"data has {self.dataset.channels} channel(s) but in_chans={config.in_chans}")
         self.step = 0
@@ -196,30 +227,43 @@ class Trainer:
         self._pending: list[torch.Tensor] = []
         self._generator = torch.Generator(self.device)
 
-    def batches(self) -> Iterator[torch.Tensor]:
-        """Endless uint8 batches from the current step on (the order depends only on seed and step)."""
+    @property
+    def data(self) -> list[list[str]]:
+        """`data_signature` of the slice folders, then of the lesion-mask folders in use."""
+        return data_signature([*self.dataset.dirs, *self.dataset.lesion_dirs])
+
+    def batches(self) -> Iterator[Batch]:
+        """Endless batches for `train_step` from the current step on, on the device (the order depends
+        only on seed and step)."""
         loader = make_loader(
             self.dataset, None, self.config.batch_size, seed=self.config.seed, start_step=self.step,
             rank=self.rank, world_size=self.world, num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
         )
         for batch in loader:
-            yield batch.to(self.device, non_blocking=True)
+            if isinstance(batch, (tuple, list)):
+                yield tuple(t.to(self.device, non_blocking=True) for t in batch)
+            else:
+                yield batch.to(self.device, non_blocking=True)
 
     def mask_ratio(self, step: int) -> float:
         """The mask ratio of optimiser step `step`, drawn from (seed, step) alone (the same on every rank)."""
         ratios = self.config.mask_ratios
         return ratios[np.random.default_rng([self.config.seed, step]).integers(len(ratios))]
 
-    def train_step(self, slices: torch.Tensor) -> MAEOutput:
-        """One optimiser step on uint8 slices (B, C, H, W) already on the device. Masks, mask ratio and
-        augmentations are drawn from (seed, step, rank) alone, so a resumed run repeats them exactly."""
+    def train_step(self, batch: Batch) -> MAEOutput:
+        """One optimiser step on a batch already on the device. Masks, mask ratio and augmentations are
+        drawn from (seed, step, rank) alone, so a resumed run repeats them exactly."""
         cfg = self.config
+        slices, lesion = batch if isinstance(batch, tuple) else (batch, None)
         n_visible = visible_units(cfg.img_size, self.mask_ratio(self.step))
         self._generator.manual_seed(int(np.random.SeedSequence([cfg.seed, self.step, self.rank]).generate_state(1)[0]))
         n_views = cfg.views * slices.shape[0]
-        unit_visible = draw_unit_mask(n_views, cfg.img_size, n_visible, cfg.blockwise_prob, self._generator, self.device)
+        noise = mask_noise(n_views, cfg.img_size, cfg.blockwise_prob, self._generator, self.device)
         augment = draw_augment(n_views, cfg.augment, self._generator, self.device)
+        # Views are the slices repeated (MaskedAutoencoder.forward), each turned as its augment says.
+        weights = None if lesion is None else lesion_unit_weights(lesion.repeat(cfg.views, 1, 1, 1), augment)
+        unit_visible = visible_from_noise(noise, n_visible, weights, cfg.lesion_bias)
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.amp):
             out: MAEOutput = self.forward(slices, unit_visible, n_visible, augment)
         out.loss.backward()
@@ -245,8 +289,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=until - self.step, disable=not progress or self.rank != 0, desc="pretrain", unit="step")
-        for slices in self.batches():
-            self.train_step(slices)
+        for batch in self.batches():
+            self.train_step(batch)
             bar.update()
             every = self.config.checkpoint_every
             if checkpoint_dir is not None and every and self.step % every == 0 and self.step < until:
@@ -267,12 +311,12 @@ class Trainer:
             "step": self.step, "history": self.history, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
         }
-        config = {**self.config.to_dict(), "step": self.step, "data": data_signature(self.dataset.dirs)}
+        config = {**self.config.to_dict(), "step": self.step, "data": self.data}
         save_checkpoint(folder, self.mae, config, state)
 
     def load(self, folder: Path) -> None:
         """Resume from a checkpoint written by `save` under the same training settings."""
-        check_resumable(read_config(folder), self.config, data_signature(self.dataset.dirs), folder)
+        check_resumable(read_config(folder), self.config, self.data, folder)
         load_weights(folder, self.mae)
         state = torch.load(Path(folder) / STATE_FILE, map_location=self.device, weights_only=False)
         self.optimizer.load_state_dict(state["optimizer"])
