@@ -28,9 +28,10 @@ cross_center_job = dg.define_asset_job(
 
 retrain_job = dg.define_asset_job(
     "retrain",
-    selection=INGEST.downstream(include_self=False),
+    selection=INGEST.downstream(include_self=False) - dg.AssetSelection.assets("center_drift"),
     tags=EXCLUSIVE_TAG,
-    description="The cross-center pairs and MAE pretraining of the encoder on every cleared center.",
+    description="The cross-center pairs, MAE pretraining of the encoder and the stage-3 adapters on every cleared "
+    "center.",
 )
 
 # 02:00 on Sunday at the sites (Chinese hospitals), when the GPU is not needed for anything else. Retraining

@@ -1,4 +1,5 @@
-"""Materialize the whole asset graph in order: the unpartitioned head, every center, then the rest.
+"""Materialize the whole asset graph in order: the unpartitioned head, every center, then the rest, then the
+per-center assets that compare a center with the others (tagged `assets.drift.READS_OTHER_CENTERS`).
 
 Used by ``make demo`` and the end-to-end test. Centers found under the raw folder are registered as
 dynamic partitions first (the same step the new-data sensor performs in a deployment).
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from assets.drift import READS_OTHER_CENTERS
 from assets.partitions import CENTERS
 from assets.resources import PathsResource
 from brainfm.raw_layout import RawLayout
@@ -35,7 +37,9 @@ def materialize_all(
     keys = set(graph.get_all_asset_keys())
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     after = dg.AssetSelection.assets(*partitioned).downstream().resolve(graph) if partitioned else set()
-    head, tail = keys - partitioned - after, after - partitioned
+    late = {k for k in partitioned if graph.get(k).tags.get(READS_OTHER_CENTERS)}  # e.g. center_drift
+    partitioned -= late
+    head, tail = keys - partitioned - late - after, after - partitioned - late
     nodes = [*defs.assets, *defs.asset_checks]  # type: ignore[list-item]
     resources = dict(defs.resources or {})
 
@@ -59,4 +63,7 @@ def materialize_all(
                 break
     if tail and all(r.success for r in results):
         results.append(run(tail))
+    if late and all(r.success for r in results):
+        for center in register_centers(instance, resources["paths"]):  # type: ignore[arg-type]
+            results.append(run(late, center))
     return results

@@ -43,8 +43,23 @@ def test_every_asset_materializes_and_every_check_passes(pipeline_run: PipelineR
     assert results and all(r.success for r in results)
     materialized = {e.asset_key for r in results for e in r.get_asset_materialization_events()}
     assert materialized == set(defs.resolve_asset_graph().get_all_asset_keys())
-    evaluations = [c for r in results for c in r.get_asset_check_evaluations()]
-    assert evaluations and all(c.passed for c in evaluations)
+    evaluations = [c for _partition, c in check_evaluations(results)]
+    assert evaluations and all(c.passed for c in evaluations if c.severity == dg.AssetCheckSeverity.ERROR)
+    # The drift alert (a warning, so the run goes on) fires for the synthetic cohort's shifted scanner site. The
+    # ordinary tiny sites, 8 studies each against a reference that holds center_d, are not asserted here: in
+    # this run two of three were flagged too (tests/drift and bench/drift.py measure the rule's error rates).
+    drift = {p: c.passed for p, c in check_evaluations(results) if c.check_name == "no_drift"}
+    assert set(drift) == {"center_a", "center_b", "center_c", "center_d"} and drift["center_d"] is False
+
+
+def check_evaluations(results: list[dg.ExecuteInProcessResult]) -> list[tuple[str | None, dg.AssetCheckEvaluation]]:
+    """Every check evaluation with its partition: the evaluation's own, or for a check its asset yields (which
+    carries none) the partition of the run."""
+    return [
+        (c.partition or r.dagster_run.tags.get("dagster/partition"), c)
+        for r in results
+        for c in r.get_asset_check_evaluations()
+    ]
 
 
 def test_every_defined_check_was_evaluated(pipeline_run: PipelineRun) -> None:
@@ -58,7 +73,7 @@ def test_every_defined_check_was_evaluated(pipeline_run: PipelineRun) -> None:
         for key in graph.asset_check_keys
         for partition in (centers if graph.get(key.asset_key).partitions_def else [None])
     }
-    evaluated = {(c.asset_check_key, c.partition) for r in results for c in r.get_asset_check_evaluations()}
+    evaluated = {(c.asset_check_key, partition) for partition, c in check_evaluations(results)}
     assert len(graph.asset_check_keys) >= 10 and len(centers) == 4
     assert {(key.to_user_string(), partition) for key, partition in defined - evaluated} == set()
 
@@ -75,15 +90,21 @@ def test_every_written_output_is_versioned_in_dvc(pipeline_run: PipelineRun) -> 
                 # Each output's own version is in the remote, so `brainfm restore <md5>` works from it alone.
                 assert (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file(), (event.asset_key, md5)
                 written.add(event.asset_key)
-    cross_center = {"vl_pairs", "instruction_pairs", "mae_encoder"}
-    per_center = {"dicom_manifest", "deidentified_studies", "normalized_slices", "structured_reports"}
+    cross_center = {
+        "vl_pairs", "instruction_pairs", "mae_encoder", "clinical_tables",
+        "seg_adapter", "cls_adapter", "grade_adapter", "prognosis_adapter",
+    }
+    per_center = {
+        "dicom_manifest", "deidentified_studies", "normalized_slices", "structured_reports", "lesion_masks",
+        "center_drift",
+    }
     assert {k.to_user_string() for k in written} >= cross_center | per_center
 
 
 def test_cross_center_assets_say_which_centers_they_read(pipeline_run: PipelineRun) -> None:
     _defs, instance, _results, _root = pipeline_run
     centers = sorted(instance.get_dynamic_partitions("center"))
-    for key in ("vl_pairs", "mae_encoder"):
+    for key in ("vl_pairs", "mae_encoder", "seg_adapter", "cls_adapter"):
         event = instance.get_latest_materialization_event(dg.AssetKey(key))
         assert event is not None and event.asset_materialization is not None
         meta = event.asset_materialization.metadata

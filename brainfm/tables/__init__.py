@@ -19,6 +19,7 @@ from brainfm.tables.schemas import (
     read_oracle,
     read_tables,
     schema_report,
+    study_table,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "read_tables",
     "schema_report",
     "split_report",
+    "study_table",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
 
 SPLIT_NAMES = ("train", "test")  # the downstream 7:3 split (brainfm.splits.stratified_split)
@@ -121,6 +122,18 @@ def read_tables(tables_dir: Path) -> dict[str, pl.DataFrame]:
         for name in TABLE_SCHEMAS
         if name != ORACLE and (Path(tables_dir) / f"{name}.parquet").is_file()
     }
+
+
+def study_table(tables_dir: Path) -> pd.DataFrame:
+    """One row per labelled study: the labels joined with its patient's clinical variables and outcomes (those
+    tables present), as the stage-3 adapters train on it."""
+    tables = read_tables(tables_dir)
+    labels = tables["labels"].to_pandas()
+    for name in ("clinical", "outcomes"):
+        if name in tables:
+            other = tables[name].to_pandas().drop(columns=["center", "split"], errors="ignore")
+            labels = labels.merge(other, on="patient", how="left", validate="many_to_one")
+    return labels
 
 
 def read_oracle(tables_dir: Path) -> pl.DataFrame | None:

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from lifelines import CoxPHFitter
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import nn
@@ -125,7 +126,7 @@ class ClinicalBaseline:
     covariates: tuple[str, ...]
     scaler: StandardScaler
     cox: CoxPHFitter
-    logistic: LogisticRegression
+    logistic: LogisticRegression | DummyClassifier
 
     @classmethod
     def fit(cls, train: pd.DataFrame, covariates: Sequence[str] = CLINICAL_COVARIATES) -> ClinicalBaseline:
@@ -138,7 +139,9 @@ class ClinicalBaseline:
             x.assign(survival_months=frame["survival_months"].to_numpy(), event=frame["event"].to_numpy()),
             duration_col="survival_months", event_col="event",
         )
-        logistic = LogisticRegression().fit(x.to_numpy(), frame["metastasis"].to_numpy(dtype=int))
+        outcome = frame["metastasis"].to_numpy(dtype=int)
+        # One outcome only among the training patients (a small cohort): the model is the training prevalence.
+        logistic = (LogisticRegression() if len(set(outcome)) > 1 else DummyClassifier()).fit(x.to_numpy(), outcome)
         return cls(tuple(covariates), scaler, cox, logistic)
 
     def predict(self, table: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -146,4 +149,8 @@ class ClinicalBaseline:
         x = self.scaler.transform(clinical_matrix(table, self.covariates))
         frame = pd.DataFrame(x, columns=list(self.covariates))
         return {"risk": self.cox.predict_log_partial_hazard(frame).to_numpy(),
-                "p_metastasis": self.logistic.predict_proba(x)[:, 1]}
+                "p_metastasis": self._metastasis_probability(x)}
+
+    def _metastasis_probability(self, x: np.ndarray) -> np.ndarray:
+        classes = list(self.logistic.classes_)
+        return self.logistic.predict_proba(x)[:, classes.index(1)] if 1 in classes else np.zeros(len(x))

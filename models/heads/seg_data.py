@@ -24,10 +24,11 @@ from models.data import INDEX_FILE, resolve_shard_dirs
 # distances in mm (pixel_mm in-plane, slice_mm between slices).
 KEY_COLUMNS: tuple[str, ...] = (
     "slice_id", "patient", "study", "series", "volume", "sequence", "slice_index", "pixel_mm", "slice_mm", "center",
+    "lesion_pixels",
 )
 _IMAGE_COLUMNS = ["slice_id", "patient", "study", "series", "volume", "sequence", "slice_index", "shard", "row",
                   "center"]
-_MASK_COLUMNS = _IMAGE_COLUMNS + ["pixel_mm", "slice_mm"]
+_MASK_COLUMNS = _IMAGE_COLUMNS + ["pixel_mm", "slice_mm", "lesion_pixels"]
 
 
 def _read_index(dirs: list[Path], columns: list[str], what: str) -> pd.DataFrame:
@@ -102,7 +103,7 @@ class SegmentationSlices:
                 f"{len(unpaired)} mask slices have no image slice (e.g. {list(unpaired[:3])}); the mask folders "
                 "must be built from the same normalized_slices as the images (rebuild lesion_masks)"
             )
-        empty = images[images.study.isin(empty_studies)].assign(pixel_mm=np.nan, slice_mm=np.nan)
+        empty = images[images.study.isin(empty_studies)].assign(pixel_mm=np.nan, slice_mm=np.nan, lesion_pixels=0)
         empty = empty.assign(folder_mask=-1, shard_mask=-1, row_mask=-1)  # -1: no mask, all background
         items = pd.concat([paired, empty], ignore_index=True)
         if items.empty:

@@ -1,5 +1,5 @@
-"""Grad-CAM of the study classifier: a map of the slice's shape in [0, 1], the overlay PNG, and (an open
-finding, marked xfail) more energy per pixel inside a lesion disc than outside."""
+"""Grad-CAM of the study classifier: a map of the slice's shape in [0, 1], the overlay PNG, and more energy per
+pixel inside a lesion disc than outside."""
 
 from __future__ import annotations
 
@@ -70,12 +70,8 @@ def test_gradcam_has_image_shape_and_writes_overlay(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open finding: with a random (not pretrained) tiny encoder the token-grid Grad-CAM of the lesion class is "
-    "lowest on the disc (mean 0.41 inside vs 0.95 outside); bright and dark discs, fine-tuning 20 steps and "
-    "ConvNeXt stages 1-3 as targets did not reverse it. strict: the test reports when a change fixes it"))
 def test_gradcam_energy_inside_disc_exceeds_outside(trained: tuple[HybridEncoder, ClassificationHead]) -> None:
     _, maps, masks = lesion_maps(trained)
     inside = np.mean([m[k].mean() for m, k in zip(maps, masks)])
     outside = np.mean([m[~k].mean() for m, k in zip(maps, masks)])
-    assert inside > outside, (inside, outside)  # energy per pixel, averaged over slices
+    assert inside > 2 * outside, (inside, outside)  # energy per pixel, averaged over slices (0.62 vs 0.05)

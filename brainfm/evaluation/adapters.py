@@ -1,0 +1,108 @@
+"""Scores of the stage-3 study adapters from their held-out predictions (one row per test study, truth and
+prediction columns as `models.heads.experiments.fit_study_task` returns them), each with a patient-bootstrap
+95 % CI, and the predictions of the naive baselines the tables compare against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from brainfm.evaluation.bootstrap import Estimate, patient_bootstrap
+from brainfm.evaluation.classification import accuracy, classification_estimates, quadratic_kappa
+from brainfm.evaluation.survival import survival_estimates
+
+CLASS_OUTPUTS: tuple[str, ...] = ("category", "subtype")
+SURVIVAL_MONTHS: tuple[float, ...] = (12.0, 24.0)  # time-dependent AUC horizons
+
+
+def class_probabilities(predictions: pd.DataFrame, output: str) -> tuple[list[str], np.ndarray]:
+    """The classes of an output (`category`, `subtype`) and their probabilities (n, K) from the
+    ``p_<output>_<class>`` columns."""
+    prefix = f"p_{output}_"
+    columns = [c for c in predictions.columns if c.startswith(prefix)]
+    if not columns:
+        raise ValueError(f"no {prefix}* columns: pass the predictions of a classification run")
+    return [c[len(prefix) :] for c in columns], predictions[columns].to_numpy(dtype=float)
+
+
+def classification_scores(
+    predictions: pd.DataFrame, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Estimate]:
+    """Accuracy, macro-F1 and one-vs-rest AUC of category and subtype (keys ``<output>_<metric>``)."""
+    scores: dict[str, Estimate] = {}
+    for output in CLASS_OUTPUTS:
+        classes, proba = class_probabilities(predictions, output)
+        found = classification_estimates(
+            predictions["patient"], predictions[output], proba, classes, n_boot=n_boot, seed=seed
+        )
+        scores |= {f"{output}_{k}": v for k, v in found.items()}
+    return scores
+
+
+def majority_predictions(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """The most-frequent baseline: every test study gets the training class frequencies as its probabilities
+    (its predicted class is the training majority), per output."""
+    out = test.copy()
+    for output in CLASS_OUTPUTS:
+        frequencies = train[output].value_counts(normalize=True)
+        for name in sorted(set(train[output]) | set(test[output])):
+            out[f"p_{output}_{name}"] = float(frequencies.get(name, 0.0))
+    return out
+
+
+def grade_levels(predictions: pd.DataFrame, scales: Mapping[str, Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted level indices (0 = lowest grade) of each graded study on its own scale (the
+    ``grade_<subtype>`` column holds the prediction)."""
+    true, pred = [], []
+    for _, row in predictions.iterrows():
+        levels = list(scales[row["subtype"]])
+        true.append(levels.index(row["grade"]))
+        pred.append(levels.index(row[f"grade_{row['subtype']}"]))
+    return np.asarray(true), np.asarray(pred)
+
+
+def grading_scores(
+    predictions: pd.DataFrame, scales: Mapping[str, Sequence[str]], n_boot: int = 1000, seed: int = 0
+) -> dict[str, Estimate]:
+    """Exact-grade accuracy and quadratic-weighted kappa over the graded test studies. The scales are pooled
+    by level index (0 = lowest grade of each scale): with a handful of graded studies per scale, per-scale
+    kappas would be undefined in most resamples."""
+    true, pred = grade_levels(predictions, scales)
+    patients = predictions["patient"]
+    return {
+        "grade_accuracy": patient_bootstrap(accuracy, patients, true, pred, n_boot=n_boot, seed=seed),
+        "grade_qwk": patient_bootstrap(quadratic_kappa, patients, true, pred, n_boot=n_boot, seed=seed),
+    }
+
+
+def majority_grades(train: pd.DataFrame, test: pd.DataFrame, scales: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """The most-frequent baseline: every graded test study gets its scale's most frequent training grade
+    (the lowest level where training has none)."""
+    out = test.copy()
+    for subtype, levels in scales.items():
+        seen = train.loc[train["subtype"] == subtype, "grade"].dropna()
+        out[f"grade_{subtype}"] = seen.mode().sort_values().iloc[0] if len(seen) else levels[0]
+    return out
+
+
+def prognosis_scores(
+    predictions: pd.DataFrame, train: pd.DataFrame, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Estimate]:
+    """Harrell's and Uno's C-index and time-dependent AUC at `SURVIVAL_MONTHS` of ``risk`` (censoring
+    weights from the training outcomes), and AUC and Brier score of ``p_metastasis`` (keys
+    ``metastasis_<metric>``; left out when the held-out patients have only one outcome)."""
+    scores = survival_estimates(
+        predictions["patient"], predictions["survival_months"], predictions["event"], predictions["risk"],
+        train_time_months=train["survival_months"], train_event=train["event"], months=SURVIVAL_MONTHS,
+        n_boot=n_boot, seed=seed,
+    )
+    if predictions["metastasis"].nunique() < 2:  # no AUC without both outcomes among the held-out patients
+        return scores
+    metastasis = classification_estimates(
+        predictions["patient"], predictions["metastasis"].astype(int), predictions["p_metastasis"], (0, 1),
+        n_boot=n_boot, seed=seed,
+    )
+    return scores | {f"metastasis_{k}": metastasis[k] for k in ("auc", "brier")}
