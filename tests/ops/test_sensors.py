@@ -167,7 +167,10 @@ def test_the_code_location_registers_the_automation() -> None:
     }
     assert selected == {
         "cross_center": {"vl_pairs", "instruction_pairs"},  # after each ingest: no GPU-days per new center
-        "retrain": {"vl_pairs", "instruction_pairs", "mae_encoder"},
+        "retrain": {
+            "vl_pairs", "instruction_pairs", "mae_encoder",
+            "seg_adapter", "cls_adapter", "grade_adapter", "prognosis_adapter",
+        },
     }
     # Both write the same outputs; the instance's run queue serialises runs with this tag (Makefile).
     assert all(defs.resolve_job_def(n).tags["brainfm/exclusive"] == "cross_center" for n in selected)
