@@ -96,7 +96,7 @@ def seg_adapter(
     device: DeviceResource,
     dvc: DvcResource,
 ) -> dg.MaterializeResult:
-    from brainfm.evaluation.segmentation import score_studies, segmentation_estimates
+    from brainfm.evaluation.segmentation import score_studies, segmentation_estimates, series_spacings_mm
     from models.heads.experiments import VARIANTS, fit_segmentation, make_encoder, seg_config
     from models.heads.seg_train import save_segmentation
 
@@ -114,8 +114,7 @@ def seg_adapter(
         run = fit_segmentation(
             encoder, images, masks, list(train["patient"]), list(test["patient"]), empty, config, progress=True
         )
-        spacing = list(zip(run.volumes["slice_mm"], run.volumes["pixel_mm"], run.volumes["pixel_mm"]))
-        spacing = [tuple(1.0 if np.isnan(x) else x for x in s) for s in spacing]  # lesion-free: unused by Dice
+        spacing = series_spacings_mm(run.volumes["slice_mm"], run.volumes["pixel_mm"])
         scores = score_studies(run.predicted, run.truth, spacing)
         estimates = segmentation_estimates(run.volumes["patient"], scores, seed=profile.seed)
         rows += metric_rows(variant.name, estimates, test["patient"].nunique())
@@ -213,14 +212,17 @@ def study_adapters(
             config = study_config(profile.profile, variant, profile.seed)
             encoder = make_encoder(variant.source, _encoder_dir(paths), profile.seed, device.resolve())
             run = fit_study_task(task, encoder, bags, train, test, config, table, progress=True)
-            rows += metric_rows(variant.name, _scores(scoring, task, run.predictions, train, GRADE_SCALES, profile.seed),
-                                run.predictions["patient"].nunique())
+            scores = scoring.task_scores(task, run.predictions, train, GRADE_SCALES, seed=profile.seed)
+            rows += metric_rows(variant.name, scores, run.predictions["patient"].nunique())
             if variant.name == DEPLOYED:
                 deployed = run
                 save_study_adapter(out / "adapter", run.encoder, run.head, config, run.history)
         assert deployed is not None
         held_out = deployed.predictions
-        baselines = _baselines(scoring, task, train, held_out, GRADE_SCALES, ClinicalBaseline, paths, profile.seed)
+        clinical = ClinicalBaseline.fit(train).predict(held_out) if task == "prognosis" else None
+        oracle = read_oracle(paths.output("clinical_tables"))
+        baselines = scoring.baseline_scores(task, train, held_out, GRADE_SCALES, clinical,
+                                            None if oracle is None else oracle.to_pandas(), seed=profile.seed)
         for baseline, scores in baselines.items():
             rows += metric_rows(baseline, scores, held_out["patient"].nunique())
         meta: dict[str, object] = {}
@@ -240,35 +242,6 @@ def study_adapters(
                 **versioned(out, paths, dvc),
             },
         )
-
-
-def _scores(scoring, task: str, predictions: pd.DataFrame, train: pd.DataFrame, scales, seed: int):
-    if task == "classification":
-        return scoring.classification_scores(predictions, seed=seed)
-    if task == "grading":
-        return scoring.grading_scores(predictions, scales, seed=seed)
-    return scoring.prognosis_scores(predictions, train, seed=seed)
-
-
-def _baselines(scoring, task, train, held_out, scales, clinical_model, paths: PathsResource, seed: int):
-    """The baselines each task names: most frequent (classification, grading), clinical variables only and,
-    on a synthetic cohort, the generating oracle (prognosis)."""
-    if task == "classification":
-        return {"most-frequent": scoring.classification_scores(scoring.majority_predictions(train, held_out), seed=seed)}
-    graded = train[train["grade"].notna()]
-    if task == "grading":
-        return {"most-frequent": scoring.grading_scores(scoring.majority_grades(graded, held_out, scales), scales, seed=seed)}
-    clinical = held_out.assign(**clinical_model.fit(train).predict(held_out))
-    found = {"clinical-only": scoring.prognosis_scores(clinical, train, seed=seed)}
-    oracle = read_oracle(paths.output("clinical_tables"))
-    if oracle is not None:
-        truth = oracle.to_pandas().set_index("patient")
-        synthetic = held_out.assign(
-            risk=held_out["patient"].map(truth["true_linear_predictor"]).to_numpy(),
-            p_metastasis=held_out["patient"].map(truth["true_metastasis_probability"]).to_numpy(),
-        )
-        found["oracle (synthetic)"] = scoring.prognosis_scores(synthetic, train, seed=seed)
-    return found
 
 
 def _gradcam(run, paths: PathsResource, centers: list[str], held_out: pd.DataFrame, seed: int) -> dict[str, object]:

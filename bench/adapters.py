@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from brainfm.evaluation import adapters as scoring
 from brainfm.evaluation import mean_ci
-from brainfm.evaluation.segmentation import score_studies, segmentation_estimates
+from brainfm.evaluation.segmentation import score_studies, segmentation_estimates, series_spacings_mm
 from brainfm.imaging.masks import map_masks
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.secrets import load_secret
@@ -86,15 +86,10 @@ def score(task: str, run, train: pd.DataFrame, seed: int) -> dict:
     """The task's scores of one run (patient-bootstrap CIs, 200 resamples: the tables report the spread
     over seeds)."""
     if task == "segmentation":
-        spacing = [(s if np.isfinite(s) else 1.0, p if np.isfinite(p) else 1.0)
-                   for s, p in zip(run.volumes["slice_mm"], run.volumes["pixel_mm"])]
-        scores = score_studies(run.predicted, run.truth, [(s, p, p) for s, p in spacing])
+        spacing = series_spacings_mm(run.volumes["slice_mm"], run.volumes["pixel_mm"])
+        scores = score_studies(run.predicted, run.truth, spacing)
         return segmentation_estimates(run.volumes["patient"], scores, n_boot=200, seed=seed)
-    if task == "classification":
-        return scoring.classification_scores(run.predictions, n_boot=200, seed=seed)
-    if task == "grading":
-        return scoring.grading_scores(run.predictions, GRADE_SCALES, n_boot=200, seed=seed)
-    return scoring.prognosis_scores(run.predictions, train, n_boot=200, seed=seed)
+    return scoring.task_scores(task, run.predictions, train, GRADE_SCALES, n_boot=200, seed=seed)
 
 
 def run_cell(task: str, variant: Variant, encoder_dir: Path, images: list[Path], masks: list[Path],
@@ -113,23 +108,12 @@ def run_cell(task: str, variant: Variant, encoder_dir: Path, images: list[Path],
 
 def baselines(task: str, train: pd.DataFrame, test: pd.DataFrame, work: Path, seed: int) -> dict[str, dict]:
     """Most-frequent (classification, grading), clinical-only and oracle (prognosis) on the same test set."""
-    if task == "classification":
-        return {"most-frequent": scoring.classification_scores(scoring.majority_predictions(train, test), seed=seed)}
-    if task == "grading":
-        graded = test[test["subtype"].isin(list(GRADE_SCALES)) & test["grade"].notna()]
-        guess = scoring.majority_grades(train[train["grade"].notna()], graded, GRADE_SCALES)
-        return {"most-frequent": scoring.grading_scores(guess, GRADE_SCALES, seed=seed)}
-    if task == "prognosis":
-        found = {"clinical-only": scoring.prognosis_scores(
-            test.assign(**ClinicalBaseline.fit(train).predict(test)), train, seed=seed)}
-        oracle = read_oracle(work / "clinical_tables")
-        if oracle is not None:
-            truth = oracle.to_pandas().set_index("patient")
-            found["oracle (synthetic)"] = scoring.prognosis_scores(test.assign(
-                risk=test["patient"].map(truth["true_linear_predictor"]).to_numpy(),
-                p_metastasis=test["patient"].map(truth["true_metastasis_probability"]).to_numpy()), train, seed=seed)
-        return found
-    return {}
+    if task == "segmentation":
+        return {}
+    clinical = ClinicalBaseline.fit(train).predict(test) if task == "prognosis" else None
+    oracle = read_oracle(work / "clinical_tables")
+    return scoring.baseline_scores(task, train, test, GRADE_SCALES, clinical,
+                                   None if oracle is None else oracle.to_pandas(), seed=seed)
 
 
 def rows_of(task: str, cell: str, variant: str, seed: int, scores: dict, n_test: int) -> list[dict]:

@@ -106,3 +106,56 @@ def prognosis_scores(
         n_boot=n_boot, seed=seed,
     )
     return scores | {f"metastasis_{k}": metastasis[k] for k in ("auc", "brier")}
+
+
+def task_scores(
+    task: str,
+    predictions: pd.DataFrame,
+    train: pd.DataFrame,
+    scales: Mapping[str, Sequence[str]],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """The scores of one study task (`classification`, `grading`, `prognosis`) from its held-out predictions."""
+    if task == "classification":
+        return classification_scores(predictions, n_boot=n_boot, seed=seed)
+    if task == "grading":
+        return grading_scores(predictions, scales, n_boot=n_boot, seed=seed)
+    if task == "prognosis":
+        return prognosis_scores(predictions, train, n_boot=n_boot, seed=seed)
+    raise ValueError(f"unknown study task {task!r}; choose classification, grading or prognosis")
+
+
+def baseline_scores(
+    task: str,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    scales: Mapping[str, Sequence[str]],
+    clinical: Mapping[str, np.ndarray] | None = None,
+    oracle: pd.DataFrame | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, Estimate]]:
+    """The baselines each task names, scored on the same held-out studies `test` (one row per study, truth
+    columns): most frequent (classification, grading); for prognosis the clinical-variables-only model's
+    predictions `clinical` (``risk``, ``p_metastasis`` per test row) and, on a synthetic cohort, the generating
+    `oracle` (one row per patient: ``patient``, ``true_linear_predictor``, ``true_metastasis_probability``)."""
+    if task == "classification":
+        return {"most-frequent": classification_scores(majority_predictions(train, test), n_boot=n_boot, seed=seed)}
+    if task == "grading":
+        graded = test[test["subtype"].isin(list(scales)) & test["grade"].notna()]
+        guess = majority_grades(train[train["grade"].notna()], graded, scales)
+        return {"most-frequent": grading_scores(guess, scales, n_boot=n_boot, seed=seed)}
+    if task != "prognosis":
+        raise ValueError(f"unknown study task {task!r}; choose classification, grading or prognosis")
+    if clinical is None:
+        raise ValueError("prognosis baselines need the clinical-only model's predictions (`clinical`)")
+    found = {"clinical-only": prognosis_scores(test.assign(**clinical), train, n_boot=n_boot, seed=seed)}
+    if oracle is not None:
+        truth = oracle.set_index("patient")
+        synthetic = test.assign(
+            risk=test["patient"].map(truth["true_linear_predictor"]).to_numpy(),
+            p_metastasis=test["patient"].map(truth["true_metastasis_probability"]).to_numpy(),
+        )
+        found["oracle (synthetic)"] = prognosis_scores(synthetic, train, n_boot=n_boot, seed=seed)
+    return found

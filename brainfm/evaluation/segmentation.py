@@ -106,6 +106,14 @@ def score_studies(
     return SegmentationScores(dice, hd95, empty_truth, empty_pred, capped)
 
 
+def series_spacings_mm(slice_mm: Sequence[float], pixel_mm: Sequence[float]) -> list[tuple[float, float, float]]:
+    """(slice, row, column) spacing in mm per scored volume from its slice and in-plane pixel spacing; a
+    volume without a recorded spacing (NaN: no lesion slice was mapped) gets 1 mm, which its Dice does not use
+    and its HD95 (undefined without a lesion) never reads."""
+    return [(s if np.isfinite(s) else 1.0, p if np.isfinite(p) else 1.0, p if np.isfinite(p) else 1.0)
+            for s, p in zip(slice_mm, pixel_mm, strict=True)]
+
+
 def _defined_mean(values: np.ndarray) -> float:
     """Mean over the studies where the score is defined; NaN when none is."""
     defined = values[~np.isnan(values)]
