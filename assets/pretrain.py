@@ -17,7 +17,9 @@ from assets.gating import cleared_centers, gx_asset_check
 from assets.ingest import NORMALIZED_SLICES
 from assets.ingest_checks import normalized_format, normalized_qc_rate, normalized_split
 from assets.resources import DeviceResource, DvcResource, PathsResource, ProfileResource
+from assets.tables import clinical_tables
 from assets.versioning import versioned
+from brainfm.tables import held_out_patients
 from brainfm.validation import Gate
 
 SUMMARY_FILE = "summary.json"
@@ -33,7 +35,7 @@ MIN_SSIM_GAIN = 0.02
 
 
 @dg.asset(
-    deps=[NORMALIZED_SLICES],
+    deps=[NORMALIZED_SLICES, clinical_tables],
     group_name="stage1",
     description="Hybrid ViT + ConvNeXt encoder pretrained as a masked autoencoder (50–75% of patches masked, "
     "reconstruction + InfoNCE consistency); safetensors checkpoint, SSIM/PSNR on held-out patients.",
@@ -54,7 +56,8 @@ def mae_encoder(
     staging = out.with_name("mae_encoder.partial")
     centers, left_out = cleared_centers(context, [normalized_format, normalized_split, normalized_qc_rate])
     data = [paths.output("normalized_slices", c) for c in centers]
-    result = pretrain(config, data, staging, device.resolve(), progress=True)
+    held_out = held_out_patients(paths.output("clinical_tables"))
+    result = pretrain(config, data, staging, device.resolve(), progress=True, exclude_patients=held_out)
     summary = {
         "config": dataclasses.asdict(config),
         "history": result.history,
@@ -76,6 +79,7 @@ def mae_encoder(
             "model": config.model,
             "centers": dg.MetadataValue.json(centers),
             "centers_left_out": dg.MetadataValue.json(left_out),
+            "held_out_patients_excluded": len(held_out),
             "steps": result.steps,
             "train_seconds": round(result.seconds, 1),
             "loss_first": result.history[0],

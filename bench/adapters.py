@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import polars as pl
 import torch
@@ -36,7 +35,6 @@ from brainfm.pseudonym import Pseudonymizer
 from brainfm.secrets import load_secret
 from brainfm.splits import label_fraction_subset
 from brainfm.tables import mask_paths, patient_strata, pseudonymise_tables, read_oracle, study_table
-from models.data import write_shards
 from models.heads.experiments import (
     VARIANTS,
     Variant,
@@ -65,21 +63,6 @@ def prepare(data: Path, raw: Path, work: Path, pseudonymizer: Pseudonymizer) -> 
         if not (work / "lesion_masks" / c).is_dir():
             map_masks(data / c / "normalized_slices", masks, work / "lesion_masks" / c)
     return centers, study_table(work / "clinical_tables")
-
-
-def pretraining_folders(images: list[Path], test_patients: set[str], out: Path) -> list[Path]:
-    """Copies of the shard folders without the downstream test patients' slices: the encoder is pretrained on
-    images of training patients only, so no held-out patient was seen, even unlabelled."""
-    folders = []
-    for folder in images:
-        target = out / folder.parent.name
-        if not (target / "index.parquet").is_file():
-            index = pl.read_parquet(folder / "index.parquet").filter(~pl.col("patient").is_in(list(test_patients)))
-            shards = {s: np.load(folder / f"shard-{s:05d}.npy", mmap_mode="r") for s in index["shard"].unique()}
-            slices = np.stack([shards[s][r] for s, r in zip(index["shard"], index["row"])])
-            write_shards(target, slices, index["patient"].to_list(), sequences=index["sequence"].to_list())
-        folders.append(target)
-    return folders
 
 
 def score(task: str, run, train: pd.DataFrame, seed: int) -> dict:
@@ -179,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder_dir = args.encoder
     if encoder_dir is None:
         config = PretrainConfig.profile("tiny", steps=args.pretrain_steps)
-        folders = pretraining_folders(images, set(test["patient"]), args.work / "pretraining_slices")
-        result = pretrain(config, folders, args.work / "encoder", args.device)
+        result = pretrain(config, images, args.work / "encoder", args.device, exclude_patients=set(test["patient"]))
         encoder_dir = result.checkpoint_dir
         print(f"pretrained {config.steps} steps in {result.seconds:.0f} s: masked SSIM {result.metrics.masked_ssim:.3f} "
               f"(baseline {result.metrics.baseline_masked_ssim:.3f})", flush=True)

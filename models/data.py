@@ -9,7 +9,7 @@ slice_id) each batch comes with its binary lesion maps, for lesion-aware masking
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,12 +53,13 @@ class ShardDataset:
 
     `lesion_masks`: lesion-mask folders (section 3b, or their parent), joined to the slices on slice_id;
     `lesion(index)` then gives each item's binary lesion map. Only the training split may use them, so that
-    no validation mask shapes pretraining.
+    no validation mask shapes pretraining. `exclude_patients`: patients left out whatever their split (the
+    downstream test patients, which no training stage may see).
     """
 
     def __init__(
         self, data_dirs: str | Path | Sequence[str | Path], split: str | None, sequences: Sequence[str] | None = None,
-        lesion_masks: str | Path | Sequence[str | Path] | None = None,
+        lesion_masks: str | Path | Sequence[str | Path] | None = None, exclude_patients: Collection[str] = (),
     ) -> None:
         self.dirs = resolve_shard_dirs(data_dirs)
         self.sequences = tuple(sequences) if sequences else None
@@ -75,6 +76,8 @@ class ShardDataset:
             table = table.select(columns)
             if split is not None:
                 table = table.filter(pc.equal(table["split"], split))
+            if exclude_patients:
+                table = table.filter(pc.invert(pc.is_in(table["patient"], pa.array(sorted(exclude_patients)))))
             offset = sum(len(loc) for loc in locations)
             location = np.stack([np.full(len(table), d), table["shard"].to_numpy(), table["row"].to_numpy()], 1)
             locations.append(location.astype(np.int64))

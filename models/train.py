@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,7 +184,7 @@ class Trainer:
 
     def __init__(
         self, config: PretrainConfig, data_dir: str | Path | Sequence[str | Path], device: str | torch.device,
-        rank: int = 0, world_size: int = 1,
+        rank: int = 0, world_size: int = 1, exclude_patients: Collection[str] = (),
     ) -> None:
         self.config, self.rank, self.world = config, rank, world_size
         self.device = torch.device(device)
@@ -218,8 +218,10 @@ class Trainer:
             lambda s: warmup_cosine(s, config.warmup_steps, config.steps, config.min_lr / config.lr),
         )
         self.dataset = ShardDataset(
-            data_dir, "train", config.sequences, config.lesion_masks if config.lesion_bias > 0 else None
+            data_dir, "train", config.sequences, config.lesion_masks if config.lesion_bias > 0 else None,
+            exclude_patients=exclude_patients,
         )
+        self.excluded = sorted(exclude_patients)
         if self.dataset.channels != config.in_chans:
             raise ValueError(f"data has {self.dataset.channels} channel(s) but in_chans={config.in_chans}")
         self.step = 0
@@ -229,8 +231,13 @@ class Trainer:
 
     @property
     def data(self) -> list[list[str]]:
-        """`data_signature` of the slice folders, then of the lesion-mask folders in use."""
-        return data_signature([*self.dataset.dirs, *self.dataset.lesion_dirs])
+        """`data_signature` of the slice folders, then of the lesion-mask folders in use, then of the excluded
+        patients (if any)."""
+        signature = data_signature([*self.dataset.dirs, *self.dataset.lesion_dirs])
+        if self.excluded:
+            digest = hashlib.sha256("\n".join(self.excluded).encode()).hexdigest()
+            signature.append(["excluded_patients", digest])
+        return signature
 
     def batches(self) -> Iterator[Batch]:
         """Endless batches for `train_step` from the current step on, on the device (the order depends
@@ -332,25 +339,27 @@ def pretrain(
     device: str | torch.device = "cuda",
     progress: bool = True,
     stop_at: int | None = None,
+    exclude_patients: Collection[str] = (),
 ) -> PretrainResult:
     """Pretrain (or resume, if out_dir/checkpoint exists) and validate on the held-out `val` split.
 
     data_dir: a shard folder or the normalised-slices root (one folder per center). Writes
     out_dir/checkpoint/, out_dir/loss_curve.png and out_dir/reconstruction.png. `stop_at` ends this call
-    early at that step (the schedule still spans config.steps); a later call resumes. Under torchrun every
-    rank calls this; rank 0 writes the files.
+    early at that step (the schedule still spans config.steps); a later call resumes. `exclude_patients` are
+    left out of training and validation (the downstream test patients). Under torchrun every rank calls this;
+    rank 0 writes the files.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rank, world, device = init_distributed(device)
-    trainer = Trainer(config, data_dir, device, rank, world)
+    trainer = Trainer(config, data_dir, device, rank, world, exclude_patients)
     checkpoint_dir = out_dir / "checkpoint"
     if (checkpoint_dir / STATE_FILE).is_file():
         trainer.load(checkpoint_dir)
     trainer.train(min(stop_at or config.steps, config.steps), progress, checkpoint_dir)
     trainer.save(checkpoint_dir)
-    val = ShardDataset(data_dir, "val", config.sequences)
+    val = ShardDataset(data_dir, "val", config.sequences, exclude_patients=exclude_patients)
     metrics, examples = evaluate_reconstruction(
         trainer.mae, val, device, config.val_slices, config.val_mask_ratio, config.seed, amp=trainer.amp
     )

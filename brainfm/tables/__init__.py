@@ -9,6 +9,7 @@ from brainfm.tables.checks import (
     original_identifiers,
     split_report,
 )
+from brainfm.tables.held_out import held_out_patients
 from brainfm.tables.pseudonymise import TablesSummary, mask_paths, patient_strata, pseudonymise_tables
 from brainfm.tables.schemas import (
     ORACLE_DIR,
@@ -30,6 +31,7 @@ __all__ = [
     "TABLE_SCHEMAS",
     "Column",
     "TablesSummary",
+    "held_out_patients",
     "identifier_hits",
     "index_join",
     "layout_report",

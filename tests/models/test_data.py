@@ -27,6 +27,13 @@ def test_split_is_patient_level_and_reads_the_right_rows(mni_shards: Path) -> No
     np.testing.assert_array_equal(batch[0, 0], expected)
 
 
+def test_excluded_patients_leave_every_split(mni_shards: Path) -> None:
+    train = ShardDataset(mni_shards, "train")
+    gone = set(train.patients[:: max(len(train) // 3, 1)])
+    kept = ShardDataset(mni_shards, "train", exclude_patients=gone)
+    assert not gone & set(kept.patients)
+    assert len(kept) == int(np.isin(train.patients, list(gone), invert=True).sum())
+
 def test_loader_order_is_a_function_of_seed_and_step(mni_shards: Path) -> None:
     first = iter(make_loader(mni_shards, "train", 8, seed=3, num_workers=0))
     batches = [next(first) for _ in range(30)]  # crosses an epoch boundary

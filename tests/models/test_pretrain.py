@@ -60,6 +60,8 @@ def test_resume_refuses_a_checkpoint_of_other_settings(mni_shards: Path, tmp_pat
     pl.read_parquet(index).head(-1).write_parquet(index)  # one slice fewer
     with pytest.raises(ValueError, match=r"other settings \(data\)"):
         pretrain(config, other_data, tmp_path, "cpu", progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(data\)"):  # other held-out patients: other data
+        pretrain(config, mni_shards, tmp_path, "cpu", progress=False, exclude_patients={"center_a-P000"})
     longer = pretrain(dataclasses.replace(config, steps=5), mni_shards, tmp_path, "cpu", progress=False)
     assert longer.steps == 5  # more steps is a resumable change
 

@@ -22,6 +22,7 @@ from brainfm.tables import (
     ORACLE_DIR,
     ORACLE_MARKER,
     TablesSummary,
+    held_out_patients,
     identifier_hits,
     index_join,
     layout_report,
@@ -147,6 +148,8 @@ def test_split_is_7_to_3_stratified_deterministic_and_one_side_per_patient(
     assert (sides["sides"] == 1).all() and sides.height == cohort.manifest["n_patients"]
     n_train = (sides["split"] == "train").sum()
     assert n_train == round(DOWNSTREAM_TRAIN_FRACTION * sides.height) == cohort.summary.n_train
+    assert held_out_patients(cohort.tables) == set(sides.filter(pl.col("split") == "test")["patient"])
+    assert held_out_patients(tmp_path) == frozenset()  # no labels sent: nothing held out
     strata = patient_strata(tables["labels"])
     by_stratum = pl.DataFrame({"patient": list(strata), "stratum": [str(s) for s in strata.values()]}).join(
         sides, on="patient"
