@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export BRAINFM_DEID_SECRET_FILE ?= $(CURDIR)/.secrets/deid.key
 export BRAINFM_DVC_BIN ?= $(CURDIR)/$(DVC_ENV)/bin/dvc
 
-.PHONY: setup demo test dev clean lock add-center
+.PHONY: setup browser demo test dev clean lock add-center
 
 setup: $(VENV)/.installed $(DVC_ENV)/.installed
 
@@ -53,7 +53,17 @@ $(DAGSTER_HOME)/dagster.yaml:
 demo: setup .secrets/deid.key $(DAGSTER_HOME)/dagster.yaml
 	BRAINFM_PROFILE=$(PROFILE) $(VENV)/bin/python -m dagster_project.demo
 
-test: setup
+# Headless Chromium (Debian's package) renders the evaluation reports to PNG and drives the UI test; the CJK
+# font draws the reports' Chinese. Installed when missing and apt-get can (root); otherwise a warning, and the
+# tests that need a browser skip unless BRAINFM_REQUIRE_BROWSER is set (CI sets it).
+browser:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
+	  { apt-get install -y -q chromium fonts-noto-cjk >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium fonts-noto-cjk >/dev/null 2>&1; }; } || \
+	  echo "warning: could not install chromium and fonts-noto-cjk (needs root and apt-get): browser tests will skip"; \
+	fi
+
+test: setup browser
 	$(VENV)/bin/python -m pytest
 
 dev: setup .secrets/deid.key $(DAGSTER_HOME)/dagster.yaml

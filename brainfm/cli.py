@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "brainfm.dicom.cli",
     "brainfm.reports.cli",
     "brainfm.synth.cli",
+    "brainfm.evaluation.cli",
 )
 
 
