@@ -1,7 +1,10 @@
 """Stage-3 metrics on held-out patients, each with a 95 % confidence interval.
 
 `bootstrap` (patient-level bootstrap, t-interval over seeds), `classification`, `survival` and `explain`
-import without torch; `segmentation` (monai.metrics) imports torch and is imported on its own.
+import without torch; `segmentation` (monai.metrics) imports torch and is imported on its own. Imported on
+their own too (heavier dependencies): `mrmc` and `reader_study` (reader studies, statsmodels), `trial` (the
+controlled trial, lifelines), `text` (report metrics, sacrebleu and rouge-score), `html_report` and `render`
+(the HTML reports and their PNG rendering).
 """
 
 from brainfm.evaluation.bootstrap import Estimate, mean_ci, patient_bootstrap

@@ -89,7 +89,7 @@ def score_reports(predictions: Iterable[Mapping[str, Any]], gold: Iterable[Mappi
 # The cohort generator's site codes -> the location vocabulary; unknown codes pass through (and count as misses).
 COHORT_SITES = {
     "frontal_lobe": "额叶", "temporal_lobe": "颞叶", "parietal_lobe": "顶叶", "occipital_lobe": "枕叶", "insula": "岛叶",
-    "cerebellum": "小脑", "cerebellar_tonsil": "小脑", "brainstem": "脑干", "basal_ganglia": "基底节", "thalamus": "丘脑",
+    "cerebellum": "小脑", "cerebellar_tonsil": "小脑", "brainstem": "脑干", "pons": "脑干", "basal_ganglia": "基底节", "thalamus": "丘脑",
     "sella": "鞍区", "hippocampus": "海马", "falx": "大脑镰", "cerebellopontine_angle": "桥小脑角",
     "subdural": "硬膜下", "subarachnoid": "蛛网膜下腔", "foramen_magnum": "枕骨大孔", "cervical_cord": "颈髓",
     "corpus_callosum": "胼胝体",
