@@ -29,3 +29,27 @@ def slice_grid(images: Sequence[np.ndarray], titles: Sequence[str], out_png: Pat
     fig.savefig(out_png, dpi=80)
     plt.close(fig)
     return out_png
+
+
+def forest_figure(
+    labels: Sequence[str],
+    values: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    xlabel: str,
+    reference: float | None = 0.0,
+) -> plt.Figure:
+    """A forest plot: one row per label (top to bottom), the estimate as a dot and its interval as a bar, a
+    dashed line at ``reference`` (no effect). The caller embeds and closes the figure."""
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(6.0, 0.45 * n + 1.0))
+    y = np.arange(n)[::-1]
+    ax.errorbar(values, y, xerr=[np.subtract(values, lows), np.subtract(highs, values)], fmt="o", color="#1f4e79",
+                ecolor="#1f4e79", capsize=3)
+    if reference is not None:
+        ax.axvline(reference, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
