@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # torch loads only when an adapter asset runs
     from models.heads.experiments import SegRun
 
 METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.parquet"  # held-out predictions of the deployed adapter, one row per study
 IMAGE_CHECKS = [normalized_format, normalized_split, normalized_qc_rate]
 MASK_CHECKS = [*IMAGE_CHECKS, lesion_masks_aligned, lesion_masks_placed, lesion_masks_labelled]
 # The variant each asset saves as its adapter: heads on the frozen encoder, so that inference runs one encoder
@@ -219,6 +220,7 @@ def study_adapters(
                 save_study_adapter(out / "adapter", run.encoder, run.head, config, run.history)
         assert deployed is not None
         held_out = deployed.predictions
+        held_out.to_parquet(out / PREDICTIONS_FILE)  # pseudonymous keys only: read by the evaluation reports
         clinical = ClinicalBaseline.fit(train).predict(held_out) if task == "prognosis" else None
         oracle = read_oracle(paths.output("clinical_tables"))
         baselines = scoring.baseline_scores(task, train, held_out, GRADE_SCALES, clinical,
