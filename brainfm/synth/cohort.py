@@ -41,7 +41,7 @@ from brainfm.synth.profiles import (
     SynthProfile,
     get_profile,
 )
-from brainfm.synth.reader_study import Case, simulate_reader_study, simulate_trial
+from brainfm.synth.reader_study import Case, add_prognosis, simulate_reader_study, simulate_trial
 from brainfm.synth.render import RenderedStudy, render_study
 from brainfm.synth.reports import ReportFacts, write_report
 from brainfm.synth.sequences import protocol
@@ -349,9 +349,9 @@ def _write_tables(out_dir: Path, records: list[dict], profile: SynthProfile, see
     subtypes = [s for _, s, _ in SUBTYPES]
     reads = simulate_reader_study(cases, subtypes, np.random.default_rng([seed, STREAM_READERS]))
     pl.DataFrame(reads, infer_schema_length=None).write_parquet(tables / "reader_study.parquet")
-    trial = simulate_trial(
-        cases, subtypes, profile.n_trial_participants, np.random.default_rng([seed, STREAM_TRIAL])
-    )
+    trial_rng = np.random.default_rng([seed, STREAM_TRIAL])
+    trial = simulate_trial(cases, subtypes, profile.n_trial_participants, trial_rng)
+    trial = add_prognosis(trial, [r["patient_id"] for r in records], outcomes, model, trial_rng)
     pl.DataFrame(trial, infer_schema_length=None).write_parquet(tables / "controlled_trial.parquet")
     return {"hazard_model": model.describe(), "oracle": oracle_scores(outcomes)}
 

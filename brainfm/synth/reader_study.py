@@ -8,6 +8,11 @@ model is right, and by -AUTOMATION_BIAS (larger for juniors) when it is wrong, s
 junior, primary-hospital and general readers most. Reading time is lognormal around a median by seniority,
 shortened by assistance. The model's suggestion is right with probability MODEL_ACCURACY (lower for rare
 subtypes).
+
+In the controlled trial the doctor also predicts the patient's prognosis from the patient's true risk
+(brainfm/synth/clinical.py): the predicted metastasis risk is expit(true logit + e) and the predicted median
+survival is the Weibull median at (true linear predictor + e'), e and e' independent N(0, sd²) with sd by
+seniority (PROGNOSIS_NOISE_SD), multiplied by MODEL_PROGNOSIS_NOISE_FACTOR with the model.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from itertools import product
 
 import numpy as np
 
+from brainfm.synth.clinical import HazardModel, Outcomes, oracle_scores
 from brainfm.synth.profiles import CATEGORY_OF, RARE_SUBTYPES
 
 SENIORITY = {"low": 0.2, "mid": 0.9, "high": 1.6}
@@ -30,6 +36,10 @@ MEDIAN_TIME_S = {"low": 240.0, "mid": 180.0, "high": 130.0}
 ASSISTED_TIME_FACTOR = 0.8
 TIME_SIGMA = 0.35  # log-scale sd of reading time
 CRITICAL_SUBTYPES = frozenset({"hemorrhage", "infarct", "subdural_hematoma", "abscess"})
+TRIAL_ARMS = ("doctor_plus_model", "doctor_alone")  # the treated arm first
+# sd of the doctor's error on the metastasis logit and on the Cox linear predictor, doctor alone
+PROGNOSIS_NOISE_SD = {"low": 2.0, "mid": 1.5, "high": 1.0}
+MODEL_PROGNOSIS_NOISE_FACTOR = 0.4  # with the model's risk estimate shown, the doctor's error sd × 0.4
 
 
 @dataclass(frozen=True)
@@ -195,3 +205,83 @@ def simulate_trial(
             }
         )
     return rows
+
+
+def prognosis_noise_sd(arm: str, seniority: str) -> float:
+    """The sd of the doctor's prognostic error (on the logit and the log-hazard scale) in ``arm``."""
+    return PROGNOSIS_NOISE_SD[seniority] * (MODEL_PROGNOSIS_NOISE_FACTOR if arm == TRIAL_ARMS[0] else 1.0)
+
+
+def weibull_median_months(model: HazardModel, lp: np.ndarray) -> np.ndarray:
+    """Median survival (months) under ``model`` at linear predictor ``lp``: S(t) = exp(-lam t^k e^lp) = 1/2."""
+    return (np.log(2.0) / (model.weibull_scale * np.exp(lp))) ** (1.0 / model.weibull_shape)
+
+
+def _noisy_prognosis(
+    outcomes: Outcomes, rows: np.ndarray, sd: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The doctor's (metastasis logit, linear predictor) for patients ``rows`` with error sd ``sd`` each."""
+    p = outcomes.p_metastasis[rows]
+    noise = rng.normal(size=(len(rows), 2)) * sd[:, None]
+    return np.log(p) - np.log1p(-p) + noise[:, 0], outcomes.lp[rows] + noise[:, 1]
+
+
+def add_prognosis(
+    trial: list[dict[str, object]],
+    patient_ids: list[str],
+    outcomes: Outcomes,
+    model: HazardModel,
+    rng: np.random.Generator,
+) -> list[dict[str, object]]:
+    """The trial's rows (``simulate_trial``) with the doctor's prognosis and the patient's outcomes added.
+
+    ``patient_ids[i]`` is the patient of ``outcomes`` entry i (the cohort's outcome draw). Adds
+    ``predicted_metastasis_risk`` (probability), ``predicted_survival_months`` (predicted median survival,
+    months) and the patient's ``metastasis``, ``survival_months`` and ``event``.
+    """
+    index = {patient: i for i, patient in enumerate(patient_ids)}
+    unknown = {str(r["patient_id"]) for r in trial} - index.keys()
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} trial patient(s) are not in patient_ids: pass the outcomes of every cohort patient"
+        )
+    rows = np.array([index[str(r["patient_id"])] for r in trial], dtype=int)
+    sd = np.array([prognosis_noise_sd(str(r["arm"]), str(r["seniority"])) for r in trial])
+    logit, lp = _noisy_prognosis(outcomes, rows, sd, rng)
+    risk, median = 1.0 / (1.0 + np.exp(-logit)), weibull_median_months(model, lp)
+    return [
+        row
+        | {
+            "predicted_metastasis_risk": round(float(risk[j]), 6),
+            "predicted_survival_months": round(float(median[j]), 4),
+            "metastasis": int(outcomes.metastasis[i]),
+            "survival_months": float(outcomes.survival_months[i]),
+            "event": int(outcomes.event[i]),
+        }
+        for j, (row, i) in enumerate(zip(trial, rows, strict=True))
+    ]
+
+
+def expected_prognosis_scores(
+    outcomes: Outcomes, draws: int = 100, seed: int = 0
+) -> dict[str, dict[str, float | int | None]]:
+    """Per arm, the AUC of the predicted metastasis risk and the C-index of the predicted survival that a trial
+    on these patients estimates (Monte Carlo over the doctor's error, ``draws`` predictions per patient).
+
+    Participants are drawn uniformly from the patients and the doctor's seniority is low, mid or high with
+    probability 1/3 each (4 of the 12 reader profiles each), as in ``simulate_trial``. Same keys as
+    ``oracle_scores`` (``c_index``, ``auc_metastasis``, ...), the noise-free reference (docs/SCHEMAS.md).
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.tile(np.arange(len(outcomes.lp)), draws)
+    seniority = rng.choice(list(PROGNOSIS_NOISE_SD), size=len(rows))
+    scores = {}
+    for arm in TRIAL_ARMS:
+        sd = np.array([prognosis_noise_sd(arm, s) for s in seniority])
+        logit, lp = _noisy_prognosis(outcomes, rows, sd, rng)
+        drawn = Outcomes(
+            lp, 1.0 / (1.0 + np.exp(-logit)), outcomes.metastasis[rows], outcomes.survival_months[rows],
+            outcomes.event[rows],
+        )  # fmt: skip
+        scores[arm] = oracle_scores(drawn)
+    return scores

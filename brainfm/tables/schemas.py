@@ -104,6 +104,11 @@ TABLE_SCHEMAS: Mapping[str, Mapping[str, Column]] = {
         "time_to_diagnosis_min": Column(_FLOAT),
         "critical_case": Column(_BOOL),
         "critical_finding_missed": Column(_BOOL),
+        "predicted_metastasis_risk": Column(_FLOAT),
+        "predicted_survival_months": Column(_FLOAT),
+        "metastasis": _BINARY,
+        "survival_months": Column(_FLOAT),
+        "event": _BINARY,
         "simulated": Column(_BOOL),
     },
     ORACLE: {
