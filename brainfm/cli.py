@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "brainfm.reports.cli",
     "brainfm.synth.cli",
     "brainfm.evaluation.cli",
+    "brainfm.predict.cli",
 )
 
 

@@ -1,0 +1,507 @@
+"""Running the deployed models on one study (:class:`Predictor`) or on a folder of studies (:func:`predict_batch`).
+
+A :class:`Predictor` loads the pretrained encoder and the four stage-3 adapters the Dagster assets save under
+MODELS_DIR (the project's ``data/`` folder) once, and keeps them for every study. Each study is ingested
+through the training-time path (:mod:`brainfm.predict.study`), then every task runs through the functions the
+adapters are evaluated with (``predict_studies``, ``predict_segmentation``, ``gradcam_maps``), so a study
+gets the probabilities its held-out evaluation would give. torch and ``models`` are imported inside the
+functions that run models (the core imports no torch).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from tqdm import tqdm
+
+from brainfm import __version__
+from brainfm.imaging.masks import MASK_LABELS
+from brainfm.imaging.shards import atomic_directory, open_slices
+from brainfm.jsonl import atomic_text
+from brainfm.predict.outputs import (
+    Algorithm,
+    file_md5,
+    lesion_measurements,
+    measurement_report,
+    save_segmentation_overlay,
+    segmentation_dicom,
+    write_json,
+    write_nifti,
+)
+from brainfm.predict.study import (
+    IngestedStudy,
+    StudyError,
+    frame_slices,
+    ingest_study,
+    series_sources,
+    slices_to_volume,
+)
+from brainfm.pseudonym import Pseudonymizer
+from brainfm.secrets import load_secret
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from models.heads.aggregate import StudyHead
+    from models.heads.study_data import StudyBags
+
+# Where the assets save what predict loads, relative to MODELS_DIR (assets/adapters.py: `_encoder_dir`,
+# `seg_adapter`, STUDY_ASSETS; each adapter in `<asset>/adapter`).
+ENCODER_DIR = "mae_encoder/checkpoint"
+SEGMENTATION_DIR = "seg_adapter/adapter"
+STUDY_ADAPTER_DIRS = {
+    "classification": "cls_adapter/adapter", "grading": "grade_adapter/adapter",
+    "prognosis": "prognosis_adapter/adapter",
+}  # fmt: skip
+# The stage-2 report model (vision-language model). Until predict runs it, `Predictor.generate_report` says so.
+REPORT_MODEL_DIR = "report_generator/model"
+HASHED_FILES = (
+    "mae.safetensors",
+    "config.json",
+)  # per model folder (models.checkpoint layout): weights, config
+# Which series is segmented, among the oriented ones of the sequences the segmentation adapter was trained on:
+# single-volume series first (a DICOM SEG references one volume's frames), then this order (FLAIR shows
+# lesion and oedema), then the most slices.
+SEGMENTATION_PREFERENCE = ("FLAIR", "T2", "T1", "DWI")
+PREDICTIONS_FILE = "predictions.json"
+OUTPUT_FILES = {
+    "nifti": "segmentation.nii.gz", "dicom_seg": "segmentation_seg.dcm", "dicom_sr": "measurements_sr.dcm",
+    "overlay_segmentation": "overlay_segmentation.png", "overlay_gradcam": "overlay_gradcam.png",
+}  # fmt: skip
+BATCH_FILE = "batch.json"
+
+
+def default_models_dir() -> Path:
+    """The data folder the assets write to: ``$BRAINFM_ROOT/data``, else the checkout's ``data/`` (as
+    ``dagster_project.resources`` resolves the project root)."""
+    return Path(os.environ.get("BRAINFM_ROOT", Path(__file__).resolve().parents[2])) / "data"
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is available, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class _Timer:
+    """Seconds per named step."""
+
+    seconds: dict[str, float]
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[step] = round(time.perf_counter() - start, 3)
+
+
+class _Slices:
+    """The items `models.heads.seg_train.predict_segmentation` reads, for slices without masks: ``data[i]``
+    → (uint8 (B, 1, H, W), no labels)."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: np.ndarray) -> tuple[np.ndarray, None]:
+        return self.images[index][:, None], None
+
+
+class Predictor:
+    """The deployed models of MODELS_DIR, loaded once on ``device``; :meth:`predict` runs them on a study.
+
+    The study's pseudonymous keys come from the site's de-identification secret (``BRAINFM_DEID_SECRET``),
+    so that they match the keys of the site's pipeline data; without one, from a random key of this run.
+    """
+
+    def __init__(self, models_dir: Path, device: str = "cpu") -> None:
+        from models.checkpoint import load_encoder, read_config
+        from models.heads.seg_train import SegConfig, load_segmentation
+
+        self.models_dir, self.device = Path(models_dir), device
+        folders = [ENCODER_DIR, SEGMENTATION_DIR, *STUDY_ADAPTER_DIRS.values()]
+        missing = [f for f in folders if not (self.models_dir / f / "config.json").is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{self.models_dir} lacks the model folders {missing}: materialise mae_encoder, seg_adapter and "
+                "the study adapters (cls_adapter, grade_adapter, prognosis_adapter), or pass --models with the "
+                "data folder that holds them."
+            )
+        start = time.perf_counter()
+        self.encoder = load_encoder(self.models_dir / ENCODER_DIR, device)
+        self.segmenter = load_segmentation(self.models_dir / SEGMENTATION_DIR, self.encoder)
+        self.seg_config = SegConfig(**read_config(self.models_dir / SEGMENTATION_DIR)["config"])
+        self.heads = {
+            task: self._study_adapter(self.models_dir / f) for task, f in STUDY_ADAPTER_DIRS.items()
+        }
+        self.load_seconds = round(time.perf_counter() - start, 3)
+        self.versions = {
+            f: {name: file_md5(self.models_dir / f / name) for name in HASHED_FILES} for f in folders
+        }
+        try:
+            self.pseudonymizer, self.key = Pseudonymizer(load_secret()), "site"
+        except RuntimeError:
+            # No secret configured: the temporary de-identified copy is keyed for this run only.
+            self.pseudonymizer, self.key = Pseudonymizer(secrets.token_bytes(32)), "ephemeral"
+
+    def _study_adapter(self, folder: Path) -> tuple[StudyHead, nn.Module]:
+        """A study head and the encoder it runs on: the shared one for a probe, its own for a fine-tuned one."""
+        from models.checkpoint import read_config
+        from models.heads.study_train import load_study_adapter
+
+        finetuned = read_config(folder)["study_config"]["mode"] == "finetune"
+        encoder = copy.deepcopy(self.encoder) if finetuned else self.encoder
+        head, _ = load_study_adapter(folder, encoder)
+        return head.to(self.device), encoder
+
+    def predict(
+        self, study_dir: Path, out_dir: Path, clinical: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Predict one study folder into ``out_dir`` (replaced whole, only once everything is written) and return
+        what predictions.json holds. ``clinical``: the prognosis head's clinical variables (``age_years``,
+        ``sex`` M/F, ``kps``, comorbidity flags); without them the risk is given at the training means.
+        Raises :class:`~brainfm.predict.study.StudyError` for a study that cannot be predicted."""
+        study_dir, out_dir = Path(study_dir), Path(out_dir)
+        if out_dir.resolve().is_relative_to(study_dir.resolve()):
+            raise StudyError(
+                f"--out {out_dir} lies inside the study folder {study_dir}; choose a folder outside it."
+            )
+        covariates = self._covariates(clinical)  # checked before any work
+        timer = _Timer({"load_models": self.load_seconds})
+        with (
+            tempfile.TemporaryDirectory(prefix="brainfm-predict-") as work,
+            atomic_directory(out_dir) as stage,
+        ):
+            with timer("ingest"):
+                study = ingest_study(study_dir, Path(work), self.pseudonymizer, _study_sequences())
+            result = self._predict(study, stage, timer, covariates)
+            write_json(stage / PREDICTIONS_FILE, result)
+        return result
+
+    def _covariates(self, clinical: Mapping[str, Any] | None) -> torch.Tensor | None:
+        """The prognosis head's standardised clinical variables (1, C), None without them."""
+        if clinical is None:
+            return None
+        head, _ = self.heads["prognosis"]
+        missing = [c for c in head.covariates if c not in clinical]
+        if missing:
+            raise StudyError(
+                f"the clinical variables lack {missing}; give a JSON object with "
+                f"{', '.join(head.covariates)} (sex 'M' or 'F', flags 0/1)"
+            )
+        try:
+            return head.standardise(pd.DataFrame([{"study": "study", **clinical}]))
+        except ValueError as e:
+            raise StudyError(f"clinical variables: {e}") from e
+
+    def _predict(
+        self, study: IngestedStudy, stage: Path, timer: _Timer, covariates: torch.Tensor | None
+    ) -> dict[str, Any]:
+        from models.heads.study_data import StudyBags
+
+        bags = StudyBags(study.slices_dir)
+        warnings = list(study.warnings)
+        with timer("classification"):
+            classification = self._classification(bags, study.study)
+        with timer("grading"):
+            grade = self._grade(bags, study.study, classification["subtype"]["label"])
+        with timer("prognosis"):
+            prognosis = self._prognosis(bags, study.study, covariates)
+        sequences = self.seg_config.sequences or _study_sequences()
+        segmented = _choose_series(study.volumes, sequences, oriented=True)
+        series = segmented or _choose_series(study.volumes, _study_sequences(), oriented=False)
+        assert series is not None  # ingest_study refused a study without any of these sequences
+        images, slice_index = _series_slices(study, series)
+        segmentation, outputs, labels = None, {}, None
+        if segmented is None:
+            warnings.append(
+                f"no {'/'.join(sequences)} series with a patient orientation: segmentation skipped"
+            )
+        else:
+            with timer("segmentation"):
+                labels = self._segment(images)
+            with timer("outputs"):
+                segmentation, outputs, notes = self._write_segmentation(
+                    study, series, labels, slice_index, stage
+                )
+            warnings += notes
+        # The slice shown: the one with the largest predicted lesion, else the middle one.
+        shown = (
+            int(np.argmax((labels > 0).sum(axis=(1, 2))))
+            if labels is not None and labels.any()
+            else len(images) // 2
+        )
+        if labels is not None:
+            outputs["overlay_segmentation"] = save_segmentation_overlay(
+                stage / OUTPUT_FILES["overlay_segmentation"], images[shown], labels[shown],
+                f"{series['sequence']}, slice {slice_index[shown]}: predicted lesion (red), oedema (yellow), "
+                "necrosis (cyan)",
+            ).name  # fmt: skip
+        with timer("gradcam"):
+            outputs["overlay_gradcam"] = self._gradcam(
+                images[shown], None if labels is None else labels[shown] > 0,
+                classification["category"]["label"], stage / OUTPUT_FILES["overlay_gradcam"],
+            ).name  # fmt: skip
+        result = {
+            "brainfm_version": __version__,
+            "study": {
+                "key": study.study,
+                "pseudonym_key": self.key,
+                "input": study.kind,
+                "series": _series_summary(study),
+            },
+            "classification": classification,
+            "grade": grade,
+            "prognosis": prognosis,
+            "segmentation": segmentation,
+            "report": None,
+            "outputs": outputs,
+            "models": {"folder": str(self.models_dir), "md5": self.versions},
+            "timings_s": timer.seconds,
+            "quarantined": [
+                {"path": e.path, "reason": str(e.reason), "detail": e.detail} for e in study.quarantined
+            ],
+            "warnings": warnings,
+        }
+        result["report"] = self.generate_report(bags, result)
+        return result
+
+    def _classification(self, bags: StudyBags, study: str) -> dict[str, Any]:
+        head, encoder = self.heads["classification"]
+        row = _predict_row(encoder, head, bags, study)
+        return {
+            output: {
+                "label": str(row[output]),
+                "probabilities": {c: float(row[f"p_{output}_{c}"]) for c in classes},
+            }
+            for output, classes in head.classes.items()
+        }
+
+    def _grade(self, bags: StudyBags, study: str, subtype: str) -> dict[str, Any]:
+        """The grade on the predicted subtype's scale, with P(grade above each level but the last)."""
+        head, encoder = self.heads["grading"]
+        if subtype not in head.scales:
+            return {
+                "scale": None,
+                "label": None,
+                "p_above": {},
+                "note": f"the predicted subtype {subtype} has no grade scale",
+            }
+        row = _predict_row(encoder, head, bags, study)
+        levels = head.scales[subtype]
+        return {
+            "scale": subtype,
+            "label": str(row[f"grade_{subtype}"]),
+            "p_above": {level: float(row[f"p_{subtype}_gt_{level}"]) for level in levels[:-1]},
+        }
+
+    def _prognosis(self, bags: StudyBags, study: str, covariates: torch.Tensor | None) -> dict[str, Any]:
+        """Cox risk (log hazard ratio, higher = shorter survival) and, with the patient's clinical variables,
+        the two-year metastasis probability; without them the variables sit at the training means (0 once
+        standardised), so the risk ranks the images alone and no probability is given."""
+        import torch
+
+        head, encoder = self.heads["prognosis"]
+        given = covariates is not None
+        row = _predict_row(
+            encoder, head, bags, study, covariates if given else torch.zeros(1, len(head.covariates))
+        )
+        return {
+            "clinical": "given" if given else "training_mean",
+            "risk_log_hazard_ratio": float(row["risk"]),
+            "p_metastasis_2y": float(row["p_metastasis"]) if given else None,
+        }
+
+    def _segment(self, images: np.ndarray) -> np.ndarray:
+        from models.heads.seg_train import predict_segmentation
+
+        return predict_segmentation(self.segmenter, _Slices(images))  # type: ignore[arg-type]
+
+    def _write_segmentation(
+        self,
+        study: IngestedStudy,
+        series: Mapping[str, Any],
+        labels: np.ndarray,
+        slice_index: list[int],
+        stage: Path,
+    ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+        """The label volume on the series' own grid as NIfTI and, for a single-volume DICOM series, as DICOM SEG
+        and TID 1500 SR over its original instances; returns the JSON section, the files and warnings."""
+        volume = _volume_row(study, series)
+        affine = np.reshape(np.asarray(volume["affine"], dtype=np.float64), (4, 4))
+        labels_3d = slices_to_volume(labels, slice_index, volume)
+        measurements = lesion_measurements(labels_3d, affine)
+        outputs = {"nifti": write_nifti(stage / OUTPUT_FILES["nifti"], labels_3d, affine).name}
+        notes = []
+        if study.kind == "nifti":
+            notes.append("NIfTI input: no DICOM instances to reference, so no DICOM SEG or SR was written")
+        elif series["volumes"] > 1:
+            notes.append(
+                f"the segmented series has {series['volumes']} volumes: no DICOM SEG or SR was written"
+            )
+        else:
+            sources = series_sources(study, str(series["series"]))
+            frames = np.stack([labels_3d[:, :, k] for ds in sources for k in frame_slices(ds, volume)])
+            algorithm = Algorithm("brainfm seg_adapter", self.versions[SEGMENTATION_DIR]["mae.safetensors"])
+            seg = segmentation_dicom(sources, frames, algorithm)
+            seg.save_as(stage / OUTPUT_FILES["dicom_seg"])
+            measurement_report(seg, sources, measurements, algorithm).save_as(
+                stage / OUTPUT_FILES["dicom_sr"]
+            )
+            outputs |= {"dicom_seg": OUTPUT_FILES["dicom_seg"], "dicom_sr": OUTPUT_FILES["dicom_sr"]}
+        section = {
+            "series": series["series"], "sequence": series["sequence"], "shape": list(volume["shape"]),
+            "labels": {str(k): v for k, v in MASK_LABELS.items()}, "measurements": measurements,
+        }  # fmt: skip
+        return section, outputs, notes
+
+    def _gradcam(self, image: np.ndarray, lesion: np.ndarray | None, category: str, path: Path) -> Path:
+        """Grad-CAM of the predicted category on one slice (the predicted lesion outlined)."""
+        import torch
+
+        from models.heads.gradcam import gradcam_maps, save_gradcam_overlay
+
+        head, encoder = self.heads["classification"]
+        target = head.classes["category"].index(category)
+        cam = gradcam_maps(encoder, head, torch.from_numpy(image[None, None]), target)[0].cpu().numpy()
+        return save_gradcam_overlay(path, image, cam, lesion, f"Grad-CAM: {category}")
+
+    def generate_report(self, bags: StudyBags, predictions: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The generated report of a study (stage 2: the vision-language model over the study's slices
+        ``bags``, given the stage-3 ``predictions``), or None when MODELS_DIR holds no stage-2 model
+        (:data:`REPORT_MODEL_DIR`). The seam predictions.json's ``report`` is filled from; nothing is ever
+        made up in its place."""
+        folder = self.models_dir / REPORT_MODEL_DIR
+        if not folder.is_dir():
+            return None
+        raise NotImplementedError(
+            f"{folder} holds a stage-2 report model, but `brainfm predict` does not run it yet; move that folder "
+            "away to predict without a report."
+        )
+
+
+def _study_sequences() -> tuple[str, ...]:
+    from models.heads.study_data import STUDY_SEQUENCES
+
+    return STUDY_SEQUENCES
+
+
+def _predict_row(
+    encoder: nn.Module, head: StudyHead, bags: StudyBags, study: str, covariates: Any = None
+) -> pd.Series:
+    """The head's prediction columns for one study, through the training-time evaluation path."""
+    from models.heads.study_train import predict_studies
+
+    return predict_studies(encoder, head, bags, [study], covariates, progress=True).loc[study]
+
+
+def _choose_series(
+    volumes: pl.DataFrame, sequences: tuple[str, ...], oriented: bool
+) -> dict[str, Any] | None:
+    """The series to segment and show (:data:`SEGMENTATION_PREFERENCE`) among ``sequences``, with its number
+    of volumes; only series with a patient orientation when ``oriented``; None when there is none."""
+    counted = volumes.group_by("series").agg(pl.len().alias("volumes"), pl.col("shape").first())
+    first = volumes.filter(pl.col("volume") == 0, pl.col("sequence").is_in(list(sequences)))
+    if oriented:
+        first = first.filter(pl.col("plane") != "unknown")
+    candidates = first.select("series", "sequence").join(counted, on="series")
+    if candidates.is_empty():
+        return None
+    rank = {s: i for i, s in enumerate(SEGMENTATION_PREFERENCE)}
+    return min(
+        candidates.iter_rows(named=True),
+        key=lambda r: (r["volumes"] > 1, rank.get(r["sequence"], len(rank)), -r["shape"][2], r["series"]),
+    )
+
+
+def _volume_row(study: IngestedStudy, series: Mapping[str, Any]) -> dict[str, Any]:
+    return study.volumes.filter(pl.col("series") == series["series"], pl.col("volume") == 0).row(
+        0, named=True
+    )
+
+
+def _series_slices(study: IngestedStudy, series: Mapping[str, Any]) -> tuple[np.ndarray, list[int]]:
+    """The kept normalised slices (n, 256, 256) of the series' first volume, by slice_index, and their indices."""
+    store = open_slices(study.slices_dir)
+    rows = (
+        store.index.with_row_index("item")
+        .filter(pl.col("series") == series["series"], pl.col("volume") == 0)
+        .sort("slice_index")
+    )
+    return np.stack([store[i] for i in rows["item"]]), rows["slice_index"].to_list()
+
+
+def _series_summary(study: IngestedStudy) -> list[dict[str, Any]]:
+    """Per normalised series: its key, sequence, plane, volumes and kept and excluded slices."""
+    kept = study.index.group_by("series").len("slices")
+    excluded = study.qc.filter(pl.col("slice_index") >= 0).group_by("series").len("excluded_slices")
+    table = (
+        study.volumes.group_by("series", maintain_order=True)
+        .agg(pl.col("sequence").first(), pl.col("plane").first(), pl.len().alias("volumes"))
+        .join(kept, on="series", how="left")
+        .join(excluded, on="series", how="left")
+        .fill_null(0)
+        .sort("series")
+    )
+    return table.to_dicts()
+
+
+def read_clinical(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path`` (clinical variables of one study, or, for ``--batch``, one such object per
+    study folder name)."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise StudyError(f"cannot read the clinical file {path} ({e}); give a JSON object") from e
+    if not isinstance(value, dict):
+        raise StudyError(f"{path} does not hold a JSON object of clinical variables")
+    return value
+
+
+def predict_batch(
+    predictor: Predictor, root: Path, out: Path, clinical: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, str]:
+    """Predict every study folder directly under ``root`` into ``out/<folder name>/`` with the models loaded
+    once; a study that cannot be predicted is reported and the others go on. ``clinical``: per folder name,
+    its clinical variables. Returns folder name → ``ok`` or the error, also written to ``out/batch.json``."""
+    root = Path(root)
+    studies = (
+        sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if root.is_dir()
+        else []
+    )
+    if not studies:
+        raise StudyError(f"{root} holds no study folders; --batch takes a folder with one folder per study.")
+    if clinical is not None and not all(isinstance(v, Mapping) for v in clinical.values()):
+        raise StudyError(
+            "with --batch, the clinical file maps each study folder's name to a JSON object of its "
+            "clinical variables"
+        )
+    status: dict[str, str] = {}
+    for folder in tqdm(studies, desc="studies", unit="study", disable=None):
+        try:
+            predictor.predict(folder, Path(out) / folder.name, (clinical or {}).get(folder.name))
+            status[folder.name] = "ok"
+        except StudyError as e:
+            status[folder.name] = str(e)
+    with atomic_text(Path(out) / BATCH_FILE) as f:
+        f.write(json.dumps(status, indent=1, ensure_ascii=False) + "\n")
+    return status
