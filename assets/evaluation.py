@@ -18,6 +18,7 @@ from assets.gating import gx_asset_check
 from assets.resources import DvcResource, PathsResource, ProfileResource
 from assets.tables import clinical_tables
 from assets.versioning import versioned
+from brainfm.evaluation.controlled import CONTROLLED_SECTIONS
 from brainfm.evaluation.html_report import (
     JSON_FILE,
     Provenance,
@@ -78,6 +79,15 @@ def report_check(asset: dg.AssetsDefinition | str, required: Sequence[str]) -> d
     )
 
 
+def site_table(paths: PathsResource, name: str) -> pl.DataFrame:
+    """One of the pseudonymised clinical tables, or a clear error when the site sent none."""
+    table = read_tables(paths.output("clinical_tables")).get(name)
+    if table is None:
+        raise FileNotFoundError(f"no {name} table in {paths.output('clinical_tables')}: the site sent none "
+                                f"(docs/SCHEMAS.md, {name}.parquet); leave this asset out of the run")
+    return table
+
+
 def held_out_classifications(paths: PathsResource) -> pl.DataFrame | None:
     """The deployed stage-3 classifier's predictions on its held-out studies, as the reader-study analysis
     takes them (accession, predicted subtype, P(abnormal) = 1 − P(category normal)); None before it ran."""
@@ -105,10 +115,7 @@ def prospective_evaluation(
     from brainfm.evaluation.prospective import prospective_report
     from brainfm.evaluation.reader_study import analyse_reader_study
 
-    reads = read_tables(paths.output("clinical_tables")).get("reader_study")
-    if reads is None:
-        raise FileNotFoundError(f"no reader_study table in {paths.output('clinical_tables')}: the site sent none "
-                                "(docs/SCHEMAS.md, reader_study.parquet); leave this asset out of the run")
+    reads = site_table(paths, "reader_study")
     model = held_out_classifications(paths)
     result = analyse_reader_study(reads, model, seed=profile.seed)
     out = paths.output("prospective_evaluation")
@@ -123,3 +130,33 @@ def prospective_evaluation(
 
 
 prospective_evaluation_complete = report_check(prospective_evaluation, PROSPECTIVE_SECTIONS)
+
+
+@dg.asset(
+    deps=[clinical_tables],
+    group_name="evaluation",
+    description="Controlled evaluation (clinical value): doctor + model vs doctor alone, randomised — metastasis AUC "
+    "and survival C-index with their difference, calibration, Kaplan–Meier by arm and by predicted risk with numbers "
+    "at risk, log-rank, Cox HR with a proportional-hazards check, accuracy and time to diagnosis, balance; one HTML "
+    "report with every number's 95 % CI.",
+)
+def controlled_evaluation(
+    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, dvc: DvcResource
+) -> dg.MaterializeResult:
+    from brainfm.evaluation.controlled import controlled_report
+    from brainfm.evaluation.trial import analyse_trial
+
+    trial = site_table(paths, "controlled_trial")
+    result = analyse_trial(trial, seed=profile.seed)
+    out = paths.output("controlled_evaluation")
+    simulated = bool(trial["simulated"].all())
+    files = controlled_report(result, trial, provenance(paths, profile, simulated)).write(out)
+    context.log.info(f"controlled trial: {result.n_participants} participants, report {files.html}")
+    return dg.MaterializeResult(metadata={
+        "participants": dg.MetadataValue.json(result.n_participants),
+        "auc_difference": result.auc_metastasis.difference.format(),
+        **report_metadata(files, out, paths, dvc),
+    })
+
+
+controlled_evaluation_complete = report_check(controlled_evaluation, CONTROLLED_SECTIONS)
