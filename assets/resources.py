@@ -62,6 +62,14 @@ class ProfileResource(dg.ConfigurableResource):
         return check_profile(self.name)
 
 
+class LanguageModelResource(dg.ConfigurableResource):
+    """The stage-2 language model: empty ``checkpoint`` trains the default small LM here; a local folder holding
+    a site's own causal LM and tokenizer (``save_pretrained`` layout) is loaded with ``from_pretrained`` instead.
+    Nothing is ever fetched from a hub."""
+
+    checkpoint: str = ""
+
+
 class DeviceResource(dg.ConfigurableResource):
     """Torch device for training: ``auto`` picks CUDA when available, else CPU."""
 

@@ -18,7 +18,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from assets.resources import DeidSecretResource, DeviceResource, DvcResource, PathsResource, ProfileResource
+from assets.resources import (
+    DeidSecretResource,
+    DeviceResource,
+    DvcResource,
+    LanguageModelResource,
+    PathsResource,
+    ProfileResource,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,4 +45,5 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, ob
         "device": DeviceResource(device=env.get("BRAINFM_DEVICE", "auto")),
         "deid_secret": DeidSecretResource(),
         "dvc": DvcResource(enabled=env.get("BRAINFM_VERSIONING", "1") != "0"),
+        "site_lm": LanguageModelResource(checkpoint=env.get("BRAINFM_LM_CHECKPOINT", "")),
     }

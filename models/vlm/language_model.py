@@ -165,3 +165,18 @@ def perplexity(
         count += int(mask[:, 1:].sum())
     model.train(was_training)
     return math.exp(nll / count)
+
+
+def unigram_perplexity(tokenizer: PreTrainedTokenizerBase, train_texts: Sequence[str], texts: Sequence[str]) -> float:
+    """Perplexity of the unigram baseline on `texts`: token frequencies counted on `train_texts` (add-one
+    smoothing over the vocabulary), every predicted token of `texts` framed as in `perplexity`. A language model
+    that has learned anything about order beats it."""
+    counts = torch.ones(len(tokenizer), dtype=torch.float64)
+    for ids in encode_documents(tokenizer, train_texts):
+        counts += torch.bincount(torch.tensor(ids[1:]), minlength=len(tokenizer)).double()
+    log_p = torch.log(counts / counts.sum())
+    scored = [torch.tensor(ids[1:]) for ids in encode_documents(tokenizer, texts) if len(ids) > 1]
+    if not scored:
+        raise ValueError("no text to score: pass at least one text")
+    targets = torch.cat(scored)
+    return math.exp(-float(log_p[targets].mean()))

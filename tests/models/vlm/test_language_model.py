@@ -29,6 +29,7 @@ from models.vlm.language_model import (
     load_language_model,
     perplexity,
     save_language_model,
+    unigram_perplexity,
 )
 from models.vlm.lm_train import pack_blocks, train_language_model
 from models.vlm.tokenizer import (
@@ -193,6 +194,14 @@ def test_training_lowers_the_loss(
     held_out = synthetic_reports(20, seed=2)
     untrained = build_language_model(tokenizer, config)
     assert perplexity(model, tokenizer, held_out) < perplexity(untrained, tokenizer, held_out) / 10
+
+
+def test_the_trained_lm_beats_the_unigram_baseline(
+    trained: tuple[torch.nn.Module, dict], tokenizer: PreTrainedTokenizerFast, lm_corpus: list[str]
+) -> None:
+    held_out = synthetic_reports(20, seed=2)
+    baseline = unigram_perplexity(tokenizer, lm_corpus, held_out)
+    assert 1.0 < perplexity(trained[0], tokenizer, held_out) < baseline < len(tokenizer)
 
 
 def test_training_is_deterministic(tokenizer: PreTrainedTokenizerFast, lm_corpus: list[str]) -> None:
