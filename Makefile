@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export BRAINFM_DEID_SECRET_FILE ?= $(CURDIR)/.secrets/deid.key
 export BRAINFM_DVC_BIN ?= $(CURDIR)/$(DVC_ENV)/bin/dvc
 
-.PHONY: setup browser demo test dev clean lock add-center
+.PHONY: setup browser demo test dev clean lock add-center screenshots reports
 
 setup: $(VENV)/.installed $(DVC_ENV)/.installed
 
@@ -46,9 +46,9 @@ lock: setup
 # queue starts one run tagged brainfm/exclusive=cross_center at a time (the cross-center jobs share outputs).
 # Run monitoring fails runs stuck starting or cancelling, and runs past their dagster/max_runtime tag; a run
 # whose worker died while started is failed by raw_data_sensor once it has logged nothing for 30 minutes.
-$(DAGSTER_HOME)/dagster.yaml:
+$(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  cancel_timeout_seconds: 180\n  max_resume_run_attempts: 0\n  poll_interval_seconds: 60\nconcurrency:\n  runs:\n    tag_concurrency_limits:\n      - key: brainfm/exclusive\n        value: cross_center\n        limit: 1\n' > $@
+	cp deploy/local/dagster.yaml $@
 
 demo: setup .secrets/deid.key $(DAGSTER_HOME)/dagster.yaml
 	BRAINFM_PROFILE=$(PROFILE) $(VENV)/bin/python -m dagster_project.demo
@@ -65,6 +65,18 @@ browser:
 
 test: setup browser
 	$(VENV)/bin/python -m pytest
+
+# The UI in headless Chromium: the asset graph, a partitioned asset per center, a materialization's metadata.
+screenshots: setup browser $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/python -m dagster_project.screenshots $(or $(OUT),outputs/screenshots)
+
+# The three evaluation reports that `make demo` wrote, rendered to PNG (outputs/reports/) for people to look at.
+reports: setup browser
+	mkdir -p outputs/reports
+	for name in prospective controlled retrospective; do \
+	  test -f data/$${name}_evaluation/report.html && \
+	    $(VENV)/bin/brainfm render-report data/$${name}_evaluation/report.html --out outputs/reports/$$name.png; \
+	done; true
 
 dev: setup .secrets/deid.key $(DAGSTER_HOME)/dagster.yaml
 	BRAINFM_PROFILE=$(PROFILE) $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)

@@ -4,6 +4,7 @@ network trained from scratch and the baselines each task names."""
 
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +17,16 @@ import pandas as pd
 
 from assets.figures import png_metadata
 from assets.gating import cleared_centers, gx_asset_check
+from assets.ingest import NORMALIZED_SLICES
 from assets.ingest_checks import normalized_format, normalized_qc_rate, normalized_split
+from assets.lineage import lineage
 from assets.masks import lesion_masks, lesion_masks_aligned, lesion_masks_labelled, lesion_masks_placed
 from assets.pretrain import mae_encoder
 from assets.resources import DeviceResource, DvcResource, PathsResource, ProfileResource
 from assets.tables import clinical_tables
 from assets.versioning import versioned
 from brainfm.evaluation import Estimate
+from brainfm.grounding.segmentations import lesion_slice_table
 from brainfm.tables import read_oracle, study_table
 from brainfm.validation import Gate
 
@@ -31,6 +35,7 @@ if TYPE_CHECKING:  # torch loads only when an adapter asset runs
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"  # held-out predictions of the deployed adapter, one row per study
+LESIONS_FILE = "lesion_predictions.parquet"  # the deployed segmenter's held-out slices (grounding evidence)
 IMAGE_CHECKS = [normalized_format, normalized_split, normalized_qc_rate]
 MASK_CHECKS = [*IMAGE_CHECKS, lesion_masks_aligned, lesion_masks_placed, lesion_masks_labelled]
 # The variant each asset saves as its adapter: heads on the frozen encoder, so that inference runs one encoder
@@ -49,7 +54,7 @@ MIN_PATIENTS_FOR_COMPARISON = 50
 MAX_GRADCAM_SLICES = 200  # held-out lesion slices scored by Grad-CAM
 
 
-def _encoder_dir(paths: PathsResource) -> Path:
+def encoder_dir(paths: PathsResource) -> Path:
     """The pretrained encoder's checkpoint folder (`models.train.pretrain` writes it under its output)."""
     return paths.output("mae_encoder") / "checkpoint"
 
@@ -74,7 +79,7 @@ def metrics_markdown(rows: list[dict[str, object]]) -> str:
     return f"Held-out patients: {n}; 95 % patient-bootstrap CIs.\n\n" + "\n".join(lines)
 
 
-def _write_metrics(out: Path, rows: list[dict[str, object]], extra: dict[str, object]) -> None:
+def write_metrics(out: Path, rows: list[dict[str, object]], extra: dict[str, object]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS_FILE).write_text(json.dumps({"rows": rows, **extra}, indent=1, default=str))
 
@@ -86,6 +91,7 @@ def _split(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 @dg.asset(
     deps=[mae_encoder, clinical_tables, lesion_masks],
     group_name="stage3",
+    pool="gpu",
     description="Lesion segmentation (lesion / oedema / necrosis) from the encoder's multi-scale features: "
     "UNETR-style decoder, as a frozen-encoder probe, fine-tuned, and from scratch; Dice and HD95 (mm) per held-out "
     "series with 95 % patient-bootstrap CIs, an overlay.",
@@ -111,7 +117,7 @@ def seg_adapter(
     rows, deployed = [], None
     for variant in VARIANTS:
         config = seg_config(profile.profile, variant, profile.seed)
-        encoder = make_encoder(variant.source, _encoder_dir(paths), profile.seed, device.resolve())
+        encoder = make_encoder(variant.source, encoder_dir(paths), profile.seed, device.resolve())
         run = fit_segmentation(
             encoder, images, masks, list(train["patient"]), list(test["patient"]), empty, config, progress=True
         )
@@ -124,8 +130,10 @@ def seg_adapter(
             deployed = run
             save_segmentation(out / "adapter", run.model, config, run.history, encoder)
     assert deployed is not None
+    # Held-out lesion predictions, bit-packed per slice: the evidence the stage-2 grounding guard checks against.
+    lesion_slice_table(deployed.volumes.to_dict("records"), deployed.predicted).write_parquet(out / LESIONS_FILE)
     overlay = _segmentation_overlay(figures / "overlay.png", deployed)
-    _write_metrics(out, rows, {"centers": centers, "deployed": DEPLOYED})
+    write_metrics(out, rows, {"centers": centers, "deployed": DEPLOYED})
     return dg.MaterializeResult(
         metadata={
             "centers": dg.MetadataValue.json(centers),
@@ -135,6 +143,9 @@ def seg_adapter(
             "metrics": dg.MetadataValue.md(metrics_markdown(rows)),
             "overlay": png_metadata(overlay, "Held-out slice: truth (cyan) and prediction (red), deployed adapter"),
             **versioned(out, paths, dvc),
+            **lineage(context, [mae_encoder.key, clinical_tables.key, lesion_masks.key, NORMALIZED_SLICES],
+                      {v.name: dataclasses.asdict(seg_config(profile.profile, v, profile.seed)) for v in VARIANTS},
+                      partitions=centers),
         }
     )
 
@@ -162,6 +173,7 @@ STUDY_ASSETS = {"classification": "cls_adapter", "grading": "grade_adapter", "pr
 
 
 @dg.multi_asset(
+    pool="gpu",
     specs=[
         dg.AssetSpec(
             "cls_adapter", deps=[mae_encoder, clinical_tables, lesion_masks], group_name="stage3",
@@ -211,7 +223,7 @@ def study_adapters(
         deployed = None
         for variant in VARIANTS:
             config = study_config(profile.profile, variant, profile.seed)
-            encoder = make_encoder(variant.source, _encoder_dir(paths), profile.seed, device.resolve())
+            encoder = make_encoder(variant.source, encoder_dir(paths), profile.seed, device.resolve())
             run = fit_study_task(task, encoder, bags, train, test, config, table, progress=True)
             scores = scoring.task_scores(task, run.predictions, train, GRADE_SCALES, seed=profile.seed)
             rows += metric_rows(variant.name, scores, run.predictions["patient"].nunique())
@@ -230,7 +242,7 @@ def study_adapters(
         meta: dict[str, object] = {}
         if task == "classification":
             meta |= _gradcam(deployed, paths, centers, held_out, profile.seed)
-        _write_metrics(out, rows, {"centers": centers, "deployed": DEPLOYED})
+        write_metrics(out, rows, {"centers": centers, "deployed": DEPLOYED})
         context.log.info(f"{name}: {len(rows)} metric rows on {held_out['patient'].nunique()} held-out patients")
         yield dg.MaterializeResult(
             asset_key=name,
@@ -242,6 +254,9 @@ def study_adapters(
                 "metrics": dg.MetadataValue.md(metrics_markdown(rows)),
                 **meta,
                 **versioned(out, paths, dvc),
+                **lineage(context, [mae_encoder.key, clinical_tables.key, NORMALIZED_SLICES],
+                          {v.name: dataclasses.asdict(study_config(profile.profile, v, profile.seed)) for v in VARIANTS},
+                          partitions=centers),
             },
         )
 

@@ -16,6 +16,7 @@ from assets.figures import png_metadata
 from assets.gating import cleared_centers, gx_asset_check
 from assets.ingest import NORMALIZED_SLICES
 from assets.ingest_checks import normalized_format, normalized_qc_rate, normalized_split
+from assets.lineage import lineage
 from assets.resources import DeviceResource, DvcResource, PathsResource, ProfileResource
 from assets.tables import clinical_tables
 from assets.versioning import versioned
@@ -37,6 +38,7 @@ MIN_SSIM_GAIN = 0.02
 @dg.asset(
     deps=[NORMALIZED_SLICES, clinical_tables],
     group_name="stage1",
+    pool="gpu",
     description="Hybrid ViT + ConvNeXt encoder pretrained as a masked autoencoder (50–75% of patches masked, "
     "reconstruction + InfoNCE consistency); safetensors checkpoint, SSIM/PSNR on held-out patients.",
 )
@@ -98,6 +100,7 @@ def mae_encoder(
                 out / result.reconstruction_png.name, "Held-out slices: input, mask, reconstruction"
             ),
             **versioned(out, paths, dvc),
+            **lineage(context, [NORMALIZED_SLICES, clinical_tables.key], dataclasses.asdict(config), partitions=centers),
         }
     )
 

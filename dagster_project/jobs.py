@@ -1,4 +1,5 @@
-"""Jobs: per-center ingestion (partitioned), the cross-center data that follows it, and the weekly retrain."""
+"""Jobs: per-center ingestion (partitioned), the cross-center data that follows it, and the retrain (its weekly
+schedule and drift trigger are in `dagster_project.sensors`)."""
 
 import dagster as dg
 
@@ -32,15 +33,4 @@ retrain_job = dg.define_asset_job(
     tags=EXCLUSIVE_TAG,
     description="The cross-center pairs, MAE pretraining of the encoder and the stage-3 adapters on every cleared "
     "center.",
-)
-
-# 02:00 on Sunday at the sites (Chinese hospitals), when the GPU is not needed for anything else. Retraining
-# is scheduled, not triggered by each ingest: at the full profile it takes GPU-days.
-weekly_retrain_schedule = dg.ScheduleDefinition(
-    name="weekly_retrain",
-    job=retrain_job,
-    cron_schedule="0 2 * * 0",
-    execution_timezone="Asia/Shanghai",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Rebuild the cross-center data and retrain the encoder on every center ingested so far.",
 )

@@ -1,17 +1,30 @@
-"""Sensors: a new center folder becomes a partition and is ingested; new files in a center re-ingest it once
-they have settled; a successful ingest refreshes the cross-center assets."""
+"""Automation: a new center folder becomes a partition and is ingested; new files in a center re-ingest it once
+they have settled; a successful ingest refreshes the cross-center assets; a center's drift verdict raises an
+alert and requests a retrain; the weekly schedule retrains only when the encoder's data or code changed."""
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
 
+from assets.adapters import IMAGE_CHECKS
+from assets.drift import center_drift
+from assets.gating import passed_partitions
+from assets.lineage import (
+    CODE_VERSION,
+    DATA_VERSIONS,
+    InputVersion,
+    code_version,
+    input_versions,
+    output_version,
+)
 from assets.partitions import CENTERS
+from assets.pretrain import mae_encoder
 from assets.resources import PathsResource
 from brainfm.raw_layout import RawLayout
-from dagster_project.jobs import cross_center_job, ingest_center_job
+from dagster_project.jobs import cross_center_job, ingest_center_job, retrain_job
 
 # A center is ingested only when none of its files changed for this long: a transfer in progress waits.
 SETTLE_SECONDS = float(os.environ.get("BRAINFM_SENSOR_SETTLE_SECONDS", "120"))
@@ -82,7 +95,9 @@ def _fail_dead_runs(instance: dg.DagsterInstance, center: str) -> None:
     so that a run killed mid-ingest does not hold the center back forever."""
     stale = float(os.environ.get(STALE_RUN_ENV, STALE_RUN_SECONDS))
     runs = instance.get_run_records(
-        dg.RunsFilter(job_name=ingest_center_job.name, statuses=[_S.STARTED], tags={"dagster/partition": center})
+        dg.RunsFilter(
+            job_name=ingest_center_job.name, statuses=[_S.STARTED], tags={"dagster/partition": center}
+        )
     )
     for record in runs:
         events = instance.get_records_for_run(record.dagster_run.run_id, limit=1, ascending=False).records
@@ -123,3 +138,125 @@ def ingest_success_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest |
     if has_run(context.instance, cross_center_job.name, WAITING):
         return dg.SkipReason("a cross-center run is already queued")
     return dg.RunRequest(run_key=context.dagster_run.run_id)
+
+
+# Run tags saying why a retrain was requested.
+TRIGGER_TAG, DRIFTED_TAG, REASON_TAG = "brainfm/trigger", "brainfm/drifted_centers", "brainfm/retrain_reason"
+DRIFT_BATCH = 100  # drift reports read per tick; the cursor carries the rest to the next tick
+
+
+def _drift_alert(center: str, meta: dict[str, dg.MetadataValue]) -> str:
+    """The warning for a drifted center, from its center_drift metadata (assets/drift.py)."""
+    share = float(meta["drifted_share"].value)  # type: ignore[arg-type]
+    columns = ", ".join(meta["drifted_columns"].value)  # type: ignore[arg-type]
+    return (
+        f"drift alert: {center} drifted ({share:.0%} of its image and report columns; drifted: {columns}); "
+        "see its center_drift report and the failing no_drift check"
+    )
+
+
+@dg.sensor(job=retrain_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED)
+def drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Warn, and request one retrain, when new center_drift reports say a center drifted.
+
+    Reads the reports materialized since the cursor (the last storage id seen), the latest per center. The run
+    key names each drifted center with its report's DVC hash, so one drift event requests one retrain even if
+    the report is materialized again unchanged. No request while a retrain is queued: it will train on the
+    drifted center's data anyway."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=center_drift.key, after_storage_id=int(context.cursor) if context.cursor else None
+        ),
+        limit=DRIFT_BATCH,
+        ascending=True,
+    ).records
+    if not records:
+        return dg.SensorResult(skip_reason="no new drift report")
+    cursor = str(records[-1].storage_id)
+    latest = {r.partition_key: r for r in records if r.partition_key and r.asset_materialization}
+    drifted = {}
+    for center, record in sorted(latest.items()):
+        meta = record.asset_materialization.metadata  # type: ignore[union-attr]
+        if "drifted" in meta and meta["drifted"].value:
+            context.log.warning(_drift_alert(center, meta))
+            drifted[center] = output_version(record)
+    if not drifted:
+        return dg.SensorResult(skip_reason=f"not drifted: {', '.join(sorted(latest))}", cursor=cursor)
+    if has_run(context.instance, retrain_job.name, WAITING):
+        return dg.SensorResult(
+            skip_reason=f"{', '.join(drifted)} drifted; a queued retrain run will train on their data",
+            cursor=cursor,
+        )
+    request = dg.RunRequest(
+        run_key="drift:" + ",".join(f"{c}@{md5}" for c, md5 in drifted.items()),
+        tags={TRIGGER_TAG: "drift", DRIFTED_TAG: ",".join(drifted)},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+
+def _data_changes(seen: dict[str, InputVersion], now: dict[str, InputVersion]) -> list[str]:
+    """What differs between two `assets.lineage.input_versions`: 'clinical_tables',
+    'normalized_slices[center_e] new', '… changed', '… left out'."""
+    changes = []
+    for name in sorted(seen.keys() | now.keys()):
+        before, after = seen.get(name), now.get(name)
+        if isinstance(before, dict) and isinstance(after, dict):
+            for part in sorted(before.keys() | after.keys()):
+                if part not in before:
+                    changes.append(f"{name}[{part}] new")
+                elif part not in after:
+                    changes.append(f"{name}[{part}] left out")
+                elif before[part] != after[part]:
+                    changes.append(f"{name}[{part}] changed")
+        elif before != after:
+            changes.append(name)
+    return changes
+
+
+def retrain_reason(instance: dg.DagsterInstance, centers: Sequence[str]) -> str | None:
+    """Why the encoder should be retrained: no encoder yet, or its lineage differs from now: the DVC hashes of
+    its inputs (partitioned ones: of ``centers``, those the encoder would read) or the code's git version. None
+    when nothing changed since the latest encoder."""
+    event = instance.get_latest_materialization_event(mae_encoder.key)
+    if event is None or event.asset_materialization is None:
+        return "no encoder yet"
+    meta = event.asset_materialization.metadata
+    if DATA_VERSIONS not in meta or CODE_VERSION not in meta:
+        return "the latest encoder records no lineage (data_versions, code_version)"
+    seen: dict[str, InputVersion] = meta[DATA_VERSIONS].value  # type: ignore[assignment]
+    reasons = []
+    if changes := _data_changes(seen, input_versions(instance, list(seen), centers)):
+        reasons.append("data changed: " + ", ".join(changes))
+    then, now = str(meta[CODE_VERSION].value), code_version().label
+    if then != now:
+        reasons.append(f"code changed: {then} -> {now}")
+    return "; ".join(reasons) or None
+
+
+# 02:00 on Sunday at the sites (Chinese hospitals), when the GPU is not needed for anything else. Retraining
+# is scheduled, not triggered by each ingest: at the full profile it takes GPU-days.
+@dg.schedule(
+    name="weekly_retrain",
+    job=retrain_job,
+    cron_schedule="0 2 * * 0",
+    execution_timezone="Asia/Shanghai",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Rebuild the cross-center data and retrain the encoder on every center ingested so far, when its "
+    "data (DVC hashes) or code (git) changed since the latest encoder.",
+)
+def weekly_retrain_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    """Request a retrain when `retrain_reason` names one (for the centers that pass the image checks the encoder
+    gates on) and no retrain is queued or running."""
+    instance = context.instance
+    centers, _ = passed_partitions(instance, IMAGE_CHECKS, instance.get_dynamic_partitions(CENTERS.name))
+    if not centers:
+        return dg.SkipReason("no center has passed its image checks yet: ingest one first")
+    if has_run(instance, retrain_job.name, NOT_FINISHED):
+        return dg.SkipReason("a retrain run is queued or in progress")
+    reason = retrain_reason(instance, centers)
+    if reason is None:
+        return dg.SkipReason(
+            "neither the encoder's data (DVC hashes) nor the code (git) changed since it was trained"
+        )
+    context.log.info(f"retraining: {reason}")
+    return dg.RunRequest(tags={TRIGGER_TAG: "schedule", REASON_TAG: reason})

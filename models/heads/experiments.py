@@ -140,8 +140,8 @@ def fit_study_task(
 @dataclass
 class SegRun:
     """A trained segmentation adapter, its loss per step, and the held-out predictions as one label volume per
-    (study, series, volume): `volumes` has the keys and spacing per volume, `images` (uint8, first channel),
-    `predicted` and `truth` (labels) the arrays (slices, 256, 256) in slice_index order."""
+    (study, series, volume): `volumes` has the keys, spacing and slice indices per volume, `images` (uint8, first
+    channel), `predicted` and `truth` (labels) the arrays (slices, 256, 256) in slice_index order."""
 
     model: nn.Module
     history: list[float]
@@ -179,6 +179,7 @@ def fit_segmentation(
         volumes.append({
             "patient": key[0], "study": key[1], "series": key[2], "volume": key[3], "sequence": first["sequence"],
             "slices": len(rows), "pixel_mm": float(first["pixel_mm"]), "slice_mm": float(first["slice_mm"]),
+            "slice_index": keys.loc[rows, "slice_index"].astype(int).tolist(),
         })
         image_volumes.append(images[rows])
         pred_volumes.append(predicted[rows])

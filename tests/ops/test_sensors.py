@@ -1,27 +1,19 @@
 """Automation: a new center folder becomes a partition; new or changed files (DICOM or report table)
-request an ingest once they have settled and no ingest of that center is pending; a successful ingest and
-the weekly schedule request the cross-center job."""
+request an ingest once they have settled and no ingest of that center is pending; a successful ingest requests
+the cross-center job. The weekly retrain schedule and the drift sensor: test_schedule.py, test_drift_sensor.py."""
 
 from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
 from assets.resources import PathsResource
 from dagster_project.definitions import defs
-from dagster_project.jobs import (
-    EXCLUSIVE_TAG,
-    cross_center_job,
-    ingest_center_job,
-    retrain_job,
-    weekly_retrain_schedule,
-)
+from dagster_project.jobs import EXCLUSIVE_TAG, cross_center_job, ingest_center_job
 from dagster_project.sensors import SETTLE_SECONDS, STALE_RUN_ENV, ingest_success_sensor, raw_data_sensor
 
 
@@ -146,16 +138,6 @@ def test_a_successful_ingest_requests_the_cross_center_job_once(tmp_path: Path) 
     assert isinstance(evaluate(), dg.SkipReason)  # the queued rebuild will read this center's data
 
 
-def test_weekly_retrain_runs_the_retrain_job_at_night_shanghai_time() -> None:
-    tick = datetime(2025, 3, 2, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-    data = weekly_retrain_schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick))
-    assert len(data.run_requests or []) == 1
-    assert weekly_retrain_schedule.job_name == retrain_job.name
-    assert weekly_retrain_schedule.cron_schedule == "0 2 * * 0"  # Sundays 02:00
-    assert weekly_retrain_schedule.execution_timezone == "Asia/Shanghai"
-    assert weekly_retrain_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-
-
 def test_the_code_location_registers_the_automation() -> None:
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_center", "cross_center", "retrain"}
     assert defs.resolve_schedule_def("weekly_retrain").job_name == "retrain"
@@ -167,9 +149,10 @@ def test_the_code_location_registers_the_automation() -> None:
     }
     assert selected == {
         "cross_center": {"vl_pairs", "instruction_pairs"},  # after each ingest: no GPU-days per new center
-        "retrain": {
+        "retrain": {  # a new encoder invalidates everything trained or evaluated on it
             "vl_pairs", "instruction_pairs", "mae_encoder",
             "seg_adapter", "cls_adapter", "grade_adapter", "prognosis_adapter",
+            "language_model", "aligned_vlm", "instructed_vlm", "prospective_evaluation",
         },
     }
     # Both write the same outputs; the instance's run queue serialises runs with this tag (Makefile).
