@@ -67,8 +67,11 @@ STUDY_ADAPTER_DIRS = {
     "classification": "cls_adapter/adapter", "grading": "grade_adapter/adapter",
     "prognosis": "prognosis_adapter/adapter",
 }  # fmt: skip
-# The stage-2 report model (vision-language model). Until predict runs it, `Predictor.generate_report` says so.
-REPORT_MODEL_DIR = "report_generator/model"
+# The stage-2 report model (the instruction-tuned vision-language model the `instructed_vlm` asset saves); a
+# study is reported only when MODELS_DIR holds it.
+REPORT_MODEL_DIR = "instructed_vlm/vlm"
+REPORT_SLICES = 4  # slices per sequence (evenly spaced) the report model sees, as in its held-out evaluation
+REPORT_MAX_TOKENS = 384
 HASHED_FILES = (
     "mae.safetensors",
     "config.json",
@@ -152,9 +155,15 @@ class Predictor:
         self.heads = {
             task: self._study_adapter(self.models_dir / f) for task, f in STUDY_ADAPTER_DIRS.items()
         }
+        self.vlm = None
+        if (self.models_dir / REPORT_MODEL_DIR).is_dir():
+            from models.vlm.vlm import load_vlm
+
+            self.vlm = load_vlm(self.models_dir / REPORT_MODEL_DIR, self.encoder, device)
         self.load_seconds = round(time.perf_counter() - start, 3)
         self.versions = {
-            f: {name: file_md5(self.models_dir / f / name) for name in HASHED_FILES} for f in folders
+            f: {name: file_md5(self.models_dir / f / name) for name in HASHED_FILES}
+            for f in folders + ([REPORT_MODEL_DIR] if self.vlm is not None else [])
         }
         try:
             self.pseudonymizer, self.key = Pseudonymizer(load_secret()), "site"
@@ -281,7 +290,9 @@ class Predictor:
             ],
             "warnings": warnings,
         }
-        result["report"] = self.generate_report(bags, result)
+        with timer("report"):
+            result["report"] = self.generate_report(bags, study.study, classification, labels,
+                                                    None if labels is None else _volume_row(study, series), slice_index)
         return result
 
     def _classification(self, bags: StudyBags, study: str) -> dict[str, Any]:
@@ -384,18 +395,41 @@ class Predictor:
         cam = gradcam_maps(encoder, head, torch.from_numpy(image[None, None]), target)[0].cpu().numpy()
         return save_gradcam_overlay(path, image, cam, lesion, f"Grad-CAM: {category}")
 
-    def generate_report(self, bags: StudyBags, predictions: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The generated report of a study (stage 2: the vision-language model over the study's slices
-        ``bags``, given the stage-3 ``predictions``), or None when MODELS_DIR holds no stage-2 model
-        (:data:`REPORT_MODEL_DIR`). The seam predictions.json's ``report`` is filled from; nothing is ever
-        made up in its place."""
-        folder = self.models_dir / REPORT_MODEL_DIR
-        if not folder.is_dir():
+    def generate_report(
+        self, bags: StudyBags, study: str, classification: Mapping[str, Any], labels: np.ndarray | None,
+        volume: Mapping[str, Any] | None, slice_index: list[int],
+    ) -> dict[str, Any] | None:
+        """The generated Chinese report of a study (the stage-2 model over the study's slices ``bags``) with the
+        grounding verdict of each abnormal finding against this study's own classification and segmentation
+        (``labels`` on the slices ``slice_index`` of ``volume``); None when MODELS_DIR holds no stage-2 model
+        (:data:`REPORT_MODEL_DIR`): nothing is ever made up in its place."""
+        if self.vlm is None:
             return None
-        raise NotImplementedError(
-            f"{folder} holds a stage-2 report model, but `brainfm predict` does not run it yet; move that folder "
-            "away to predict without a report."
-        )
+        from brainfm.grounding import SegmentedSlice, check_report, evidence_from_predictions
+        from brainfm.reports.sections import split_sections
+        from models.vlm.align_train import REPORT_PROMPT
+        from models.vlm.visual import spread_bags
+
+        cache = self.vlm.feature_cache(bags)
+        visual = cache.batch([study], spread_bags(bags, [study], REPORT_SLICES))
+        text = self.vlm.generate(visual, REPORT_PROMPT, REPORT_MAX_TOKENS)[0]
+        probabilities = {f"p_category_{c}": p for c, p in classification["category"]["probabilities"].items()}
+        slices = None if labels is None or volume is None else [
+            SegmentedSlice(labels[i] > 0, volume, k) for i, k in enumerate(slice_index)
+        ]
+        grounding = check_report(text, evidence_from_predictions(probabilities, slices))
+        sections = split_sections(text)
+        return {
+            "text": text,
+            "findings": sections.findings,
+            "impression": sections.impression,
+            "grounding": [
+                {"claim": v.claim, "value": v.value, "verdict": v.verdict, "reason": v.reason}
+                for v in grounding.verdicts
+            ],
+            "flags": list(grounding.flags),
+            "model": REPORT_MODEL_DIR,
+        }
 
 
 def _study_sequences() -> tuple[str, ...]:

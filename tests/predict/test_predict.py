@@ -104,6 +104,7 @@ def test_predictions_json_holds_every_section(predicted, study, predictor, model
         "segmentation",
         "outputs",
         "gradcam",
+        "report",
     }
     assert set(result["timings_s"]) == steps and min(result["timings_s"].values()) >= 0
     assert result["study"]["key"] == Pseudonymizer(load_secret()).uid(study.record["study_uid"])

@@ -1,0 +1,48 @@
+"""With a stage-2 model in MODELS_DIR, predict writes a generated report and grounds its findings against the
+study's own classification and segmentation."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from brainfm.predict import run
+from brainfm.predict.run import Predictor
+
+from .conftest import Study
+
+REPORTS = [
+    "影像所见：左侧额叶见类圆形长T1长T2信号影，大小约25mm，边界清楚。\n诊断意见：左侧额叶占位，考虑胶质瘤。",
+    "影像所见：脑实质内未见明显异常信号影，脑室系统未见扩张。\n诊断意见：颅脑MRI平扫未见明显异常。",
+]
+
+
+@pytest.fixture(scope="module")
+def models_with_vlm(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.checkpoint import load_encoder
+    from models.vlm.align_train import REPORT_PROMPT
+    from models.vlm.language_model import LMConfig, build_language_model
+    from models.vlm.tokenizer import train_tokenizer
+    from models.vlm.visual import ResamplerSpec
+    from models.vlm.vlm import build_vlm, save_vlm
+
+    root = tmp_path_factory.mktemp("with_vlm") / "models"
+    shutil.copytree(models_dir, root)
+    encoder_dir = root / run.ENCODER_DIR
+    encoder = load_encoder(encoder_dir)
+    tokenizer = train_tokenizer([*REPORTS, REPORT_PROMPT] * 4, vocab_size=400)
+    lm = build_language_model(tokenizer, LMConfig.profile("tiny"))
+    spec = ResamplerSpec(encoder_dim=encoder.embed_dim, width=32, n_queries=4, depth=1, heads=2)
+    save_vlm(root / run.REPORT_MODEL_DIR, build_vlm(encoder, lm, tokenizer, spec), encoder_dir)
+    return root
+
+
+def test_the_report_is_generated_and_grounded(models_with_vlm: Path, study: Study, tmp_path: Path) -> None:
+    result = Predictor(models_with_vlm, "cpu").predict(study.folder, tmp_path / "out")
+    report = result["report"]
+    assert isinstance(report["text"], str) and report["model"] == run.REPORT_MODEL_DIR
+    assert isinstance(report["grounding"], list) and isinstance(report["flags"], list)
+    assert all(v["verdict"] in {"supported", "unsupported", "unverifiable"} for v in report["grounding"])
+    assert run.REPORT_MODEL_DIR in result["models"]["md5"] and "report" in result["timings_s"]
