@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # torch loads only when an adapter asset runs
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"  # held-out predictions of the deployed adapter, one row per study
+GRADCAM_FILE = "gradcam.json"  # the classifier's Grad-CAM scores on held-out lesion slices, and its overlay
 LESIONS_FILE = "lesion_predictions.parquet"  # the deployed segmenter's held-out slices (grounding evidence)
 IMAGE_CHECKS = [normalized_format, normalized_split, normalized_qc_rate]
 MASK_CHECKS = [*IMAGE_CHECKS, lesion_masks_aligned, lesion_masks_placed, lesion_masks_labelled]
@@ -299,6 +300,11 @@ def _gradcam(run, paths: PathsResource, centers: list[str], held_out: pd.DataFra
     mean = lambda x: float(np.nanmean(x))
     pointing = patient_bootstrap(mean, patients, np.asarray(points), seed=seed)
     energy = patient_bootstrap(mean, patients, np.asarray(energies), seed=seed)
+    (paths.output("cls_adapter") / GRADCAM_FILE).write_text(json.dumps({
+        "png": str(png), "caption": f"Grad-CAM of the true category ({truth[keys['study'][best]]}) on a held-out "
+        "lesion slice, lesion outlined", "slices": len(rows), "lesion_area_share": area,
+        "scores": {"pointing_game": dataclasses.asdict(pointing), "energy_inside_mask": dataclasses.asdict(energy)},
+    }, indent=1))
     return {
         "gradcam_slices": len(rows),
         "gradcam_pointing_game": pointing.format(),

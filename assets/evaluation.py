@@ -4,8 +4,10 @@ summary; the statistics and the report layout live in `brainfm.evaluation`, thes
 
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
+import hashlib
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -27,7 +29,8 @@ from brainfm.evaluation.html_report import (
     numbers_without_ci,
 )
 from brainfm.evaluation.prospective import PROSPECTIVE_SECTIONS
-from brainfm.tables import read_oracle, read_tables
+from brainfm.evaluation.retrospective import RETROSPECTIVE_SECTIONS
+from brainfm.tables import read_oracle, read_tables, study_table
 from brainfm.validation import Gate
 
 CLS_ADAPTER = dg.AssetKey("cls_adapter")
@@ -160,3 +163,91 @@ def controlled_evaluation(
 
 
 controlled_evaluation_complete = report_check(controlled_evaluation, CONTROLLED_SECTIONS)
+
+
+# The tasks of the multi-task table and where their rows come from: (asset, metric filter or None for all).
+TASK_SOURCES: dict[str, tuple[str, Callable[[str], bool]]] = {
+    "segmentation": ("seg_adapter", lambda m: True),
+    "classification": ("cls_adapter", lambda m: True),
+    "grading": ("grade_adapter", lambda m: True),
+    "prognosis": ("prognosis_adapter", lambda m: True),
+    "report generation": ("instructed_vlm", lambda m: not m.startswith("qa_")),
+    "question answering": ("instructed_vlm", lambda m: m.startswith("qa_")),
+    "retrieval": ("aligned_vlm", lambda m: m.startswith("recall_at_")),
+}
+DEPLOYED_VARIANTS = {"report generation": "instructed-vlm", "question answering": "instructed-vlm",
+                     "retrieval": "aligned-vlm"}
+
+
+def _finite_rows(rows: Sequence[dict], where: str, context: dg.AssetExecutionContext) -> list[dict]:
+    kept = [r for r in rows if all(isinstance(r[k], int | float) and math.isfinite(r[k]) for k in ("value", "low", "high"))]
+    if len(kept) < len(rows):
+        context.log.warning(f"{where}: {len(rows) - len(kept)} metric rows undefined on the held-out set left out")
+    return kept
+
+
+def model_card(paths: PathsResource, centers: Sequence[str]) -> dict[str, object]:
+    """The model card's facts: data per split, label counts, and the versions (git revision, DVC-style md5 of
+    every deployed weights file) behind the report."""
+    from assets.lineage import code_version
+
+    table = study_table(paths.output("clinical_tables"))
+    per_split = {side: {"patients": int(g["patient"].nunique()), "studies": len(g)}
+                 for side, g in table.groupby("split")}
+    weights = {name: paths.output(name) / folder / "mae.safetensors" for name, folder in (
+        ("mae_encoder", "checkpoint"), ("seg_adapter", "adapter"), ("cls_adapter", "adapter"),
+        ("grade_adapter", "adapter"), ("prognosis_adapter", "adapter"), ("instructed_vlm", "vlm"))}
+    versions: dict[str, str] = {"code (git)": code_version().label}
+    versions |= {f"{name} weights (md5)": hashlib.md5(path.read_bytes()).hexdigest()
+                 for name, path in weights.items() if path.is_file()}
+    return {"data": {"centers": list(centers), "per_split": per_split,
+                     "label_counts": {str(k): int(v) for k, v in table["category"].value_counts().items()}},
+            "versions": versions}
+
+
+@dg.asset(
+    deps=["seg_adapter", CLS_ADAPTER, "grade_adapter", "prognosis_adapter", "aligned_vlm", "instructed_vlm",
+          clinical_tables],
+    group_name="evaluation",
+    description="Retrospective evaluation (technical efficacy): the multi-task table (segmentation, classification, "
+    "grading, prognosis, report generation, question answering, retrieval) on held-out patients against scratch, "
+    "most-frequent, clinical-only and oracle baselines, zero-shot accuracy on rare subtypes, calibration, a Grad-CAM "
+    "gallery with pointing scores, and the model card; one HTML report with every number's 95 % CI.",
+)
+def retrospective_evaluation(
+    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, dvc: DvcResource
+) -> dg.MaterializeResult:
+    from brainfm.evaluation.bootstrap import Estimate
+    from brainfm.evaluation.retrospective import RetrospectiveInputs, retrospective_report
+
+    metrics = {name: json.loads((paths.output(name) / "metrics.json").read_text())
+               for name in {source for source, _ in TASK_SOURCES.values()}}
+    task_metrics = {task: _finite_rows([r for r in metrics[source]["rows"] if keep(r["metric"])], task, context)
+                    for task, (source, keep) in TASK_SOURCES.items()}
+    aligned = metrics["aligned_vlm"]
+    zero_shot = [{"subtype": "rare subtypes, pooled (" + ", ".join(aligned["excluded_subtypes"]) + ")",
+                  "value": r["value"], "low": r["low"], "high": r["high"], "n_patients": r["n_patients"],
+                  "chance": aligned["chance_zero_shot"]}
+                 for r in aligned["rows"] if r["metric"] == "zero_shot_rare_accuracy"]
+    gradcam_path = paths.output("cls_adapter") / "gradcam.json"
+    gradcam = json.loads(gradcam_path.read_text()) if gradcam_path.is_file() else None
+    inputs = RetrospectiveInputs(
+        task_metrics={t: rows for t, rows in task_metrics.items() if rows},
+        model_card=model_card(paths, metrics["cls_adapter"]["centers"]),
+        zero_shot=_finite_rows(zero_shot, "zero-shot", context) or None,
+        calibration=pl.read_parquet(paths.output("cls_adapter") / PREDICTIONS_FILE),
+        gradcam=[{"png": Path(gradcam["png"]), "caption": gradcam["caption"]}] if gradcam else (),
+        gradcam_scores={k: Estimate(**v) for k, v in gradcam["scores"].items()} if gradcam else {},
+        deployed=DEPLOYED_VARIANTS,
+        seed=profile.seed,
+    )
+    out = paths.output("retrospective_evaluation")
+    files = retrospective_report(inputs, provenance(paths, profile, simulated=False)).write(out)
+    context.log.info(f"retrospective report: {sum(map(len, task_metrics.values()))} metric rows, {files.html}")
+    return dg.MaterializeResult(metadata={
+        "tasks": dg.MetadataValue.json(sorted(inputs.task_metrics)),
+        **report_metadata(files, out, paths, dvc),
+    })
+
+
+retrospective_evaluation_complete = report_check(retrospective_evaluation, RETROSPECTIVE_SECTIONS)

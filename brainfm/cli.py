@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "brainfm.synth.cli",
     "brainfm.evaluation.cli",
     "brainfm.predict.cli",
+    "brainfm.tables.cli",
 )
 
 

@@ -382,9 +382,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output folder (resumes if it holds a checkpoint)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, help="override the profile's number of steps")
+    parser.add_argument("--exclude-patients", type=Path, metavar="FILE",
+                        help="patients to leave out (one pseudonym per line): the downstream test patients, which "
+                        "no training stage may see; `brainfm held-out-patients TABLES_DIR` writes them")
     args = parser.parse_args(argv)
     overrides = {"steps": args.steps} if args.steps else {}
-    result = pretrain(PretrainConfig.profile(args.profile, **overrides), args.data, args.out, args.device)
+    excluded = set(args.exclude_patients.read_text().split()) if args.exclude_patients else set()
+    result = pretrain(PretrainConfig.profile(args.profile, **overrides), args.data, args.out, args.device,
+                      exclude_patients=excluded)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"steps={result.steps} final_loss={result.history[-1]:.4f} {result.metrics}")
     return 0

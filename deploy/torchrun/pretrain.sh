@@ -5,7 +5,8 @@
 #   NNODES=4 MASTER_ADDR=10.0.0.1 deploy/torchrun/pretrain.sh            # on each of the 4 nodes
 #   NNODES=1 deploy/torchrun/pretrain.sh --steps 100                      # one node, every GPU
 #
-# Arguments after the script go to `python -m models.train` (--steps N, --device cpu). docs/OPERATIONS.md,
+# Arguments after the script go to `python -m models.train` (--steps N, --device cpu, --exclude-patients FILE:
+# always pass the held-out patients, `brainfm held-out-patients data/clinical_tables --out held_out.txt`). docs/OPERATIONS.md,
 # "Multi-node training"; tests/ops/test_deploy.py runs it as two CPU "nodes" on one machine.
 set -euo pipefail
 NNODES="${NNODES:-1}"                    # machines taking part

@@ -152,7 +152,7 @@ def test_the_code_location_registers_the_automation() -> None:
         "retrain": {  # a new encoder invalidates everything trained or evaluated on it
             "vl_pairs", "instruction_pairs", "mae_encoder",
             "seg_adapter", "cls_adapter", "grade_adapter", "prognosis_adapter",
-            "language_model", "aligned_vlm", "instructed_vlm", "prospective_evaluation",
+            "language_model", "aligned_vlm", "instructed_vlm", "prospective_evaluation", "retrospective_evaluation",
         },
     }
     # Both write the same outputs; the instance's run queue serialises runs with this tag (Makefile).

@@ -305,3 +305,12 @@ def test_identifier_search_skips_chance_digits_inside_keyed_uids() -> None:
     frame = pl.DataFrame({"study": ["2.25.1197003151", "2.25.42"], "note": ["born 19700315", "ok"]})
     hits = identifier_hits({"labels": frame}, ["19700315", "2.25.42", "ok"])
     assert dict(zip(hits["column"], hits["hits"], strict=True)) == {"study": 1, "note": 2}
+
+
+def test_held_out_patients_command_lists_the_test_side(cohort: Cohort, tmp_path: Path) -> None:
+    from brainfm.cli import main
+
+    out = tmp_path / "held_out.txt"
+    assert main(["held-out-patients", str(cohort.tables), "--out", str(out)]) == 0
+    assert set(out.read_text().split()) == held_out_patients(cohort.tables)
+    assert main(["held-out-patients", str(tmp_path)]) == 2  # no labels table: a clear error
