@@ -370,7 +370,9 @@ def instructed_vlm(
     verdicts = {}
     for method, reports in methods.items():
         verdicts[method] = [check_report(reports[s], evidence[s]) for s in grounded]
-        for unit in ("finding", "report"):
+        checked = sum(r.count("supported") + r.count("unsupported") for r in verdicts[method])
+        # Per claim only where some claim could be checked (a method writing only normal reports claims nothing).
+        for unit in ("finding", "report") if checked else ("report",):
             scores[method][f"unsupported_{unit}_rate"] = unsupported_rate(verdicts[method], grounded_patients, unit=unit,
                                                                          seed=profile.seed)
     for task in QA_TASKS:
@@ -407,21 +409,25 @@ def instructed_vlm(
 
 
 def instruction_gate(out: Path) -> Gate:
-    """One row per held-out generation: non-empty; and every metric of the table finite or explicitly absent."""
+    """One row per held-out generation: non-empty; and the model's clinical category accuracy and flagged-report
+    rate are measured (finite). Other metrics may be undefined on a small held-out set (no report states a size,
+    say) and are then left out of the tables, not faked."""
     generations = read_jsonl(out / GENERATIONS_FILE)
     metrics = _metrics(out)
-    frame = pd.DataFrame({"length": [len(g["generated"]) for g in generations],
-                          "metrics_finite": all(math.isfinite(v) for v in metrics.values())})
+    measured = all(math.isfinite(metrics.get(("instructed-vlm", m), math.nan))
+                   for m in ("category_accuracy", "unsupported_report_rate"))
+    frame = pd.DataFrame({"length": [len(g["generated"]) for g in generations], "core_metrics_measured": measured})
     return Gate(frame, [
         gx.expectations.ExpectColumnValuesToBeBetween(column="length", min_value=1),
-        gx.expectations.ExpectColumnValuesToBeInSet(column="metrics_finite", value_set=[True]),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="core_metrics_measured", value_set=[True]),
     ])
 
 
 instructed_vlm_generates = gx_asset_check(
     asset=instructed_vlm,
     name="generates_on_held_out",
-    description="Every held-out study got a non-empty generated report; every metric is finite.",
+    description="Every held-out study got a non-empty generated report; its clinical category accuracy and "
+    "flagged-report rate are measured.",
     gate=lambda context: instruction_gate(context.resources.paths.output("instructed_vlm")),
     required_resource_keys={"paths"},
 )
