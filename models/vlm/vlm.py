@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 KIND = "brain_vlm"
 LM_DIR, LORA_DIR = "language_model", "lora"
 LR_FLOOR = 0.1  # final learning rate as a fraction of the peak
+# Greedy decoding never repeats a 4-token n-gram: without it small LMs loop on one phrase (R2Gen-style report
+# generators block repeated trigrams for the same reason); 4 keeps legitimately repeated short phrases.
+NO_REPEAT_NGRAM = 4
 Example = tuple[str, dict[str, torch.Tensor]]  # (study, chat_example output without its padding)
 
 
@@ -149,6 +152,10 @@ class BrainVLM(nn.Module):
         ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(self.device)
         ids = ids.expand(len(visual), -1)
         embeds, mask, _ = self.splice(visual, ids, torch.ones_like(ids))
+        # Special tokens other than the end of the answer (bos, pad, the image placeholder, role markers) are
+        # structurally impossible inside an answer: suppressed, as Whisper suppresses its task tokens. A small LM
+        # pretrained on packed documents otherwise learns "<|end|> is followed by <|bos|>" and answers with bos.
+        suppressed = sorted(set(self.tokenizer.all_special_ids) - {self.tokenizer.eos_token_id})
         out = self.lm.generate(
             inputs_embeds=embeds,
             attention_mask=mask,
@@ -157,6 +164,8 @@ class BrainVLM(nn.Module):
             num_beams=1,
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=pad_token_id(self.tokenizer),
+            suppress_tokens=suppressed or None,
+            no_repeat_ngram_size=NO_REPEAT_NGRAM,
         )
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from dagster_project.screenshots import free_port, graphql
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOADED = "{ version repositoriesOrError { __typename } }"
 PORT_TAKEN = "address already in use"  # uvicorn's words when another process bound the port first
 ATTEMPTS = 3
-
-
-def _free_port() -> int:
-    """A port the kernel just handed out (bind to port 0); another process may still take it before dagster dev
-    binds it, which the test detects and retries on a new port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _graphql(port: int, query: str) -> dict[str, object]:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return json.loads(resp.read())
 
 
 def _start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -59,7 +40,7 @@ def _wait_loaded(proc: subprocess.Popen[bytes], port: int, log: Path) -> dict[st
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None and PORT_TAKEN not in _tail(log):
         try:
-            answer = _graphql(port, LOADED)
+            answer = graphql(f"http://127.0.0.1:{port}", LOADED)
             if (
                 answer.get("data", {}).get("repositoriesOrError", {}).get("__typename")
                 == "RepositoryConnection"
@@ -88,13 +69,13 @@ def test_dagster_dev_answers_and_stops(tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # as `make dev` configures it
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "BRAINFM_ROOT": str(tmp_path)}
     for attempt in range(ATTEMPTS):
-        port, log = _free_port(), tmp_path / f"dagster-dev-{attempt}.log"
+        port, log = free_port(), tmp_path / f"dagster-dev-{attempt}.log"
         proc = _start(port, env, log)
         try:
             answer = _wait_loaded(proc, port, log)
             locations = (
-                _graphql(
-                    port, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+                graphql(
+                    f"http://127.0.0.1:{port}", "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
                 )
                 if answer
                 else None
