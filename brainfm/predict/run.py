@@ -155,6 +155,7 @@ class Predictor:
         self.heads = {
             task: self._study_adapter(self.models_dir / f) for task, f in STUDY_ADAPTER_DIRS.items()
         }
+        self._embeddings: tuple[str, Any] | None = None  # (study, its SliceEmbeddings), see _predict_row
         self.vlm = None
         if (self.models_dir / REPORT_MODEL_DIR).is_dir():
             from models.vlm.vlm import load_vlm
@@ -227,6 +228,7 @@ class Predictor:
         from models.heads.study_data import StudyBags
 
         bags = StudyBags(study.slices_dir)
+        self._embeddings = None  # a new study's slices: embedded afresh by the first probe head
         warnings = list(study.warnings)
         with timer("classification"):
             classification = self._classification(bags, study.study)
@@ -297,7 +299,7 @@ class Predictor:
 
     def _classification(self, bags: StudyBags, study: str) -> dict[str, Any]:
         head, encoder = self.heads["classification"]
-        row = _predict_row(encoder, head, bags, study)
+        row = self._predict_row(encoder, head, bags, study)
         return {
             output: {
                 "label": str(row[output]),
@@ -316,7 +318,7 @@ class Predictor:
                 "p_above": {},
                 "note": f"the predicted subtype {subtype} has no grade scale",
             }
-        row = _predict_row(encoder, head, bags, study)
+        row = self._predict_row(encoder, head, bags, study)
         levels = head.scales[subtype]
         return {
             "scale": subtype,
@@ -332,7 +334,7 @@ class Predictor:
 
         head, encoder = self.heads["prognosis"]
         given = covariates is not None
-        row = _predict_row(
+        row = self._predict_row(
             encoder, head, bags, study, covariates if given else torch.zeros(1, len(head.covariates))
         )
         return {
@@ -340,6 +342,21 @@ class Predictor:
             "risk_log_hazard_ratio": float(row["risk"]),
             "p_metastasis_2y": float(row["p_metastasis"]) if given else None,
         }
+
+    def _predict_row(
+        self, encoder: nn.Module, head: StudyHead, bags: StudyBags, study: str, covariates: Any = None
+    ) -> pd.Series:
+        """The head's prediction columns for one study, through the training-time evaluation path
+        (`predict_studies`). Heads on the shared frozen encoder (probes) read one table of the study's slice
+        embeddings, computed once per study: the encoder pass dominates predict on the CPU."""
+        from models.heads.study_train import SliceEmbeddings, predict_studies
+
+        embed = None
+        if encoder is self.encoder:
+            if self._embeddings is None or self._embeddings[0] != study:
+                self._embeddings = (study, SliceEmbeddings(encoder, bags, [study], batch=64))
+            embed = self._embeddings[1]
+        return predict_studies(encoder, head, bags, [study], covariates, progress=True, embed=embed).loc[study]
 
     def _segment(self, images: np.ndarray) -> np.ndarray:
         from models.heads.seg_train import predict_segmentation
@@ -437,14 +454,6 @@ def _study_sequences() -> tuple[str, ...]:
 
     return STUDY_SEQUENCES
 
-
-def _predict_row(
-    encoder: nn.Module, head: StudyHead, bags: StudyBags, study: str, covariates: Any = None
-) -> pd.Series:
-    """The head's prediction columns for one study, through the training-time evaluation path."""
-    from models.heads.study_train import predict_studies
-
-    return predict_studies(encoder, head, bags, [study], covariates, progress=True).loc[study]
 
 
 def _choose_series(

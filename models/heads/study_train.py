@@ -82,8 +82,9 @@ def embed_slices(encoder: nn.Module, bags: StudyBags, items: np.ndarray, batch: 
     return torch.cat(parts)
 
 
-class _ProbeTable:
-    """Embeddings of every slice of the given studies, computed once by the frozen encoder."""
+class SliceEmbeddings:
+    """Embeddings of every slice of the given studies, computed once by the frozen encoder; called with item
+    ids, it returns their rows. One table serves every probe head on the same encoder."""
 
     def __init__(self, encoder: nn.Module, bags: StudyBags, studies: Sequence[str], batch: int) -> None:
         self.items = np.unique(flatten([bags.all_slices(s) for s in studies]))
@@ -110,7 +111,7 @@ def train_study_adapter(
     head.to(device).train()
     optimizer = adapter_optimizer(encoder, head, config.mode, config.lr, config.encoder_lr_scale, config.weight_decay)
     if config.mode == "probe":
-        embed: Callable[[np.ndarray], torch.Tensor] = _ProbeTable(encoder, bags, targets.studies, config.embed_batch)
+        embed: Callable[[np.ndarray], torch.Tensor] = SliceEmbeddings(encoder, bags, targets.studies, config.embed_batch)
     else:
         def embed(items: np.ndarray) -> torch.Tensor:
             return encoder(to_input(bags.read(items).to(device)))
@@ -143,11 +144,13 @@ def predict_studies(
     covariates: torch.Tensor | None = None,
     embed_batch: int = 64,
     progress: bool = False,
+    embed: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> pd.DataFrame:
     """Per-study predictions on every slice of each study (`StudyBags.all_slices`), one row per study
     (index: study) with the head's columns: class names and probabilities, grades, risk scores.
     `covariates` (n_studies, C): standardised clinical variables, for the prognosis head
-    (`PrognosisHead.standardise`)."""
+    (`PrognosisHead.standardise`). `embed`: precomputed slice embeddings of `encoder` (`SliceEmbeddings`),
+    shared by several heads; by default the slices are embedded here."""
     device = _device(encoder)
     encoder.eval()
     head.to(device).eval()
@@ -155,7 +158,8 @@ def predict_studies(
     for i, study in enumerate(tqdm(studies, desc=f"{head.kind} predict", disable=not progress)):
         bag = [bags.all_slices(study)]
         cov = None if covariates is None else covariates[i : i + 1].to(device)
-        outputs.append(head(embed_slices(encoder, bags, flatten(bag), embed_batch), BagLayout.of(bag).to(device), cov))
+        slices = embed(flatten(bag)) if embed is not None else embed_slices(encoder, bags, flatten(bag), embed_batch)
+        outputs.append(head(slices, BagLayout.of(bag).to(device), cov))
     raw = {k: torch.cat([o[k] for o in outputs]).float().cpu().numpy() for k in outputs[0]}
     return pd.DataFrame(head.predictions(raw), index=pd.Index(list(studies), name="study"))
 
