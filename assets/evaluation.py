@@ -4,7 +4,6 @@ summary; the statistics and the report layout live in `brainfm.evaluation`, thes
 
 # No `from __future__ import annotations` in asset modules: Dagster reads parameter annotations at runtime.
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -190,15 +189,17 @@ def model_card(paths: PathsResource, centers: Sequence[str]) -> dict[str, object
     """The model card's facts: data per split, label counts, and the versions (git revision, DVC-style md5 of
     every deployed weights file) behind the report."""
     from assets.lineage import code_version
+    from brainfm.predict.outputs import file_md5
+    from models.checkpoint import WEIGHTS_FILE
 
     table = study_table(paths.output("clinical_tables"))
     per_split = {side: {"patients": int(g["patient"].nunique()), "studies": len(g)}
                  for side, g in table.groupby("split")}
-    weights = {name: paths.output(name) / folder / "mae.safetensors" for name, folder in (
+    weights = {name: paths.output(name) / folder / WEIGHTS_FILE for name, folder in (
         ("mae_encoder", "checkpoint"), ("seg_adapter", "adapter"), ("cls_adapter", "adapter"),
         ("grade_adapter", "adapter"), ("prognosis_adapter", "adapter"), ("instructed_vlm", "vlm"))}
     versions: dict[str, str] = {"code (git)": code_version().label}
-    versions |= {f"{name} weights (md5)": hashlib.md5(path.read_bytes()).hexdigest()
+    versions |= {f"{name} weights (md5)": file_md5(path)
                  for name, path in weights.items() if path.is_file()}
     return {"data": {"centers": list(centers), "per_split": per_split,
                      "label_counts": {str(k): int(v) for k, v in table["category"].value_counts().items()}},

@@ -154,10 +154,11 @@ ZERO_SHOT_PROMPT = "诊断意见：{}"
 
 
 def linked_pairs(paths: PathsResource, labels: pl.DataFrame) -> list[dict[str, Any]]:
-    """The image–report pairs linked to a study, keyed for the VLM (``image`` = the study key of the slices)
-    and carrying the study's labelled ``subtype`` (null where the labels lack the study)."""
+    """The image–report pairs linked to a study, keyed for the VLM (``image`` = the study key of the slices;
+    the report's key, which instruction records carry as their ``image``, kept as ``accession``) and carrying the
+    study's labelled ``subtype`` (null where the labels lack the study)."""
     subtype = dict(zip(labels["study"].to_list(), labels["subtype"].to_list()))
-    return [{**p, "image": p["study"], "subtype": subtype.get(p["study"])}
+    return [{**p, "accession": p["image"], "image": p["study"], "subtype": subtype.get(p["study"])}
             for p in read_jsonl(paths.output("vl_pairs") / PAIRS_FILE) if p.get("study")]
 
 
@@ -342,7 +343,7 @@ def instructed_vlm(
     vlm = load_vlm(aligned / VLM_DIR, encoder, device.resolve())
     cache = vlm.feature_cache(bags)
     pairs = [p for p in linked_pairs(paths, labels) if p["image"] in bags]
-    study_of = {p["id"] if "id" in p else p["image"]: p["study"] for p in read_jsonl(paths.output("vl_pairs") / PAIRS_FILE)}
+    study_of = {p["accession"]: p["image"] for p in pairs}
     records = [{**r, "image": study_of.get(r["image"])} for r in read_jsonl(paths.output("instruction_pairs") / INSTRUCTIONS_FILE)]
     records = [r for r in records if r["image"] in bags]
     config = InstructConfig.profile(profile.profile, seed=profile.seed)
