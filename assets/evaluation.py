@@ -13,6 +13,7 @@ import dagster as dg
 import great_expectations as gx
 import pandas as pd
 import polars as pl
+from pydantic import Field
 
 from assets.adapters import PREDICTIONS_FILE
 from assets.gating import gx_asset_check
@@ -206,6 +207,17 @@ def model_card(paths: PathsResource, centers: Sequence[str]) -> dict[str, object
             "versions": versions}
 
 
+class RetrospectiveConfig(dg.Config):
+    """Label efficiency and leave-one-center-out train dozens of adapters (every share of labels, seed and
+    center), which is a benchmark's budget rather than a pipeline run's: `bench/adapters.py` measures them on
+    the site's data and its ``WORK/retrospective.json`` fills those two sections, each marked with its source."""
+
+    benchmark_results: str = Field(
+        default="", description="bench/adapters.py's WORK/retrospective.json; empty: those sections say "
+        "'not measured in this run'."
+    )
+
+
 @dg.asset(
     deps=["seg_adapter", CLS_ADAPTER, "grade_adapter", "prognosis_adapter", "aligned_vlm", "instructed_vlm",
           clinical_tables],
@@ -216,10 +228,14 @@ def model_card(paths: PathsResource, centers: Sequence[str]) -> dict[str, object
     "gallery with pointing scores, and the model card; one HTML report with every number's 95 % CI.",
 )
 def retrospective_evaluation(
-    context: dg.AssetExecutionContext, paths: PathsResource, profile: ProfileResource, dvc: DvcResource
+    context: dg.AssetExecutionContext,
+    config: RetrospectiveConfig,
+    paths: PathsResource,
+    profile: ProfileResource,
+    dvc: DvcResource,
 ) -> dg.MaterializeResult:
     from brainfm.evaluation.bootstrap import Estimate
-    from brainfm.evaluation.retrospective import RetrospectiveInputs, retrospective_report
+    from brainfm.evaluation.retrospective import RetrospectiveInputs, read_benchmark, retrospective_report
 
     metrics = {name: json.loads((paths.output(name) / "metrics.json").read_text())
                for name in {source for source, _ in TASK_SOURCES.values()}}
@@ -241,6 +257,7 @@ def retrospective_evaluation(
         gradcam_scores={k: Estimate(**v) for k, v in gradcam["scores"].items()} if gradcam else {},
         deployed=DEPLOYED_VARIANTS,
         seed=profile.seed,
+        **(read_benchmark(Path(config.benchmark_results)) if config.benchmark_results else {}),
     )
     out = paths.output("retrospective_evaluation")
     files = retrospective_report(inputs, provenance(paths, profile, simulated=False)).write(out)

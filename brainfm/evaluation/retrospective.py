@@ -98,6 +98,8 @@ class RetrospectiveInputs:
     zero_shot: rows {subtype, value, low, high, n_patients, chance} of the contrastive head's accuracy on rare
         subtypes kept out of its training; chance is the accuracy of guessing (a fixed input).
     leave_one_center_out: rows {held_out_center, task, metric, value, low, high, n_patients}.
+    benchmark_source: where the label-efficiency and leave-one-center-out rows come from when a benchmark
+        (``bench/adapters.py``, `read_benchmark`) measured them rather than this run; shown in both sections.
     calibration: the deployed classifier's held-out predictions (``predictions.parquet`` of ``cls_adapter``, a
         pandas or polars DataFrame) with columns ``patient``, ``category`` and ``p_category_normal``.
     gradcam: gallery items {png: path of a PNG, caption}; gradcam_scores: score name → Estimate (pointing game,
@@ -112,12 +114,35 @@ class RetrospectiveInputs:
     label_efficiency: Sequence[Mapping[str, Any]] | None = None
     zero_shot: Sequence[Mapping[str, Any]] | None = None
     leave_one_center_out: Sequence[Mapping[str, Any]] | None = None
+    benchmark_source: str | None = None
     calibration: pd.DataFrame | pl.DataFrame | None = None
     gradcam: Sequence[Mapping[str, Any]] = ()
     gradcam_scores: Mapping[str, Estimate] = field(default_factory=dict)
     deployed: Mapping[str, str] = field(default_factory=dict)
     n_boot: int = N_BOOT
     seed: int = 0
+
+
+def read_benchmark(path: Path) -> dict[str, Any]:
+    """The label-efficiency and leave-one-center-out rows of ``bench/adapters.py``'s ``retrospective.json``, as
+    keyword arguments of :class:`RetrospectiveInputs` (``label_efficiency``, ``leave_one_center_out``,
+    ``benchmark_source``: its command, cohort, commit, machine and date in one sentence)."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read the benchmark results {path} ({e}): give bench/adapters.py's "
+                         "WORK/retrospective.json") from e
+    missing = [k for k in ("label_efficiency", "leave_one_center_out", "provenance") if k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks {missing}: write it with bench/adapters.py (WORK/retrospective.json)")
+    where = data["provenance"]
+    source = (f"Measured by bench/adapters.py, not by this run: cohort {where.get('cohort', '?')}, commit "
+              f"{where.get('commit', '?')}, {where.get('machine', '?')}, {where.get('date', '?')}; command: "
+              f"{where.get('command', '?')}")
+    return {"label_efficiency": data["label_efficiency"] or None,
+            "leave_one_center_out": data["leave_one_center_out"] or None, "benchmark_source": source}
 
 
 def _require(row: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
@@ -322,7 +347,7 @@ def _scratch_comparison(section: Section, tables: Sequence[_TaskTable]) -> None:
 # --- label efficiency ---------------------------------------------------------------------------------------
 
 
-def _label_efficiency(report: Report, rows: Sequence[Mapping[str, Any]] | None) -> None:
+def _label_efficiency(report: Report, rows: Sequence[Mapping[str, Any]] | None, source: str | None) -> None:
     section = report.section(
         "label-efficiency", "Label efficiency",
         "Each variant trained on a share of the training labels (nested stratified subsets, by patient) and tested "
@@ -332,6 +357,8 @@ def _label_efficiency(report: Report, rows: Sequence[Mapping[str, Any]] | None) 
         _not_measured(section, f"label efficiency is measured by bench/adapters.py; see {BENCHMARKS} for its "
                       "latest results.")
         return
+    if source:
+        section.note(source)
     where = "label_efficiency"
     parsed: list[tuple[str, float, str, str, Estimate]] = []
     for row in rows:
@@ -421,16 +448,19 @@ def _zero_shot(report: Report, rows: Sequence[Mapping[str, Any]] | None) -> None
 # --- leave one center out -----------------------------------------------------------------------------------
 
 
-def _cross_center(report: Report, rows: Sequence[Mapping[str, Any]] | None) -> None:
+def _cross_center(report: Report, rows: Sequence[Mapping[str, Any]] | None, source: str | None) -> None:
     section = report.section(
         "cross-center", "Leave one center out",
-        "Each center in turn held out of training (pretraining and adapters) and used as the test set: how the "
-        "model carries to a center it has never seen.",
+        "Each center in turn held out of the adapters' labelled training and used as the test set: how the model "
+        "carries to a center whose labels it has never seen (whether pretraining also left the center out is "
+        "stated with the results' source).",
     )
     if not rows:
         _not_measured(section, "the leave-one-center-out matrix (bench/adapters.py --loco; see "
                       f"{BENCHMARKS}).")
         return
+    if source:
+        section.note(source)
     where = "leave_one_center_out"
     cells: dict[tuple[str, str], Estimate] = {}
     for row in rows:
@@ -582,9 +612,9 @@ def retrospective_report(inputs: RetrospectiveInputs, provenance: Provenance) ->
                     "the oracle; label efficiency, zero-shot, other centers, calibration, explanations")
     _model_card(report, inputs.model_card)
     _multi_task(report, inputs)
-    _label_efficiency(report, inputs.label_efficiency)
+    _label_efficiency(report, inputs.label_efficiency, inputs.benchmark_source)
     _zero_shot(report, inputs.zero_shot)
-    _cross_center(report, inputs.leave_one_center_out)
+    _cross_center(report, inputs.leave_one_center_out, inputs.benchmark_source)
     _calibration(report, inputs.calibration, inputs.n_boot, inputs.seed)
     _explainability(report, inputs.gradcam, inputs.gradcam_scores)
     return report

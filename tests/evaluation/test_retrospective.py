@@ -22,6 +22,7 @@ from brainfm.evaluation.retrospective import (
     NOT_MEASURED,
     RETROSPECTIVE_SECTIONS,
     RetrospectiveInputs,
+    read_benchmark,
     retrospective_report,
 )
 
@@ -233,3 +234,25 @@ def test_rows_without_an_interval_or_columns_raise_a_clear_error(change: dict[st
     inputs = RetrospectiveInputs(**({"task_metrics": {}, "model_card": MODEL_CARD} | change))
     with pytest.raises(ValueError, match=message):
         retrospective_report(inputs, PROVENANCE)
+
+
+def test_benchmark_results_fill_both_sections_and_say_where_they_come_from(tmp_path: Path) -> None:
+    provenance = {"command": "python bench/adapters.py --fractions 0.1,1.0", "cohort": "synth small, seed 0",
+                  "commit": "abc1234", "machine": "2-core VM", "date": "2026-12-05"}
+    path = tmp_path / "retrospective.json"
+    path.write_text(json.dumps({"label_efficiency": _efficiency_rows(), "leave_one_center_out": LOCO,
+                                "provenance": provenance}))
+    inputs = RetrospectiveInputs(task_metrics=TASK_METRICS, model_card=MODEL_CARD, **read_benchmark(path))
+    document = json.loads(retrospective_report(inputs, PROVENANCE).write(tmp_path / "report").json.read_text())
+    for section_id in ("label-efficiency", "cross-center"):
+        notes = [b["text"] for b in _section(document, section_id)["blocks"] if b["type"] == "note"]
+        assert any("not by this run" in n and "abc1234" in n and "synth small" in n for n in notes)
+        assert _tables(_section(document, section_id))
+    assert numbers_without_ci(document) == []
+
+
+def test_benchmark_results_without_provenance_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "retrospective.json"
+    path.write_text(json.dumps({"label_efficiency": [], "leave_one_center_out": []}))
+    with pytest.raises(ValueError, match="lacks \\['provenance'\\]"):
+        read_benchmark(path)
