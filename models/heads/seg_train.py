@@ -171,9 +171,10 @@ def save_segmentation(
 
 
 def load_segmentation(folder: str | Path, base_encoder: HybridEncoder) -> SegmentationModel:
-    """An adapter written by `save_segmentation`, on a copy of `base_encoder`: for a probe it must be the very
-    encoder the head was trained on (checked by digest); for fine-tuning one of the same architecture (its
-    weights are replaced by the saved ones). The model is in eval mode on the encoder's device."""
+    """An adapter written by `save_segmentation` on `base_encoder`. A probe's head reads the very encoder it was
+    trained on (checked by digest) and shares it, frozen: inference keeps one copy of the encoder's weights for
+    every probe head. Fine-tuning gets a copy of an encoder of the same architecture, its weights replaced by the
+    saved ones. The model is in eval mode on the encoder's device."""
     meta = read_config(folder)
     if meta.get("task") != "segmentation":
         raise ValueError(f"{folder} holds no segmentation adapter (task {meta.get('task')!r}); pass the folder "
@@ -182,7 +183,8 @@ def load_segmentation(folder: str | Path, base_encoder: HybridEncoder) -> Segmen
     if config.mode == "probe" and encoder_digest(base_encoder) != meta["encoder_sha256"]:
         raise ValueError(f"the probe head in {folder} was trained on another encoder; pass the encoder it was "
                          "trained on (models.checkpoint.load_encoder of the same pretraining checkpoint)")
-    model = SegmentationModel(copy.deepcopy(base_encoder), config.n_classes, config.width)
+    encoder = base_encoder if config.mode == "probe" else copy.deepcopy(base_encoder)
+    model = SegmentationModel(encoder, config.n_classes, config.width)
     model = model.to(next(base_encoder.parameters()).device)
     load_weights(folder, model.decoder if config.mode == "probe" else model)
     prepare_encoder(model.encoder, config.mode)

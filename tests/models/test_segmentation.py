@@ -154,6 +154,7 @@ def test_saved_adapter_predicts_what_the_trained_one_did(
     expected = predict_segmentation(model, held_out)
     assert expected.shape == (len(held_out), SIZE, SIZE) and expected.dtype == np.uint8
     np.testing.assert_array_equal(predict_segmentation(loaded, held_out), expected)
+    assert (loaded.encoder is base) == (mode == "probe")  # a probe shares the frozen encoder, no second copy
     if mode == "probe":
         with pytest.raises(ValueError, match="trained on another encoder"):
             load_segmentation(tmp_path / "seg", create_encoder("tiny", img_size=SIZE))
