@@ -7,16 +7,15 @@ optional torch.compile, resumable checkpoints and DDP under torchrun.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import math
 import os
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from models.data import INDEX_FILE, ShardDataset, make_loader
 from models.hybrid_encoder import ConvMasking, check_conv_masking
 from models.mae import MAEOutput, create_mae
 from models.masking import lesion_unit_weights, mask_noise, visible_from_noise, visible_units
+from models.profiles import Profiled
 from models.validate import (
     ReconstructionMetrics,
     evaluate_reconstruction,
@@ -38,7 +38,7 @@ from models.validate import (
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(Profiled):
     """Everything that defines a pretraining run. batch_size is slices per rank per step (each slice gives
     `views` augmented views); lr is the peak learning rate; steps counts optimiser steps.
 
@@ -94,23 +94,14 @@ class PretrainConfig:
             raise ValueError("lesion_bias > 0 needs lesion_masks: the data/lesion_masks/<center>/ folders (or their "
                              "parent) of the training data")
 
-    @classmethod
-    def profile(cls, name: str, **overrides: Any) -> PretrainConfig:
-        """A named profile (`tiny`: CI on CPU; `small`: one GPU demo; `full`: the cluster), with overrides."""
-        profiles = {
-            "tiny": {},
-            "small": {"model": "small", "batch_size": 128, "steps": 2_000, "lr": 3e-4, "warmup_steps": 100,
-                      "compile": True, "num_workers": 8, "checkpoint_every": 500, "val_slices": 512},
-            "full": {"model": "base", "batch_size": 256, "steps": 200_000, "lr": 3e-4, "min_lr": 1e-6,
-                     "warmup_steps": 5_000, "compile": True, "num_workers": 12, "checkpoint_every": 2_000,
-                     "val_slices": 2_048},
-        }
-        if name not in profiles:
-            raise KeyError(f"unknown profile {name!r}; choose one of {sorted(profiles)}")
-        return cls(**{**profiles[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "tiny": {},
+        "small": {"model": "small", "batch_size": 128, "steps": 2_000, "lr": 3e-4, "warmup_steps": 100,
+                  "compile": True, "num_workers": 8, "checkpoint_every": 500, "val_slices": 512},
+        "full": {"model": "base", "batch_size": 256, "steps": 200_000, "lr": 3e-4, "min_lr": 1e-6,
+                 "warmup_steps": 5_000, "compile": True, "num_workers": 12, "checkpoint_every": 2_000,
+                 "val_slices": 2_048},
+    }
 
 
 @dataclass

@@ -8,12 +8,11 @@ result is bit-identical from run to run. The caller's encoder is never modified 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,11 +23,12 @@ from models.heads.common import AdapterMode, adapter_optimizer, check_mode, prep
 from models.heads.seg_data import SegmentationSlices
 from models.heads.segmentation import SEG_CLASSES, SegmentationModel, segmentation_loss
 from models.hybrid_encoder import HybridEncoder
+from models.profiles import Profiled
 from models.train import warmup_cosine
 
 
 @dataclass(frozen=True)
-class SegConfig:
+class SegConfig(Profiled):
     """One segmentation-adapter run. batch_size is slices per step; lr is the head's peak learning rate
     (the encoder's is lr * encoder_lr_scale when fine-tuning); steps counts optimiser steps."""
 
@@ -56,21 +56,12 @@ class SegConfig:
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"need steps ≥ 0 and batch_size ≥ 1, got {self.steps} and {self.batch_size}")
 
-    @classmethod
-    def profile(cls, name: str, **overrides: Any) -> SegConfig:
-        """A named profile (`tiny`: CI on CPU; `small`: one GPU; `full`: the cluster), with overrides."""
-        profiles = {
-            "tiny": {},
-            "small": {"sequences": None, "steps": 2_000, "batch_size": 32, "lr": 3e-4, "warmup_steps": 100, "width": 64},
-            "full": {"sequences": None, "steps": 20_000, "batch_size": 64, "lr": 3e-4, "min_lr": 1e-6, "warmup_steps": 1_000,
-                     "width": 96},
-        }
-        if name not in profiles:
-            raise KeyError(f"unknown profile {name!r}; choose one of {sorted(profiles)}")
-        return cls(**{**profiles[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "tiny": {},
+        "small": {"sequences": None, "steps": 2_000, "batch_size": 32, "lr": 3e-4, "warmup_steps": 100, "width": 64},
+        "full": {"sequences": None, "steps": 20_000, "batch_size": 64, "lr": 3e-4, "min_lr": 1e-6, "warmup_steps": 1_000,
+                 "width": 96},
+    }
 
 
 def _autocast(device: torch.device) -> torch.autocast:

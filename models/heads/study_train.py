@@ -10,11 +10,10 @@ gradients into the encoder at `encoder_lr_scale` times the head's learning rate.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -30,13 +29,14 @@ from models.heads.common import AdapterMode, adapter_optimizer, check_mode, prep
 from models.heads.grading import GradingHead
 from models.heads.prognosis import PrognosisHead
 from models.heads.study_data import BagLayout, StudyBags, StudyTargets, flatten
+from models.profiles import Profiled
 
 HEADS: dict[str, type[StudyHead]] = {h.kind: h for h in (ClassificationHead, GradingHead, PrognosisHead)}
 StudyLoss = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(Profiled):
     """A study-adapter training run: `steps` optimiser steps over batches of `batch_studies` studies, each
     study a bag of `slices_per_series` slices per sequence; `embed_batch` slices per encoder forward when
     embedding without gradients (probe table, prediction)."""
@@ -54,20 +54,11 @@ class StudyConfig:
     def __post_init__(self) -> None:
         check_mode(self.mode)
 
-    @classmethod
-    def profile(cls, name: str, **overrides: Any) -> StudyConfig:
-        """A named profile (`tiny`: CI on CPU; `small`: one GPU demo; `full`: the cluster), with overrides."""
-        profiles = {
-            "tiny": {},
-            "small": {"steps": 1_000, "batch_studies": 32, "slices_per_series": 8, "lr": 1e-3, "embed_batch": 256},
-            "full": {"steps": 5_000, "batch_studies": 64, "slices_per_series": 16, "lr": 5e-4, "embed_batch": 512},
-        }
-        if name not in profiles:
-            raise KeyError(f"unknown profile {name!r}; choose one of {sorted(profiles)}")
-        return cls(**{**profiles[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "tiny": {},
+        "small": {"steps": 1_000, "batch_studies": 32, "slices_per_series": 8, "lr": 1e-3, "embed_batch": 256},
+        "full": {"steps": 5_000, "batch_studies": 64, "slices_per_series": 16, "lr": 5e-4, "embed_batch": 512},
+    }
 
 
 def _device(encoder: nn.Module) -> torch.device:

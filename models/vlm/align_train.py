@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from models.vlm.visual import FeatureCache
 from models.vlm.vlm import BrainVLM, StepConfig, freeze, tokenize_examples, train_steps, usable
@@ -22,29 +22,25 @@ class AlignConfig(StepConfig):
 
     prompt: str = REPORT_PROMPT
 
-    @classmethod
-    def profile(cls, name: str, **overrides: Any) -> AlignConfig:
-        """A named profile (`tiny`: CI on CPU; `small`: one GPU demo; `full`: the cluster), with overrides.
-        LLaVA-Med's stage 1: projector only, lr 2e-3, about one epoch."""
-        profiles: dict[str, dict[str, Any]] = {
-            "tiny": {},
-            "small": {
-                "steps": 1_000,
-                "batch_studies": 16,
-                "slices_per_series": 6,
-                "warmup_steps": 30,
-                "max_len": 768,
-            },
-            "full": {
-                "steps": 5_000,
-                "batch_studies": 64,
-                "slices_per_series": 8,
-                "lr": 1e-3,
-                "warmup_steps": 150,
-                "max_len": 1024,
-            },
-        }
-        return cls.from_profile(profiles, name, overrides)
+    # LLaVA-Med's stage 1: projector only, lr 2e-3, about one epoch.
+    PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "tiny": {},
+        "small": {
+            "steps": 1_000,
+            "batch_studies": 16,
+            "slices_per_series": 6,
+            "warmup_steps": 30,
+            "max_len": 768,
+        },
+        "full": {
+            "steps": 5_000,
+            "batch_studies": 64,
+            "slices_per_series": 8,
+            "lr": 1e-3,
+            "warmup_steps": 150,
+            "max_len": 1024,
+        },
+    }
 
 
 def train_alignment(

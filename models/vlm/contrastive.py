@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -136,27 +136,23 @@ class ContrastiveConfig(StepConfig):
     batch_studies: int = 8
     exclude_subtypes: tuple[str, ...] = RARE_SUBTYPES
 
-    @classmethod
-    def profile(cls, name: str, **overrides: Any) -> ContrastiveConfig:
-        """A named profile (`tiny`: CI on CPU; `small`: one GPU demo; `full`: the cluster), with overrides."""
-        profiles: dict[str, dict[str, Any]] = {
-            "tiny": {},
-            "small": {
-                "steps": 1_000,
-                "batch_studies": 64,
-                "slices_per_series": 6,
-                "lr": 1e-3,
-                "warmup_steps": 30,
-            },
-            "full": {
-                "steps": 5_000,
-                "batch_studies": 256,
-                "slices_per_series": 8,
-                "lr": 5e-4,
-                "warmup_steps": 150,
-            },
-        }
-        return cls.from_profile(profiles, name, overrides)
+    PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "tiny": {},
+        "small": {
+            "steps": 1_000,
+            "batch_studies": 64,
+            "slices_per_series": 6,
+            "lr": 1e-3,
+            "warmup_steps": 30,
+        },
+        "full": {
+            "steps": 5_000,
+            "batch_studies": 256,
+            "slices_per_series": 8,
+            "lr": 5e-4,
+            "warmup_steps": 150,
+        },
+    }
 
 
 @dataclass

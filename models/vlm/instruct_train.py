@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -28,31 +28,27 @@ class InstructConfig(StepConfig):
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     train_resampler: bool = True
 
-    @classmethod
-    def profile(cls, name: str, **overrides: Any) -> InstructConfig:
-        """A named profile (`tiny`: CI on CPU; `small`: one GPU demo; `full`: the cluster), with overrides."""
-        profiles: dict[str, dict[str, Any]] = {
-            "tiny": {},
-            "small": {
-                "steps": 2_000,
-                "batch_studies": 16,
-                "slices_per_series": 6,
-                "lr": 5e-4,
-                "warmup_steps": 60,
-                "max_len": 1024,
-            },
-            "full": {
-                "steps": 10_000,
-                "batch_studies": 32,
-                "slices_per_series": 8,
-                "lr": 2e-4,
-                "warmup_steps": 300,
-                "max_len": 1536,
-                "lora_r": 16,
-                "lora_alpha": 32,
-            },
-        }
-        return cls.from_profile(profiles, name, overrides)
+    PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "tiny": {},
+        "small": {
+            "steps": 2_000,
+            "batch_studies": 16,
+            "slices_per_series": 6,
+            "lr": 5e-4,
+            "warmup_steps": 60,
+            "max_len": 1024,
+        },
+        "full": {
+            "steps": 10_000,
+            "batch_studies": 32,
+            "slices_per_series": 8,
+            "lr": 2e-4,
+            "warmup_steps": 300,
+            "max_len": 1536,
+            "lora_r": 16,
+            "lora_alpha": 32,
+        },
+    }
 
 
 def add_lora(vlm: BrainVLM, config: InstructConfig) -> None:

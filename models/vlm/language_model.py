@@ -4,12 +4,11 @@ own checkpoint directory loaded with ``from_pretrained``; plus its settings, sav
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -22,13 +21,14 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from models.profiles import Profiled
 from models.vlm.tokenizer import IGNORE_INDEX, encode_documents, pad_token_id
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # either one marks a saved tokenizer
 
 
 @dataclass(frozen=True)
-class LMConfig:
+class LMConfig(Profiled):
     """Architecture and training settings of the report LM.
 
     vocab_size is what `train_tokenizer` is asked for (the model takes its vocabulary from the tokenizer);
@@ -66,25 +66,17 @@ class LMConfig:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"need steps ≥ 1 and batch_size ≥ 1, got {self.steps} and {self.batch_size}")
 
-    @classmethod
-    def profile(cls, name: str, **overrides: Any) -> LMConfig:
-        """A named profile (`tiny`: CI on CPU, ~0.3 M parameters; `small`: one GPU, ~30 M; `full`: the
-        cluster, ~0.1 B, the size reported to beat far larger LLMs on 3D report generation), with overrides."""
-        profiles: dict[str, dict[str, Any]] = {
-            "tiny": {},
-            "small": {"vocab_size": 16_000, "hidden_size": 512, "layers": 8, "heads": 8, "kv_heads": 4,
-                      "intermediate_size": 1_408, "max_positions": 2_048, "steps": 5_000, "lr": 6e-4, "min_lr": 6e-5,
-                      "warmup_steps": 200, "batch_size": 32, "seq_len": 512},
-            "full": {"vocab_size": 32_000, "hidden_size": 768, "layers": 12, "heads": 12, "kv_heads": 4,
-                     "intermediate_size": 2_048, "max_positions": 4_096, "steps": 50_000, "lr": 3e-4,
-                     "min_lr": 3e-5, "warmup_steps": 2_000, "batch_size": 64, "seq_len": 1_024},
-        }
-        if name not in profiles:
-            raise KeyError(f"unknown profile {name!r}; choose one of {sorted(profiles)}")
-        return cls(**{**profiles[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    # Sizes: `tiny` ~0.3 M parameters, `small` ~30 M, `full` ~0.1 B (the size reported to beat far larger LLMs on
+    # 3D report generation).
+    PROFILES: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "tiny": {},
+        "small": {"vocab_size": 16_000, "hidden_size": 512, "layers": 8, "heads": 8, "kv_heads": 4,
+                  "intermediate_size": 1_408, "max_positions": 2_048, "steps": 5_000, "lr": 6e-4, "min_lr": 6e-5,
+                  "warmup_steps": 200, "batch_size": 32, "seq_len": 512},
+        "full": {"vocab_size": 32_000, "hidden_size": 768, "layers": 12, "heads": 12, "kv_heads": 4,
+                 "intermediate_size": 2_048, "max_positions": 4_096, "steps": 50_000, "lr": 3e-4,
+                 "min_lr": 3e-5, "warmup_steps": 2_000, "batch_size": 64, "seq_len": 1_024},
+    }
 
 
 def build_language_model(tokenizer: PreTrainedTokenizerBase, config: LMConfig) -> PreTrainedModel:

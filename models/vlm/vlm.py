@@ -13,12 +13,11 @@ stage 2b, the LoRA adapters in `lora/` (peft save_pretrained).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +33,7 @@ from models.data import StepBatchSampler
 from models.heads.seg_train import encoder_digest
 from models.heads.study_data import STUDY_SEQUENCES, StudyBags
 from models.hybrid_encoder import HybridEncoder
+from models.profiles import Profiled
 from models.train import warmup_cosine
 from models.vlm.language_model import load_language_model, save_language_model
 from models.vlm.projector import Projector
@@ -196,7 +196,7 @@ def build_vlm(
 
 
 @dataclass(frozen=True)
-class StepConfig:
+class StepConfig(Profiled):
     """What both training stages share: `steps` optimiser steps over batches of `batch_studies` examples,
     `slices_per_series` slices drawn per sequence of each study, AdamW at peak `lr` with `warmup_steps` of
     linear warm-up then cosine decay, token sequences cut at `max_len` tokens."""
@@ -209,19 +209,6 @@ class StepConfig:
     warmup_steps: int = 5
     max_len: int = 512
     seed: int = 0
-
-    @classmethod
-    def from_profile(
-        cls, profiles: Mapping[str, Mapping[str, Any]], name: str, overrides: Mapping[str, Any]
-    ) -> Self:
-        """The settings of profile `name` among `profiles` (`tiny`: CI on CPU; `small`: one GPU demo; `full`:
-        the cluster), with `overrides`."""
-        if name not in profiles:
-            raise KeyError(f"unknown profile {name!r}; choose one of {sorted(profiles)}")
-        return cls(**{**profiles[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def tokenize_examples(
