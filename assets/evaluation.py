@@ -190,7 +190,7 @@ def model_card(paths: PathsResource, centers: Sequence[str]) -> dict[str, object
     """The model card's facts: data per split, label counts, and the versions (git revision, DVC-style md5 of
     every deployed weights file) behind the report."""
     from assets.lineage import code_version
-    from brainfm.predict.outputs import file_md5
+    from brainfm.versioning import file_md5
     from models.checkpoint import WEIGHTS_FILE
 
     table = study_table(paths.output("clinical_tables"))

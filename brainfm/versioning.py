@@ -32,6 +32,19 @@ DVC_ENV = "BRAINFM_DVC_BIN"
 DEFAULT_REMOTE = "storage"
 
 
+_HASH_CHUNK = 1 << 20  # bytes read at a time when hashing a file
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file's bytes: the hash DVC records for it (``outs: md5``), so a file (e.g. a model's weights)
+    can be matched against the versions of ``data.dvc``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with Path(path).open("rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class DvcError(RuntimeError):
     """A dvc command failed; the message carries the command and dvc's own explanation."""
 

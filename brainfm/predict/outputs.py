@@ -11,7 +11,6 @@ models give the same objects.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,18 +35,7 @@ SEGMENT_CODES = {1: codes.SCT.Lesion, 2: codes.SCT.Edema, 3: codes.SCT.Necrosis}
 OVERLAY_COLOURS = {1: "red", 2: "yellow", 3: "cyan"}
 _MILLILITRE = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
 _MM3_PER_ML = 1000.0
-_HASH_CHUNK = 1 << 20  # bytes read at a time when hashing a weights file
 MANUFACTURER = "brainfm"
-
-
-def file_md5(path: Path) -> str:
-    """MD5 of a file's bytes: the hash DVC records for it (``outs: md5``), so a weights file can be matched
-    against the versions of ``data.dvc``."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with Path(path).open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def lesion_measurements(labels: np.ndarray, affine: np.ndarray) -> dict[str, dict[str, float]]:

@@ -33,7 +33,6 @@ from brainfm.imaging.shards import atomic_directory, open_slices
 from brainfm.jsonl import atomic_text
 from brainfm.predict.outputs import (
     Algorithm,
-    file_md5,
     lesion_measurements,
     measurement_report,
     save_segmentation_overlay,
@@ -51,6 +50,7 @@ from brainfm.predict.study import (
 )
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.secrets import load_secret
+from brainfm.versioning import file_md5
 
 if TYPE_CHECKING:
     import torch
