@@ -10,7 +10,7 @@ report: an untrained LM rarely emits its end token, so it generates the full bud
 where a trained one stops at the end of its report; the report's time is therefore an upper bound.
 
     .venv/bin/python bench/predict.py --profile tiny --repeats 3 --out tiny.json
-    .venv/bin/python bench/predict.py --profile full --repeats 3 [--with-report] [--device cuda] --out full.json
+    .venv/bin/python bench/predict.py --profile full --repeats 3 [--with-report] [--device cuda] [--precision bf16] --out full.json
 
 Models and study are built in a child process, so that the peak RSS reported is that of the predicting
 process alone (imports, loaded models, the predicts). Prints a Markdown table; ``--out`` also writes JSON.
@@ -156,13 +156,19 @@ def peak_rss_gb() -> float:
 
 
 def measure(
-    models_dir: Path, study_dir: Path, clinical: dict[str, Any], device: str, repeats: int, out: Path
+    models_dir: Path,
+    study_dir: Path,
+    clinical: dict[str, Any],
+    device: str,
+    repeats: int,
+    out: Path,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Load the models once, predict the study once cold and ``repeats`` times warm; seconds per stage and
     per predict (wall), and peak memory (GB)."""
     import torch
 
-    predictor = Predictor(models_dir, device)
+    predictor = Predictor(models_dir, device, precision)  # type: ignore[arg-type]
     rss_after_load = peak_rss_gb()
     runs = []
     for _ in range(1 + repeats):
@@ -181,6 +187,7 @@ def measure(
         "peak_rss_gb": {"after_load": rss_after_load, "end": peak_rss_gb()},
         "cuda_max_allocated_gb": torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else None,
         "torch_threads": torch.get_num_threads(),
+        "precision": predictor.precision,
     }
 
 
@@ -227,6 +234,7 @@ def main() -> None:
     parser.add_argument("--with-report", action="store_true", help="include the stage-2 report model")
     parser.add_argument("--repeats", type=int, default=3, help="warm predicts after the cold one")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="default: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
@@ -244,7 +252,9 @@ def main() -> None:
             study_dir, models_dir, clinical, sizes = pool.submit(
                 build, work, args.profile, encoder_size, args.with_report, args.seed
             ).result()
-        measured = measure(models_dir, study_dir, clinical, args.device, args.repeats, work / "out")
+        measured = measure(
+            models_dir, study_dir, clinical, args.device, args.repeats, work / "out", args.precision
+        )
     result = {
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor()},
@@ -256,7 +266,7 @@ def main() -> None:
     series = ", ".join(f"{s['sequence']} {s['slices']}" for s in measured["series"])
     lm = f"{sizes['language_model'] / 1e6:.1f} M-parameter LM" if args.with_report else "none"
     print(f"profile {args.profile}, encoder {encoder_size} ({sizes['encoder'] / 1e6:.1f} M parameters), report "
-          f"model: {lm}; device {args.device}, {measured['torch_threads']} torch threads; slices kept: {series}")  # fmt: skip
+          f"model: {lm}; device {args.device} ({measured['precision']}), {measured['torch_threads']} torch threads; slices kept: {series}")  # fmt: skip
     if measured["report_chars"] is not None:
         print(f"report: {measured['report_chars']} characters (budget {REPORT_MAX_TOKENS} tokens)")
     print(f"load average (1/5/15 min) before {_loads(load_before)}, after {_loads(os.getloadavg())}\n")

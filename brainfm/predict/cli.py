@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="bf16: bfloat16 autocast (default on cuda); fp32: full precision (default on cpu)",
+    )
+    p.add_argument(
         "--clinical",
         type=Path,
         metavar="FILE",
@@ -64,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         return BAD_INPUT
     try:
         clinical = read_clinical(args.clinical) if args.clinical else None
-        predictor = Predictor(args.models or default_models_dir(), args.device or default_device())
+        predictor = Predictor(args.models or default_models_dir(), args.device or default_device(), args.precision)
         if args.batch is not None:
             status = predict_batch(predictor, args.batch, args.out, clinical)
             failed = {k: v for k, v in status.items() if v != "ok"}

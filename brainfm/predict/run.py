@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -86,6 +86,7 @@ OUTPUT_FILES = {
     "overlay_segmentation": "overlay_segmentation.png", "overlay_gradcam": "overlay_gradcam.png",
 }  # fmt: skip
 BATCH_FILE = "batch.json"
+Precision = Literal["fp32", "bf16"]
 
 
 def default_models_dir() -> Path:
@@ -133,13 +134,18 @@ class Predictor:
 
     The study's pseudonymous keys come from the site's de-identification secret (``BRAINFM_DEID_SECRET``),
     so that they match the keys of the site's pipeline data; without one, from a random key of this run.
+    ``precision``: ``bf16`` runs the models under bfloat16 autocast (half the memory traffic of float32, the
+    format they were trained in on the GPU), ``fp32`` in full precision; default bf16 on CUDA, fp32 elsewhere.
     """
 
-    def __init__(self, models_dir: Path, device: str = "cpu") -> None:
+    def __init__(self, models_dir: Path, device: str = "cpu", precision: Precision | None = None) -> None:
         from models.checkpoint import load_encoder, read_config
         from models.heads.seg_train import SegConfig, load_segmentation
 
         self.models_dir, self.device = Path(models_dir), device
+        self.precision: Precision = precision or ("bf16" if device.startswith("cuda") else "fp32")
+        if self.precision not in get_args(Precision):
+            raise ValueError(f"precision {self.precision!r}: choose one of {', '.join(get_args(Precision))}")
         folders = [ENCODER_DIR, SEGMENTATION_DIR, *STUDY_ADAPTER_DIRS.values()]
         missing = [f for f in folders if not (self.models_dir / f / "config.json").is_file()]
         if missing:
@@ -202,7 +208,10 @@ class Predictor:
         ):
             with timer("ingest"):
                 study = ingest_study(study_dir, Path(work), self.pseudonymizer, _study_sequences())
-            result = self._predict(study, stage, timer, covariates)
+            from models.heads.common import bf16_autocast
+
+            with bf16_autocast(self.device, enabled=self.precision == "bf16"):
+                result = self._predict(study, stage, timer, covariates)
             write_json(stage / PREDICTIONS_FILE, result)
         return result
 
@@ -285,7 +294,7 @@ class Predictor:
             "segmentation": segmentation,
             "report": None,
             "outputs": outputs,
-            "models": {"folder": str(self.models_dir), "md5": self.versions},
+            "models": {"folder": str(self.models_dir), "md5": self.versions, "precision": self.precision},
             "timings_s": timer.seconds,
             "quarantined": [
                 {"path": e.path, "reason": str(e.reason), "detail": e.detail} for e in study.quarantined

@@ -23,6 +23,13 @@ def check_mode(mode: str) -> AdapterMode:
     return mode  # type: ignore[return-value]
 
 
+def bf16_autocast(device: torch.device | str, enabled: bool | None = None) -> torch.autocast:
+    """bfloat16 autocast on ``device``; by default on CUDA only (full precision on the CPU), as in pretraining.
+    Results leave it as float32 tensors (``.float()``) before numpy, which has no bfloat16."""
+    device = torch.device(device)
+    return torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda" if enabled is None else enabled)
+
+
 def to_input(slices: torch.Tensor) -> torch.Tensor:
     """uint8 slices (B, C, H, W) in [0, 255] → float32 in [0, 1], the scaling the encoder was pretrained on."""
     if slices.dtype != torch.uint8:

@@ -71,7 +71,7 @@ def gradcam_maps(
     cam = F.interpolate(cam, size=slices.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     low = cam.flatten(1).min(1).values[:, None, None]
     high = cam.flatten(1).max(1).values[:, None, None]
-    return ((cam - low) / (high - low).clamp_min(1e-12)).detach()
+    return ((cam - low) / (high - low).clamp_min(1e-12)).detach().float()
 
 
 def save_gradcam_overlay(

@@ -19,7 +19,14 @@ import torch
 
 from models.checkpoint import load_weights, read_config, save_checkpoint
 from models.data import StepBatchSampler
-from models.heads.common import AdapterMode, adapter_optimizer, check_mode, prepare_encoder, to_input
+from models.heads.common import (
+    AdapterMode,
+    adapter_optimizer,
+    bf16_autocast,
+    check_mode,
+    prepare_encoder,
+    to_input,
+)
 from models.heads.seg_data import SegmentationSlices
 from models.heads.segmentation import SEG_CLASSES, SegmentationModel, segmentation_loss
 from models.hybrid_encoder import HybridEncoder
@@ -64,11 +71,6 @@ class SegConfig(Profiled):
     }
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA (as in pretraining); full precision on the CPU."""
-    return torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
-
-
 def train_segmentation(
     encoder: HybridEncoder, train_data: SegmentationSlices, config: SegConfig, progress: bool = False
 ) -> tuple[SegmentationModel, list[float]]:
@@ -98,7 +100,7 @@ def train_segmentation(
             raise ValueError(f"label {labels.max()} in the masks but n_classes={config.n_classes}: the masks "
                              f"must use 0..{config.n_classes - 1} ({', '.join(SEG_CLASSES)})")
         x = to_input(torch.from_numpy(images).to(device))
-        with _autocast(device):
+        with bf16_autocast(device):
             logits = model(x)
         loss = loss_fn(logits.float(), torch.from_numpy(labels).to(device)[:, None])
         loss.backward()
@@ -132,7 +134,7 @@ def predict_segmentation(model: SegmentationModel, data: SegmentationSlices, bat
     out = []
     for lo in range(0, len(data), batch_size):
         images, _ = data[np.arange(lo, min(lo + batch_size, len(data)))]
-        with _autocast(device):
+        with bf16_autocast(device):
             logits = model(to_input(torch.from_numpy(images).to(device)))
         out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
