@@ -23,6 +23,15 @@ class PathsResource(dg.ConfigurableResource):
     )
     quarantine_dir: str = Field(default="quarantine", description="Rejected inputs with reasons (untracked).")
     outputs_dir: str = Field(default="outputs", description="Human-facing figures and reports (untracked).")
+    inbox_dir: str = Field(
+        default="inbox",
+        description="Studies to score, one folder per study (may hold identifiers, like raw/; never tracked).",
+    )
+    results_dir: str = Field(
+        default="results",
+        description="Batch-scoring results for the hospital: they identify the patient like the studies scored "
+        "(DICOM SEG and SR for the PACS), so never tracked and never in outputs/.",
+    )
 
     def _resolve(self, value: str) -> Path:
         path = Path(value)
@@ -43,6 +52,14 @@ class PathsResource(dg.ConfigurableResource):
     @property
     def outputs(self) -> Path:
         return self._resolve(self.outputs_dir)
+
+    @property
+    def inbox(self) -> Path:
+        return self._resolve(self.inbox_dir)
+
+    @property
+    def results(self) -> Path:
+        return self._resolve(self.results_dir)
 
     def output(self, asset_name: str, partition: str | None = None) -> Path:
         """The folder an asset (partition) writes to: ``data/<asset>[/<partition>]``."""

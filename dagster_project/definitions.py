@@ -1,5 +1,5 @@
-"""The brainfm code location: every asset and check in ``assets/``, jobs, the retrain schedule, sensors, and
-resources and executor from the environment."""
+"""The brainfm code location: every asset and check in ``assets/``, jobs, the retrain and batch-scoring schedules,
+sensors, and resources and executor from the environment."""
 
 import os
 from collections.abc import Mapping
@@ -7,11 +7,12 @@ from collections.abc import Mapping
 import dagster as dg
 
 import assets
-from dagster_project.jobs import cross_center_job, ingest_center_job, retrain_job
+from dagster_project.jobs import batch_scoring_job, cross_center_job, ingest_center_job, retrain_job
 from dagster_project.resources import resources_from_env
 from dagster_project.sensors import (
     drift_sensor,
     ingest_success_sensor,
+    nightly_batch_scoring_schedule,
     raw_data_sensor,
     weekly_retrain_schedule,
 )
@@ -40,8 +41,8 @@ def executor_from_env(environ: Mapping[str, str] | None = None) -> dg.ExecutorDe
 defs = dg.Definitions(
     assets=dg.load_assets_from_package_module(assets),
     asset_checks=dg.load_asset_checks_from_package_module(assets),
-    jobs=[ingest_center_job, cross_center_job, retrain_job],
-    schedules=[weekly_retrain_schedule],
+    jobs=[ingest_center_job, cross_center_job, retrain_job, batch_scoring_job],
+    schedules=[weekly_retrain_schedule, nightly_batch_scoring_schedule],
     sensors=[raw_data_sensor, ingest_success_sensor, drift_sensor],
     resources=resources_from_env(),
     executor=executor_from_env(),

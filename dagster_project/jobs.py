@@ -1,5 +1,6 @@
-"""Jobs: per-center ingestion (partitioned), the cross-center data that follows it, and the retrain (its weekly
-schedule and drift trigger are in `dagster_project.sensors`)."""
+"""Jobs: per-center ingestion (partitioned), the cross-center data that follows it, the retrain, and batch scoring
+of the inbox (the retrain's weekly schedule and drift trigger and the nightly scoring schedule are in
+`dagster_project.sensors`)."""
 
 import dagster as dg
 
@@ -27,10 +28,19 @@ cross_center_job = dg.define_asset_job(
     description="Cheap, after every ingest: vision-language and instruction pairs from every cleared center.",
 )
 
+# Scores patients' studies with the deployed models: never part of a retrain.
+SCORING = dg.AssetSelection.assets("batch_predictions")
+
 retrain_job = dg.define_asset_job(
     "retrain",
-    selection=INGEST.downstream(include_self=False) - dg.AssetSelection.assets("center_drift"),
+    selection=INGEST.downstream(include_self=False) - dg.AssetSelection.assets("center_drift") - SCORING,
     tags=EXCLUSIVE_TAG,
     description="The cross-center pairs, MAE pretraining of the encoder and the stage-3 adapters on every cleared "
     "center.",
+)
+
+batch_scoring_job = dg.define_asset_job(
+    "batch_scoring",
+    selection=SCORING,
+    description="Score every new study folder of the inbox with the deployed models into outputs/batch_predictions/.",
 )

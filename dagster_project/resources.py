@@ -4,6 +4,8 @@
 |---|---|---|
 | BRAINFM_ROOT | the checkout | project root (git + DVC repo) |
 | BRAINFM_RAW_DIR | raw | raw input folder (identifiers; never tracked) |
+| BRAINFM_INBOX_DIR | inbox | studies for batch scoring, one folder each (identifiers; never tracked) |
+| BRAINFM_RESULTS_DIR | results | batch-scoring results for the hospital (identifiers; never tracked) |
 | BRAINFM_PROFILE | tiny | tiny, small or full |
 | BRAINFM_SEED | 0 | global seed |
 | BRAINFM_WORKERS | 1 | CPU worker processes per step |
@@ -35,7 +37,10 @@ def resources_from_env(environ: Mapping[str, str] | None = None) -> dict[str, ob
     env = os.environ if environ is None else environ
     return {
         "paths": PathsResource(
-            root=env.get("BRAINFM_ROOT", str(PROJECT_ROOT)), raw_dir=env.get("BRAINFM_RAW_DIR", "raw")
+            root=env.get("BRAINFM_ROOT", str(PROJECT_ROOT)),
+            raw_dir=env.get("BRAINFM_RAW_DIR", "raw"),
+            inbox_dir=env.get("BRAINFM_INBOX_DIR", "inbox"),
+            results_dir=env.get("BRAINFM_RESULTS_DIR", "results"),
         ),
         "profile": ProfileResource(
             name=env.get("BRAINFM_PROFILE", "tiny"),

@@ -1,6 +1,7 @@
 """Automation: a new center folder becomes a partition and is ingested; new files in a center re-ingest it once
 they have settled; a successful ingest refreshes the cross-center assets; a center's drift verdict raises an
-alert and requests a retrain; the weekly schedule retrains only when the encoder's data or code changed."""
+alert and requests a retrain; the weekly schedule retrains only when the encoder's data or code changed; the nightly
+schedule scores the inbox."""
 
 import os
 import time
@@ -24,7 +25,7 @@ from assets.partitions import CENTERS
 from assets.pretrain import mae_encoder
 from assets.resources import PathsResource
 from brainfm.raw_layout import RawLayout
-from dagster_project.jobs import cross_center_job, ingest_center_job, retrain_job
+from dagster_project.jobs import batch_scoring_job, cross_center_job, ingest_center_job, retrain_job
 
 # A center is ingested only when none of its files changed for this long: a transfer in progress waits.
 SETTLE_SECONDS = float(os.environ.get("BRAINFM_SENSOR_SETTLE_SECONDS", "120"))
@@ -260,3 +261,20 @@ def weekly_retrain_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
         )
     context.log.info(f"retraining: {reason}")
     return dg.RunRequest(tags={TRIGGER_TAG: "schedule", REASON_TAG: reason})
+
+
+# 01:00 every night at the sites, an hour before the Sunday retrain (both use the GPU pool), so that a study that
+# arrived during the day has its results in the morning.
+@dg.schedule(
+    name="nightly_batch_scoring",
+    job=batch_scoring_job,
+    cron_schedule="0 1 * * *",
+    execution_timezone="Asia/Shanghai",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Score the study folders of the inbox not yet scored with the current models.",
+)
+def nightly_batch_scoring_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    """Request a scoring run unless one is queued or running (it would score the same studies)."""
+    if has_run(context.instance, batch_scoring_job.name, NOT_FINISHED):
+        return dg.SkipReason("a batch_scoring run is queued or in progress")
+    return dg.RunRequest()

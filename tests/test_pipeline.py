@@ -133,3 +133,55 @@ def test_the_drifted_center_requests_a_retrain(pipeline_run: PipelineRun) -> Non
     _defs, instance, _results, _root = pipeline_run
     (request,) = drift_sensor(dg.build_sensor_context(instance=instance)).run_requests
     assert "center_d" in request.tags[DRIFTED_TAG].split(",")
+
+
+def test_batch_scoring_scores_an_inbox_study_without_naming_it(pipeline_run: PipelineRun, raw: Path) -> None:
+    import json
+    import shutil
+
+    from assets.scoring import RESULTS_DIR
+
+    defs, instance, _results, root = pipeline_run
+    studies = json.loads(RawLayout(raw).manifest.read_text(encoding="utf-8"))["studies"]
+    study = next(s for s in studies.values() if s["center"] == "center_a")
+    folder = root / "inbox" / Path(study["study_dir"]).name  # named as a hospital export might be
+    shutil.copytree(raw / study["study_dir"], folder)
+    result = defs.resolve_job_def("batch_scoring").execute_in_process(
+        instance=instance, run_config={"ops": {"batch_predictions": {"config": {"settle_seconds": 0}}}}
+    )
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("batch_predictions")
+    meta = materialization.metadata
+    assert (meta["scored"].value, meta["failed"].value) == (1, 0)
+    predictions = json.loads(
+        (root / "results" / RESULTS_DIR / result.run_id / folder.name / "predictions.json").read_text()
+    )
+    assert predictions["report"] is not None  # the instructed stage-2 model of this run wrote it
+    events = "\n".join(str(e) for e in instance.all_logs(result.run_id))
+    assert folder.name not in events and study["patient_id"] not in events
+
+
+def test_the_retrospective_report_takes_benchmark_results(pipeline_run: PipelineRun, tmp_path: Path) -> None:
+    import json
+
+    defs, instance, _results, root = pipeline_run
+    estimate = {"metric": "category_accuracy", "value": 0.5, "low": 0.4, "high": 0.6}
+    benchmark = tmp_path / "retrospective.json"
+    benchmark.write_text(json.dumps({
+        "label_efficiency": [{"task": "classification", "fraction": f, "variant": "pretrained-probe", "n_seeds": 3,
+                              **estimate} for f in (0.1, 1.0)],
+        "leave_one_center_out": [{"held_out_center": "center_a", "task": "classification", "n_patients": 9,
+                                  **estimate}],
+        "provenance": {"command": "bench/adapters.py", "cohort": "e2e", "commit": "e2e0000", "machine": "CI",
+                       "date": "today"},
+    }))
+    result = dg.materialize(
+        [*defs.assets, *defs.asset_checks],  # type: ignore[list-item]
+        selection=dg.AssetSelection.assets("retrospective_evaluation"),
+        instance=instance,
+        resources=dict(defs.resources or {}),
+        run_config={"ops": {"retrospective_evaluation": {"config": {"benchmark_results": str(benchmark)}}}},
+    )
+    assert result.success
+    html = next((root / "data" / "retrospective_evaluation").rglob("*.html")).read_text()
+    assert "not by this run" in html and "e2e0000" in html

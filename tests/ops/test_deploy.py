@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 from dagster_project.definitions import EXECUTOR_ENV, defs, executor_from_env
-from dagster_project.jobs import cross_center_job, ingest_center_job, retrain_job
+from dagster_project.jobs import batch_scoring_job, cross_center_job, ingest_center_job, retrain_job
 from dagster_project.screenshots import free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-GPU_STEPS = {"mae_encoder", "seg_adapter", "study_adapters"}
+GPU_STEPS = {"mae_encoder", "seg_adapter", "study_adapters", "batch_predictions"}
 
 
 def _load(name: str) -> dict:
@@ -28,7 +28,7 @@ def _load(name: str) -> dict:
 
 
 def _job(name: str, executor: dg.ExecutorDefinition | None = None) -> dg.JobDefinition:
-    jobs = [ingest_center_job, cross_center_job, retrain_job]
+    jobs = [ingest_center_job, cross_center_job, retrain_job, batch_scoring_job]
     return dg.Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
@@ -42,9 +42,10 @@ def test_the_k8s_run_config_is_valid_for_the_k8s_job_executor() -> None:
     pytest.importorskip("dagster_k8s", reason="dagster-k8s is not installed (pin dagster-k8s==0.29.27)")
     executor = executor_from_env({EXECUTOR_ENV: "k8s"})
     assert executor is not None and executor.name == "k8s"
-    job = _job(retrain_job.name, executor)
+    job, scoring = _job(retrain_job.name, executor), _job(batch_scoring_job.name, executor)
     config = dg.validate_run_config(job, _load("k8s/run_config.yaml"))["execution"]["k8s"]
-    assert set(config["per_step_k8s_config"]) == GPU_STEPS <= set(job.graph.node_dict)
+    dg.validate_run_config(scoring, _load("k8s/run_config.yaml"))
+    assert set(config["per_step_k8s_config"]) == GPU_STEPS <= set(job.graph.node_dict) | set(scoring.graph.node_dict)
     for step in GPU_STEPS:
         assert (
             config["per_step_k8s_config"][step]["container_config"]["resources"]["limits"]["nvidia.com/gpu"]
@@ -61,7 +62,9 @@ def test_the_executor_is_chosen_by_the_environment() -> None:
         executor_from_env({EXECUTOR_ENV: "celery"})
 
 
-@pytest.mark.parametrize("job", [ingest_center_job.name, cross_center_job.name, retrain_job.name])
+@pytest.mark.parametrize(
+    "job", [ingest_center_job.name, cross_center_job.name, retrain_job.name, batch_scoring_job.name]
+)
 def test_the_one_machine_run_config_is_valid_for_every_job(job: str) -> None:
     config = dg.validate_run_config(_job(job), _load("local/run_config.yaml"))["execution"]
     assert config["multi_or_in_process_executor"]["multiprocess"]["max_concurrent"] == 4
