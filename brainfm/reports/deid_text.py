@@ -1,16 +1,18 @@
 """De-identification of report text, and the scanner that proves none is left.
 
 Identifiers are found in four passes: the known identifiers of the study (names, IDs and dates taken from
-the DICOM header or the hospital system, in their common renderings), labelled fields (姓名：, 住院号：,
-报告医师：, 电话：…), free patterns (dates, phone numbers, long ID numbers, hospital names, a name right
-after 患者 or before the patient's sex and age) and person names wherever they stand
-(:mod:`brainfm.reports.person_names`). The finders read the text with traditional characters folded to
-simplified ones (:func:`brainfm.reports.lexicon.simplified`, one for one), so that Hong Kong, Macau and Taiwan
-reports meet the same vocabularies while the spans stand on the original text. :func:`identifier_spans` is the
-single source: an earlier pass wins where two overlap, a later one keeps only what is left uncovered.
-:func:`deidentify_text` replaces each span by a bracketed placeholder such as ``[姓名]`` (``[医师]`` for a
-member of staff), so the text keeps its shape; :func:`find_identifiers`, the check that training text is
-clean, and :func:`identifier_kinds`, what may be reported about its hits, list them.
+the DICOM header or the hospital system, in their common renderings), labelled fields (姓名：, 住院号：, any
+label ending in 号 or No., 报告医师：, 电话：…, and a romanised name after any role label), free patterns (dates
+in the common and the ROC calendars, phone numbers, by shape after a phone, relative or notification word too,
+long ID numbers, hospital names, institution lines in English or Portuguese, a name right after 患者 or before
+the patient's sex and age) and person names wherever they stand (:mod:`brainfm.reports.person_names`); a
+romanised name right next to a name found is the same person's. The finders read the text with traditional
+characters folded to simplified ones (:func:`brainfm.reports.lexicon.simplified`, one for one), so that Hong
+Kong, Macau and Taiwan reports meet the same vocabularies while the spans stand on the original text.
+:func:`identifier_spans` is the single source: an earlier pass wins where two overlap, a later one keeps only
+what is left uncovered. :func:`deidentify_text` replaces each span by a bracketed placeholder such as
+``[姓名]`` (``[医师]`` for a member of staff), so the text keeps its shape; :func:`find_identifiers`, the check
+that training text is clean, and :func:`identifier_kinds`, what may be reported about its hits, list them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from itertools import chain
 from brainfm.reports.lexicon import alternation, simplified
 from brainfm.reports.person_names import (
     COMPOUND_SURNAMES,
+    KIN_ROLES,
     STAFF_LABELS,
+    STAFF_ROLES,
     SURNAMES,
     WORD_SURNAMES,
     find_person_names,
@@ -34,17 +38,62 @@ KNOWN = "[标识]"  # a known identifier of the study, whatever its kind
 # A surname and one or two characters; not a surname that is an everyday word too (王建华医生 通知时间).
 _PLAIN_SURNAMES = "".join(c for c in SURNAMES if c not in WORD_SURNAMES)
 _CJK_NAME = rf"(?:{alternation(COMPOUND_SURNAMES)}|[{_PLAIN_SURNAMES}])[\u4e00-\u9fff]{{1,2}}"
-# Capitalised words, a given name maybe hyphenated (Cantonese, Wade-Giles): Zhang Wei, ZHANG^WEI, Chan Tai-man,
-# Au Yeung Wing-sze; "Surname, Given" after one word only (Huang, Mingyu; not the degree in "Li Wei, MD", nor
-# the rank in "Yip Kwok-wah, Resident"); no degree, rank or department (Vetted by: Consultant Neuroradiologist).
-_LATIN_WORD = (
-    r"(?!(?:MD|PhD|FRCR|Consultant|Resident|Registrar|Fellow|Professor|Radiology|(?:Neuro)?[Rr]adiologist"
-    r"|Department)\b)[A-Z][A-Za-z]*(?:-[A-Za-z]+)?"
+# Latin letters, accented ones included (António, São, JANUÁRIO).
+_UPPER, _LETTER = "A-ZÀ-ÖØ-Þ", "A-Za-zÀ-ÖØ-öø-ÿ"
+# Words of a line that are no part of a name, in any case: degrees, ranks, departments, imaging, form and report
+# words.
+_NOT_NAME_WORDS = (
+    "MD", "PhD", "FRCR", "FRCP", "MBBS", "Consultant", "Resident", "Registrar", "Fellow", "Professor", "Associate",
+    "Senior", "Chief", "Specialist", "Attending", "Trainee", "Intern", "Officer", "Nurse", "Radiographer",
+    "Technologist", "Department", "Dept", "Hospital", "Clinic", "Ward", "Unit", "Medicine", "Emergency", "MRI",
+    "MRA", "MR", "CT", "CTA", "DSA", "DWI", "SWI", "PET", "FLAIR", "ADC", "ENT", "ICU", "NICU", "PICU", "CCU", "HDU",
+    "AED", "ED", "OPD", "GP", "NS", "Sex", "Age", "DOB", "Date", "Exam", "Case", "Chart", "MRN", "HKID", "ID", "No",
+    "Tel", "Phone", "Male", "Female", "M", "F", "Y", "Normal", "Abnormal", "Finding", "Findings", "Impression",
+    "Conclusion", "Report", "Study", "Brain", "Head", "Spine", "Neck", "Plain", "Contrast", "Enhanced", "Left",
+    "Right", "Bilateral", "Acute", "Chronic", "Subacute", "See", "Above", "Same", "Pending", "Nil", "None", "Not",
+    "Unremarkable", "Protocol", "Stroke", "Routine", "Follow", "Hemisphere", "Lobe", "Lesion", "Mass", "Tumour",
+    "Tumor", "Infarct", "Haemorrhage", "Hemorrhage", "Scan", "Sequence", "Series", "Image", "Slice", "Clinical",
+    "History", "Indication", "Technique", "Comparison", "Result", "Results", "Urgent", "Critical", "Please", "The",
+    "And", "With", "For", "From",
+)  # fmt: skip
+# Institution words (in title case or upper case) after an institution's name.
+_INSTITUTION = (
+    r"(?:Hospitalar|Hospitals?|Sanatorium|Infirmary|Clinic|Cl[ií]nica|Poly[cC]linic|Policl[ií]nica|Centre|Center"
+    r"|HOSPITALAR|HOSPITALS?|SANATORIUM|INFIRMARY|CLINIC|CL[IÍ]NICA|POLYCLINIC|CENTRE|CENTER)\b"
 )
-_LATIN_NAME = rf"(?!Dr\b){_LATIN_WORD}(?:, (?=[A-Z][a-z]){_LATIN_WORD}|(?:[ ^]{_LATIN_WORD}){{0,2}})"
+_CAP_WORD = rf"[{_UPPER}][{_LETTER}'’\-]*"
+# A word of a name: capitalised or upper case, a given name maybe hyphenated (Cantonese, Wade-Giles: Tai-man,
+# Ming-chung); none of the words above (…ology, …surgery and …iatrics included), no label (Sex:).
+_LATIN_WORD = (
+    rf"(?!(?i:{alternation(_NOT_NAME_WORDS)}|[a-z]*(?:ology|ologist|surgery|iatrics))\b|[{_LETTER}'’\-]*[:：])"
+    rf"[{_UPPER}][{_LETTER}'’]*(?:-[{_LETTER}]+)*(?![\d{_LETTER}'’])"
+)
+# "Surname, Given" (Huang, Mingyu; LI, CHIH-WEI; LEI, Sio Ian), and after a name its English name (LEE Wing-yee,
+# Vivian); not the degree in "Li Wei, MD", nor the rank in "Yip Kwok-wah, Resident".
+_GIVEN_AFTER_COMMA = rf", (?=[{_UPPER}]){_LATIN_WORD}(?: {_LATIN_WORD})?"
+# Not the first words of an institution (InstitutionName: Zhongshan Hospital).
+_NO_INSTITUTION_NEXT = rf"(?![ ](?:{_CAP_WORD} )*{_INSTITUTION})"
+# A Latin name: one to three words (Zhang Wei, ZHANG^WEI, Chan Tai-man, Au Yeung Wing-sze), maybe with a given
+# name after a comma; _LATIN_NAMES: two words or more, or a comma, where a single capitalised word is as likely
+# no name (after a Chinese label, next to a Chinese name: 王芳 MRI).
+_LATIN_NAME = (
+    rf"(?!Dr\b){_LATIN_WORD}(?:[ ^]{_LATIN_WORD}){{0,2}}(?:{_GIVEN_AFTER_COMMA})?{_NO_INSTITUTION_NEXT}"
+)
+_LATIN_NAMES = (
+    rf"(?!Dr\b){_LATIN_WORD}(?:(?:[ ^]{_LATIN_WORD}){{1,3}}(?:{_GIVEN_AFTER_COMMA})?|{_GIVEN_AFTER_COMMA})"
+    rf"{_NO_INSTITUTION_NEXT}"
+)
 # A name written with spaces between its characters (刘 洋, 朴 成 浩), before two spaces or the line's end.
 _SPACED_NAME = rf"[{SURNAMES}](?:[ \t][\u4e00-\u9fff]){{1,3}}(?![ \t]?[\u4e00-\u9fff])"
 _PINYIN_NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}"  # two or three title-case words: Zhu Lin
+# A romanised name next to a name (梁國雄 LEONG KUOK HONG, 謝明中 (Hsieh Ming-chung), 吳佳蓉 / Wu Chia-jung,
+# António Ribeiro／高慧敏): the same person's.
+_ROMAN_AFTER = re.compile(rf"[ \t]*(?:(?P<open>[（(])|[/／])?[ \t]*(?P<v>{_LATIN_NAMES})(?(open)[ \t]*[)）])")
+_ROMAN_BEFORE = re.compile(rf"(?P<v>{_LATIN_NAMES})[ \t]*(?:[/／]|[（(])[ \t]*$")
+_LONGEST_ROMAN = 60  # characters before a name searched for its romanised form
+# A gloss of a Chinese label (报告医师 Radiologist：, 姓名 Nome：) and a title before a name (Dr. 黎少华).
+_GLOSS = rf"(?:[ \t]+[A-Z][{_LETTER}.'’ ]{{0,30}}?)?"
+_HONORIFIC = r"(?:(?:Dr|Prof|Mr|Mrs|Ms|Miss)\.?[ \t]*)?"
 _CARET_NAME = r"[A-Za-z]+(?:\^+[A-Za-z]+)+"  # a DICOM person name in any case: ZHANG^WEI, zhang^wei
 # Words that open a report's account of the patient, and what may follow the name right after one.
 _PATIENT_WORDS = alternation(("患者", "病人", "患儿", "病员", "姓名", "受检者", "被检者", "就诊者"))
@@ -61,10 +110,28 @@ _ID_LABELS = [
     "Hospital No", "Ref No.", "Ref No",
 ]
 _CHECK_DIGIT = r"(?:\([0-9A]\))?"  # a Hong Kong check digit in parentheses: K512338(6), HN19034421(7)
+# An ID value: letters, digits and hyphens with a digit among them (HZ-2024-0318, 2011873-4, K512338(6)).
+_ID_VALUE = rf"(?=[A-Za-z\-]*\d)[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?{_CHECK_DIGIT}"
+# Any label ending in 号 (会诊号, 登记号…), but not a word that does (信号, 型号, 序号, 层号, 符号…); in English
+# and Portuguese No./ID/Number (Process No., Patient ID, N.º de utente), which need a colon.
+_NUMBER_LABEL = r"号(?<![信型序层符括句问记称口字暗年几等逗引顿分冒加减乘星番月日]号)"
+_ENGLISH_NUMBER_LABEL = r"No\.?|NO\.?|Number|NUMBER|ID|N\.?º(?:[ \t]+[a-zà-ÿ]+){0,3}"
 _PHONE_LABELS = ["联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "内线", "Tel", "TEL"]
 # An extension after a phone number (028-85422286转3301, 0755-86913333-8602, ext. 215), and its own labels.
 _EXTENSION = r"(?:[ \t]*(?:转|-|分机|[Ee]xt\.?|x)[ \t]*\d{1,6}(?!\d))?"
 _EXTENSION_LABELS = ["分机号", "分机", "Ext.", "ext."]
+# Words in a sentence that a phone number may follow at some distance: phone words, relatives, notifications.
+_PHONE_CUES = [
+    *_PHONE_LABELS, "致电", "电告", "来电", "回电", "phone", "Phone", "PHONE", "mobile", "Mobile", "call", "Call",
+    "contact", "Contact", "通知", "告知", *(w for w in KIN_ROLES if not w.isascii()),
+]  # fmt: skip
+# Units after a number that is no phone number (b值 1000 2000 s/mm²).
+_UNIT = r"[ \t]*(?:s/mm|mm|cm|ms|ml|mg|Hz|T\b|%|℃|次|岁|分|秒|天|周|月|年)"
+# A phone number's shape: groups of digits (6287 1043, 0912-338-451, (852) 2958 6888, +853 2837 1333), or 7 to
+# 11 digits at once; no digit or hyphen before it.
+_PHONE_SHAPE = (
+    r"(?<![\d\-])(?:\+\d{1,3}[ \t\-]?)?(?:[(（]\d{2,4}[)）][ \t\-]?)?(?:\d{2,4}(?:[ \t\-]\d{3,4}){1,2}|\d{7,11})"
+)
 # English labels of the patient's name in every case they are written in (literals, for speed: see below).
 _ENGLISH_LABELS = alternation(f for w in ("patient", "name", "pt") for f in (w, w.title(), w.upper()))
 _HOSPITAL_SUFFIXES = (
@@ -84,19 +151,37 @@ _MONTHS = (
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec"
 )
 _TIME = r"(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?|[ \t]*\d{1,2}[ \t]*时(?:[ \t]*\d{1,2}[ \t]*分)?)"
-# An English institution: capitalised words before Hospital/Center… (Prince of Wales Hospital), any after it (of
-# Shandong University), and the university after a comma (Ruijin Hospital, Shanghai Jiao Tong University…).
+# An institution in English or Portuguese, in title case or upper case: capitalised words (and of, de, &…) before
+# Hospital, Clinic, Centre… (Prince of Wales Hospital, HONG KONG SANATORIUM & HOSPITAL), any after it (of
+# Shandong University, Conde de São Januário), and the university after a comma (Ruijin Hospital, Shanghai Jiao
+# Tong University…); or, with no word before, Hospital/Centro Hospitalar and its name after (Hospital Kiang Wu).
+_CONNECTOR = r"(?:of|the|de|da|do|dos|das|du|del|and|OF|THE|DE|DA|DO|DOS|DAS|AND|&)"
+_INSTITUTION_NAME = (
+    rf"(?:(?:[ ]{_CONNECTOR})*[ ](?!(?i:No|ID|Number|Department|Dept)\b|{_CAP_WORD}[:：]){_CAP_WORD})"
+)
+_UNIVERSITY = rf"(?:, (?:{_CAP_WORD} ){{0,6}}(?:University|College|Institute)(?:(?: of| the)* {_CAP_WORD})*)"
+# Words that alone name no institution (Refer to Stroke Centre, Memory Clinic, MEDICAL CENTRE).
+_GENERIC_INSTITUTION_WORDS = (
+    "Stroke", "Memory", "Imaging", "Medical", "Cancer", "Health", "Day", "Eye", "Pain", "Trauma", "Rehabilitation",
+    "Sleep", "Epilepsy", "Dialysis", "Emergency", "Community", "General", "District", "Regional", "Private", "Local",
+    "Specialist", "Specialty", "Outpatient", "Diagnostic", "Radiology", "Neuroscience", "Neurology", "Children's",
+    "Women's", "Maternity", "Psychiatric", "Mental", "Dental", "Teaching", "University", "Referral", "Tertiary",
+    "Primary", "Care", "The", "A", "An", "This", "That", "Our", "Your", "Same", "Other", "Another", "Nearest",
+)  # fmt: skip
+_GENERIC_INSTITUTION = re.compile(
+    rf"(?:(?:(?i:{alternation(_GENERIC_INSTITUTION_WORDS)})|{_CONNECTOR}) )+{_INSTITUTION}"
+)
 _ENGLISH_HOSPITAL = (
-    r"[A-Z][A-Za-z'’\-]* (?:(?:[A-Z][A-Za-z'’\-]*|of|the) ){0,5}(?:Hospital|Medical Center|Medical Centre|Cancer Center|Cancer Centre|Clinic"
-    r"|Infirmary)(?:(?: of| the)* (?!No\b|ID\b|Number\b)[A-Z][A-Za-z'’\-]*)*"
-    r"(?:, (?:[A-Z][A-Za-z'’\-]* ){0,6}(?:University|College|Institute)(?:(?: of| the)* [A-Z][A-Za-z'’\-]*)*)?"
+    rf"(?:[{_UPPER}](?<![{_LETTER}'’\-][{_UPPER}])[{_LETTER}'’\-]* (?:(?:{_CAP_WORD}|{_CONNECTOR}) ){{0,6}}"
+    rf"{_INSTITUTION}{_INSTITUTION_NAME}*"
+    rf"|(?:Centro Hospital|CENTRO HOSPITAL|Hospital|HOSPITAL)(?:ar|AR)?{_INSTITUTION_NAME}+){_UNIVERSITY}?"
 )
 
 # Every pattern starts with a literal or a character class and is case-sensitive, so that Python's regex
 # engine can skip positions by their first character (a leading lookbehind, or re.IGNORECASE with ASCII
 # alternatives, makes a rule several times slower). The identifier is group "v".
-_PATTERNS: tuple[tuple[str, str], ...] = (
-    (rf"(?:姓名|姓 名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?P<v>[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME})", NAME),
+_PATTERNS: tuple[tuple[str, str] | tuple[str, str, re.Pattern[str]], ...] = (
+    (rf"(?:姓[ \t\u3000]*名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?P<v>[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME})", NAME),
     (rf"(?:{_PATIENT_WORDS})[ \t]*(?P<v>{_PINYIN_NAME}|{_CARET_NAME})", NAME),  # 患者Zhao Liping
     (rf"(?:Mr|Mrs|Ms|Miss)\.?[ \t]+(?P<v>{_LATIN_NAME})", NAME),
     # 患者王伟因头痛…, 患者陈晓（女…: a surname and one or two characters, then punctuation or a usual next word.
@@ -104,22 +189,38 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     (rf"(?:{_ENGLISH_LABELS})[ \t]*(?:name|Name|NAME)?[ \t]*[:：]?[ \t]*(?P<v>{_CARET_NAME})", NAME),
     # After a colon a name, two or three characters alone or a spaced name (黄 韬); after a space only a
     # surname-led one (not 报告 姓名).
-    (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t]+(?={_CJK_NAME}|[A-Z]))(?P<v>{_CJK_NAME}|[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_SPACED_NAME}|{_PINYIN_NAME})", DOCTOR),
+    (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t]+(?={_CJK_NAME}))(?P<v>{_CJK_NAME}|[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_SPACED_NAME})", DOCTOR),
+    # A romanised name after any role label, maybe glossed and titled (報告醫生 Médico：Dr. António Ribeiro).
+    (rf"(?:{alternation(STAFF_ROLES)})(?:{_GLOSS}{_SEP}|[ \t]+){_HONORIFIC}(?P<v>{_LATIN_NAMES})", DOCTOR),
+    (rf"(?:{alternation(KIN_ROLES)})(?:{_GLOSS}{_SEP}|[ \t]+){_HONORIFIC}(?P<v>{_LATIN_NAMES})", NAME),
     (rf"(?:{_ENGLISH_STAFF})[ \t]*:?[ \t]*(?:Dr\.?[ \t]*)?(?P<v>{_LATIN_NAME})", DOCTOR),
-    (rf"(?:{alternation(_ID_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>(?=[A-Za-z\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]*{_CHECK_DIGIT})", ID),
+    # A label in Latin letters runs into no word (IDH1 is a gene).
+    (rf"(?:{alternation(_ID_LABELS)})(?:{_SEP}|[ \t]+|(?![A-Za-z])|(?<![A-Za-z]))(?P<v>{_ID_VALUE})", ID),
     (rf"(?:{alternation(_PHONE_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\+?[\d\- ]{{7,16}}\d{_EXTENSION})", PHONE),
     (rf"(?:{alternation(_EXTENSION_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\d{{2,6}})(?!\d)", PHONE),
+    # A phone number by its shape after a phone, relative or notification word in its sentence (by phone (6287
+    # 1043), 家屬：配偶 方國樑 0912-338-451), but not before a unit.
+    (rf"(?:{alternation(_PHONE_CUES)})[^\n。；;]{{0,30}}?(?P<v>{_PHONE_SHAPE}{_EXTENSION})(?![\d\-]|{_UNIT})", PHONE),
     (rf"(?:地址|住址|现住址){_SEP}(?P<v>[^\s，。；,;]+)", ADDRESS),
+    # Any label ending in 号/No./ID (会诊号：, Process No.:, N.º de utente：): the number after it, four characters
+    # or more (not Series No.: 4), but not a house number (5号3楼).
+    (rf"(?:{_NUMBER_LABEL})(?:{_SEP}|[ \t]*)(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})(?![\u4e00-\u9fff])", ID),
+    (rf"(?:{_ENGLISH_NUMBER_LABEL}){_SEP}(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),
     (rf"(?:送检单位|检查单位|就诊医院|医院名称){_SEP}(?P<v>[^\s，。；,;]+)", HOSPITAL),
-    (rf"(?P<v>{_ENGLISH_HOSPITAL})", HOSPITAL),
+    (rf"(?P<v>{_ENGLISH_HOSPITAL})", HOSPITAL, _GENERIC_INSTITUTION),
     (rf"(?P<v>(?:19|20)\d{{2}}[ \t]*[-/.年][ \t]*\d{{1,2}}[ \t]*[-/.月][ \t]*\d{{1,2}}(?:[ \t]*日)?{_TIME}?)", DATE),
     (rf"(?P<v>(?:{_MONTHS})\.?(?:[ \t]+\d{{1,2}}(?:st|nd|rd|th)?,?)?[ \t]+(?:19|20)\d{{2}}{_TIME}?)(?!\d)", DATE),  # March 2022
     (rf"(?P<v>\d(?<![\d.]\d)\d?(?:st|nd|rd|th)?[ \t\-]+(?:{_MONTHS})\.?[ \t,\-]+(?:19|20)\d{{2}}{_TIME}?)(?!\d)", DATE),
     (r"(?P<v>(?:19|20)\d{2}[ \t]*年[ \t]*\d{1,2}[ \t]*月)", DATE),
-    (r"(?P<v>\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*日)", DATE),
+    # Taiwan's ROC calendar (year 113 is 2024): 民國113年2月18日, 113年2月18日, 113/02/18.
+    (r"(?P<v>民国[ \t]*\d{1,3}[ \t]*年(?:[ \t]*\d{1,2}[ \t]*月(?:[ \t]*\d{1,2}[ \t]*[日号])?)?)", DATE),
+    (r"(?P<v>1(?<![\d.]1)[01]\d(?:[ \t]*年[ \t]*\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*[日号]|(?P<s>[-/.])(?:0[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01])(?![\d.])))", DATE),
+    (r"(?P<v>\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*[日号])", DATE),
+    # A year and a month: 2023-08, 2023/8 (not a range of years: 2019-2021).
+    (r"(?P<v>(?:1(?<![A-Za-z\d.]1)9|2(?<![A-Za-z\d.]2)0)\d{2}(?P<s>[-/.])(?:0?[1-9]|1[0-2]))(?![\d.]|(?P=s)\d)", DATE),
     # 23-05-12 only after a date label (unlabelled, it is as likely a size 12-10-15mm or slices 10/11/12);
     # 05/12/2023 anywhere, but not before a unit. One separator twice, no digit or point around.
-    (r"(?:日期|时间|Date|DATE)[ \t]*[:：]?[ \t]*(?P<v>\d\d(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
+    (r"(?:日期|时间|Date|DATE|DOB)[ \t]*[:：]?[ \t]*(?P<v>\d{2,3}(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
     (rf"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{{1,2}}(?P=s)(?:19|20)\d{{2}}{_TIME}?)(?!\.?\d|[ \t]*(?:mm|cm|层))", DATE),
     # (?<!\dX) after the first character X: no digit before the number, without a leading lookbehind.
     (rf"(?P<v>1(?<!\d1)[3-9]\d(?:[- ]?\d{{4}}){{2}}|0(?<!\d0)\d{{2,3}}[- ]\d{{7,8}}(?!\d){_EXTENSION})(?!\d)", PHONE),
@@ -143,9 +244,17 @@ _PLACEHOLDER = re.compile(r"\[(?:姓名|编号|医院|电话|日期|医师|地�
 Span = tuple[int, int, str]  # start, end and the placeholder that replaces text[start:end]
 
 
-def _regex_finder(pattern: str, placeholder: str) -> Callable[[str], Iterator[Span]]:
+def _regex_finder(
+    pattern: str, placeholder: str, reject: re.Pattern[str] | None = None
+) -> Callable[[str], Iterator[Span]]:
+    """The spans of group "v" of ``pattern``'s matches, but none that ``reject`` matches whole (checked after
+    the match, as a leading lookahead would keep the engine from skipping positions)."""
     compiled = re.compile(pattern)
-    return lambda text: ((*m.span("v"), placeholder) for m in compiled.finditer(text))
+    return lambda text: (
+        (*m.span("v"), placeholder)
+        for m in compiled.finditer(text)
+        if reject is None or not reject.fullmatch(text, *m.span("v"))
+    )
 
 
 def _hospitals(text: str) -> Iterator[Span]:
@@ -175,7 +284,7 @@ def _person_names(text: str) -> Iterator[Span]:
 
 # In priority order: where two finders' spans overlap, the earlier one's placeholder stands.
 _FINDERS: tuple[Callable[[str], Iterator[Span]], ...] = (
-    *(_regex_finder(p, placeholder) for p, placeholder in _PATTERNS[:-1]),
+    *(_regex_finder(*pattern) for pattern in _PATTERNS[:-1]),
     _hospitals,
     _regex_finder(*_PATTERNS[-1]),  # after hospitals: a hospital name may end in a surname-like character
     _person_names,
@@ -212,18 +321,42 @@ def _uncovered(start: int, end: int, taken: list[Span]) -> Iterator[tuple[int, i
         yield start, end
 
 
+def _taken(text: str, taken: list[Span], spans: Iterable[Span]) -> list[Span]:
+    """``taken`` (sorted) with the parts of ``spans`` it leaves uncovered, but no placeholder already in ``text``
+    masked again."""
+    for a, b, placeholder in list(spans):
+        if a < b and not (placeholder != KNOWN and _PLACEHOLDER.fullmatch(text, a, b)):
+            taken = sorted([*taken, *((x, y, placeholder) for x, y in _uncovered(a, b, taken))])
+    return taken
+
+
+def _romanised(text: str, names: list[Span]) -> Iterator[Span]:
+    """The romanised form written right after or before each of ``names`` (梁國雄 LEONG KUOK HONG, 謝明中
+    (Hsieh Ming-chung), António Ribeiro／高慧敏), with its placeholder: the same person."""
+    for a, b, placeholder in names:
+        after = _ROMAN_AFTER.match(text, b)
+        if after:
+            yield *after.span("v"), placeholder
+        # Searched only after a slash or parenthesis: the search tries every position of the line before.
+        if text[max(0, a - _LONGEST_ROMAN) : a].rstrip(" \t")[-1:] in ("/", "／", "(", "（"):
+            line_start = text.rfind("\n", 0, a) + 1
+            before = _ROMAN_BEFORE.search(text, max(line_start, a - _LONGEST_ROMAN), a)
+            if before:
+                yield *before.span("v"), placeholder
+
+
 def identifier_spans(text: str, identifiers: Iterable[str] = (), patterns: bool = True) -> list[Span]:
     """Every identifier in ``text`` as sorted, non-overlapping ``(start, end, placeholder)`` spans: the known
     ``identifiers`` (in their common renderings, placeholder ``[标识]``) and, with ``patterns``, every
-    identifier pattern and person name. Where spans overlap, the known identifiers and then the earlier
-    finder win and the later one keeps its uncovered parts, so every character any finder flags is covered."""
+    identifier pattern and person name, and the romanised form next to a name. Where spans overlap, the known
+    identifiers and then the earlier finder win and the later one keeps its uncovered parts, so every character
+    any finder flags is covered."""
     known = _known_pattern(identifiers)
     found = (m.span() + (KNOWN,) for m in known.finditer(text)) if known else iter(())
     folded = simplified(text)  # the finders read traditional characters as simplified ones, at the same places
-    taken: list[Span] = []
-    for a, b, placeholder in chain(found, *(finder(folded) for finder in _FINDERS if patterns)):
-        if a < b and not (placeholder != KNOWN and _PLACEHOLDER.fullmatch(text, a, b)):
-            taken = sorted([*taken, *((x, y, placeholder) for x, y in _uncovered(a, b, taken))])
+    taken = _taken(text, [], chain(found, *(finder(folded) for finder in _FINDERS if patterns)))
+    if patterns:
+        taken = _taken(text, taken, _romanised(text, [span for span in taken if span[2] in (NAME, DOCTOR)]))
     joined: list[Span] = []
     for a, b, placeholder in taken:  # touching parts of one kind are one identifier: [姓名][姓名] -> [姓名]
         if joined and joined[-1][1] == a and joined[-1][2] == placeholder:

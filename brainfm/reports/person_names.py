@@ -2,7 +2,7 @@
 
 A candidate is a surname (single or compound) and one or two given characters, as jieba's part-of-speech
 tagger (``jieba.posseg``, which tags person names ``nr``) segments the text. It counts as a name where names
-stand: after a role word (报告医师：, 家属, 其女, 通知…), before a title (医生, 主任, 女士…), next to the
+stand: after a role word (报告医师：, 家属, 其女, 祖母, 术者, Dr., Ms., 通知…), before a title (医生, 主任, 女士…), next to the
 patient's sex and age, in a signature line or a line of its own at the end, or anywhere when the tagger
 reads a full name (a surname and two given characters). A veto keeps clinical words out: no word of the
 report lexicon or of a list of surname-led clinical words (高信号, 白质, 左侧…) may be or cross a
@@ -70,8 +70,8 @@ STAFF_LABELS = (
     *(a + b for a in ("报告", "审核", "诊断", "书写", "记录", "申请", "送检", "复核", "签发", "检查") for b in ("医师", "医生", "者", "人")),
     "医师签名", "签名", "技师", "医师", "医生", "报告", "审核",
 )  # fmt: skip
-# Words after which a member of staff is named (报告医师：王芳, 由技师石磊操作).
-_STAFF_ROLES = (
+# Words after which a member of staff is named (报告医师：王芳, 由技师石磊操作); deid_text's rules use them too.
+STAFF_ROLES = (
     *STAFF_LABELS, "主任", "主任医师", "副主任医师", "主治医师", "住院医师", "护士", "护师", "护士长", "大夫", "教授",
     "操作者", "操作员", "操作技师", "扫描技师", "技术员", "录入", "录入者", "打印者", "阅片", "阅片医师", "会诊医师",
     "复核", "审阅", "签发", "核对", "核对者", "签字", "医师签字", "主诊医师", "值班医师", "值班医生", "值班", "总值班",
@@ -81,13 +81,22 @@ _STAFF_ROLES = (
     "会诊人员", "护理师", "放射师", "医检师", "Consultant", "Radiologist", "Physician", "Reported by",
     "Reviewed by", "Verified by", "Approved by", "Checked by", "Dictated by", "Signed by", "Read by", "Reported",
     "Reviewed", "Verified", "Approved", "Checked", "Dictated", "Signed", "Referring physician", "Technologist",
+    "术者", "手术者", "主刀医生", "主刀医师", "助手", "麻醉医师", "麻醉医生", "确认", "复阅", "审阅者", "Dr.", "Dr",
+    "Prof.", "Prof",
+    "覆核", "覆阅",  # 覆 is simplified too, so never folded to 复: words of their own
+)  # fmt: skip
+# Kinship words: a relative's name may follow one (监护人：祖母 王秀英), and none is a name (祖母 is tagged one).
+_KINSHIP_WORDS = (
+    "祖母", "祖父", "外祖母", "外祖父", "奶奶", "爷爷", "外婆", "外公", "姥姥", "姥爷", "伯父", "伯母", "叔叔", "婶婶",
+    "舅舅", "舅妈", "姑姑", "姑父", "姨妈", "姨父", "爱人", "老伴", "儿媳", "女婿", "外孙女", "侄子", "侄女", "外甥",
+    "外甥女", "养父", "养母", "继父", "继母", "兄弟", "姐妹", "之子", "之女", "长子", "次子", "长女", "次女",
 )  # fmt: skip
 # Words after which a relative is named (家属黄河签字, 其女王小红).
-_KIN_ROLES = (
+KIN_ROLES = (
     "家属", "其子", "其女", "其妻", "其夫", "其父", "其母", "其兄", "其弟", "其姐", "其妹", "其孙", "其孙女", "配偶",
     "丈夫", "妻子", "儿子", "女儿", "父亲", "母亲", "监护人", "联系人", "陪同人", "陪同者", "陪同", "代诉人", "委托人",
     "亲属", "家长", "其女儿", "其儿子", "其丈夫", "其妻子", "其父亲", "其母亲", "其女婿", "其儿媳", "翻译", "护工", "陪检", "陪护", "护送", "邻居", "同事", "朋友", "孙子", "孙女", "外孙", "哥哥", "姐姐",
-    "弟弟", "妹妹",
+    "弟弟", "妹妹", *_KINSHIP_WORDS, "Mr.", "Mr", "Mrs.", "Mrs", "Ms.", "Ms", "Miss",
 )  # fmt: skip
 # Verbs of telling and prepositions, after which a name or a common noun stands (通知王芳, 由岑翔报告; 告知程序).
 _TELL_VERBS = ("通知", "告知", "联系", "电告", "转告", "致电", "告诉", "交代", "由", "经", "请", "与")
@@ -141,18 +150,24 @@ _NON_NAME_CHARS = frozenset(
 )
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _NOUN_TAGS = frozenset({"n", "nr", "nrfg", "nrt", "ns", "nt", "nz", "ng", "t", "j", "x"})
-# A separator after a role word: a colon, 】 or a box-drawing bar, maybe after a note (家属（丈夫）：).
-_SEP = r"[ \t]*(?:(?:[（(][^（）()\n]{1,6}[)）][ \t]*)?(?:[:：│｜|]|】[:：]?))?[ \t]*(?:为|是)?[ \t]*"
+# A separator after a role word: a colon, 】 or a box-drawing bar, maybe after a note (家属（丈夫）：) or an English
+# or Portuguese gloss of the label (报告医师 Reported by：, 报告医生 Médico：).
+_SEP = (
+    r"[ \t]*(?:(?:[（(][^（）()\n]{1,6}[)）][ \t]*)?(?:[A-Z][A-Za-zÀ-ÿ.'’ ]{0,30}?[ \t]*)?(?:[:：│｜|]|】[:：]?))?"
+    r"[ \t]*(?:为|是)?[ \t]*"
+)
+# A role word, maybe with a title that makes it staff (核对医生：, 护送医生), then a separator.
 _ROLE = re.compile(
-    rf"(?P<role>{alternation((*_STAFF_ROLES, *_KIN_ROLES, *_TELL_VERBS, *_PATIENT_ROLES))})(?P<sep>{_SEP})"
+    rf"(?P<role>{alternation((*STAFF_ROLES, *KIN_ROLES, *_TELL_VERBS, *_PATIENT_ROLES))})(?P<title>医师|医生)?"
+    rf"(?P<sep>{_SEP})"
 )
 # A role word ending right at a position (the search's endpos): 由|王主任, 通知|李医生.
 _ROLE_END = re.compile(rf"(?:{_ROLE.pattern})$")
 _TITLE = re.compile(rf"(?P<staff>{alternation(_STAFF_TITLES)})|{alternation(_PERSON_TITLES)}")
 _NAME_NEXT = re.compile(alternation(_NAME_NEXT_WORDS))
 _NOUN_NEXT = re.compile(alternation(_NOUN_NEXT_WORDS))
-# Separators between the names of a signature block or a list (王芳/李明, 王芳、李明, 王芳，李明, 王芳  李明).
-_CHAIN = re.compile(r"[ \t]*[/／、，,|&＆][ \t]*|[ \t]+")
+# Separators between the names of a signature block or a list (王芳/李明, 王芳、李明, 王芳，李明, 王芳；李明, 王芳  李明).
+_CHAIN = re.compile(r"[ \t]*[/／、，,;；|&＆][ \t]*|[ \t]+")
 _SEX = re.compile(
     r"(?<![\u4e00-\u9fff])(?:男|女)(?:性)?(?![\u4e00-\u9fff])|性别[ \t]*[:：]?[ \t]*(?:男|女)|(?<![A-Za-z0-9])[MF](?![A-Za-z0-9])"
 )
@@ -172,12 +187,22 @@ _NAME_DOTS = re.compile(r"[·•・]")
 # jieba's tags of function words: prepositions, adverbs, conjunctions, particles, directions, pronouns, numerals
 # and measure words.
 _FUNCTION_TAGS = frozenset({"p", "d", "c", "u", "f", "r", "m", "q"})
+# Tags of a single character that ends no name cut from the end of its run (prepositions, adverbs, conjunctions,
+# particles, pronouns); measure words and numerals may (白玛|次仁: 次 is a measure word).
+_RUN_END_TAGS = frozenset({"p", "d", "c", "u", "r"})
 # Dates and times a signature line may hold besides names, and the separators it may hold.
 _DATE_TIME = re.compile(
     r"(?:19|20)\d{2}[ \t]*[-/.年][ \t]*\d{1,2}[ \t]*[-/.月][ \t]*\d{1,2}[ \t]*日?|\d{1,2}[:：]\d{2}(?:[:：]\d{2})?"
 )
-# An opening parenthesis after Latin script, before a few Chinese characters: Lin, Yi-Hsuan（林宜萱）.
-_GLOSS = re.compile(r"[A-Za-z][ \t]*[（(](?=[\u4e00-\u9fff]{2,4}[)）])")
+# A name in Chinese after the name in Latin script: in parentheses (Lin, Yi-Hsuan（林宜萱）) or after a slash
+# (Chen Yi-ling / 陳怡伶).
+_GLOSS = re.compile(
+    r"[A-Za-z][ \t]*(?:[（(](?=[\u4e00-\u9fff]{2,4}[)）])|[/／][ \t]*(?=[\u4e00-\u9fff]{2,4}(?![\u4e00-\u9fff])))"
+)
+# What makes a name-like word an eponym (巴宾斯基征, 霍纳综合征, 韦氏评分): a name read anywhere is no name
+# where one of these follows within a few characters, or ends it.
+_EPONYM = re.compile(r"综合征|征(?![求询得])|氏|反射|试验|现象|分级|分型|评分|量表|定律|手法")
+_EPONYM_REACH = 3  # characters after a name read anywhere in which an eponym word may start
 _SIGNATURE_REST = re.compile(r"[\s/、,，;；|·.\-—()（）]*")
 _MAX_VETOED = 8  # the longest vetoed word looked for across a candidate's edge
 _HMM_WINDOW = 6  # characters from a surname that the HMM reads: a name and what follows it
@@ -186,6 +211,9 @@ _LONGEST_NAME = 12  # characters, middle dots included (古丽娜尔·吐尔逊)
 # jieba's dictionary frequency from which a word is too common to be read as a given name on its own: given
 # names that are words sit below it (建平 528, 红梅 189), common words above it (有效 7151, 信号 2402).
 _COMMON_WORD_FREQ = 1000
+# Below this frequency a noun of jieba's dictionary standing alone after a role label may be a name (宝音 4).
+_RARE_NOUN_FREQ = 10
+_LONGEST_CUT_NAME = 4  # characters of a name cut from the end of its run with no separator (卓玛央宗)
 
 
 @dataclass(frozen=True)
@@ -222,6 +250,7 @@ def _vetoed_words() -> tuple[frozenset[str], frozenset[str]]:
     """The words no name may be or cross, and their beginnings of two characters or more."""
     words = [
         *_CLINICAL_WORDS,
+        *KIN_ROLES,
         *lexicon.LOCATIONS,
         *lexicon.CATEGORY_KEYWORDS,
         *lexicon.WEAK_TUMOR_KEYWORDS,
@@ -572,15 +601,20 @@ def _name_at(reader: _Reader, at: int, separated: bool, told: bool) -> int | Non
     ``told`` after a verb of telling), if one stands there: a surname-led candidate the tagger reads as a
     name, or a noun where a name may end (家属黄河签字, 医生：夏天; not 医生明确诊断, nor 告知程序已完成),
     or a name without a surname (翻译努尔兰协助). After a separator, the name takes in the rest of its
-    run of characters (卓玛央宗, 米热古丽·阿不都) unless what follows is a usual next word or clinical."""
+    run of characters (卓玛央宗, 米热古丽·阿不都), or the whole run where a name stands alone (姓名 乌云其其格),
+    unless what follows is a usual next word or clinical; with no separator, the one or two characters that
+    end the run when they are no word of their own (其子李成|龙，, 医师卓玛|央宗（)."""
     end = _name_end(reader, at, separated, told)
-    if end is None or not separated:
+    if end is None or (told and not separated):
         return end
     text = reader.text
+    if not separated:
+        return _run_end(reader, at, end)
     whole = _JOINED_NAME.match(text, at)
     target = whole.end() if whole else end
     # The rest of the name's own part: 卓玛央|宗 is one name, 逯晓静|之子 is not.
     rest = text[end:target].split("·")[0]
+    follows = _NAME_NEXT.match(text, end) or _NOUN_NEXT.match(text, end)
     if (
         end < target <= at + _LONGEST_NAME
         and not _NAME_NEXT.match(text, end)
@@ -588,7 +622,29 @@ def _name_at(reader: _Reader, at: int, separated: bool, told: bool) -> int | Non
         and not _clinical(text, at, target)
     ):
         return target
-    return end
+    alone = None if told or follows else _standing_alone(reader, at)
+    return max(end, alone or end)
+
+
+def _run_end(reader: _Reader, at: int, end: int) -> int:
+    """``end``, or the end of its run of Chinese characters where the name takes in the one or two characters
+    left there: no word that follows names or nouns, no character names never hold, no ordinary dictionary word
+    of two characters, no verb or function word (医生王芳|说, 其子王芳|陪护), and four characters at most."""
+    text = reader.text
+    rest = _CJK_RUN.match(text, end)
+    if (
+        rest is None
+        or rest.end() - at > _LONGEST_CUT_NAME
+        or _NAME_NEXT.match(text, end)
+        or _NOUN_NEXT.match(text, end)
+        or _NON_NAME_CHARS.intersection(rest.group())
+        or _clinical(text, at, rest.end())
+    ):
+        return end
+    for word, tag in _words(rest.group()):
+        if _ordinary_word(word) if len(word) > 1 else tag.startswith("v") or tag in _RUN_END_TAGS:
+            return end
+    return rest.end()
 
 
 def _name_end(reader: _Reader, at: int, separated: bool, told: bool) -> int | None:
@@ -608,6 +664,9 @@ def _name_end(reader: _Reader, at: int, separated: bool, told: bool) -> int | No
             text, found.end, told=told and not separated
         ):
             return found.end
+        whole = found.end if separated or told else _run_end(reader, at, found.end)
+        if whole > found.end:  # the whole run is the name: 医师白玛|次仁（, 医生贡布|扎西，
+            return whole
     end = reader.foreign(at)
     foreign = end is not None and not _clinical(text, at, end) and text[end : end + 1] not in (":", "：")
     if foreign and _ends_name(text, end, told=told):
@@ -641,8 +700,9 @@ def _standing_alone(reader: _Reader, at: int) -> int | None:
 def _ordinary_token(word: str, tag: str) -> bool:
     """A token no name is made of: a dictionary word that jieba tags as no name or place (维吾尔语 is ``nz``), a
     character Han given names never hold, or a function word (同|上)."""
-    if len(word) > 1:
-        return not tag.startswith(("nr", "ns"))
+    if len(word) > 1:  # a rare noun may be a transliterated name (宝音 4, 白音 6; 维吾尔语 is nz)
+        rare = tag == "n" and (_tagger().tokenizer.FREQ.get(word) or 0) < _RARE_NOUN_FREQ
+        return not (tag.startswith(("nr", "ns")) or rare)
     return word in _NON_NAME_CHARS or tag in _FUNCTION_TAGS
 
 
@@ -663,29 +723,38 @@ def _after_patient_word(reader: _Reader, at: int) -> int | None:
 
 def _after_roles(reader: _Reader) -> Iterator[PersonName]:
     """Names after role words, maybe after a department (通知：神经外科/郇凯, 通知神经外科杨光明), and the names
-    chained to them in a signature block or a list (王芳/李明, 参加人员：郗宝林、邝敏)."""
+    chained to them in a signature block or a list, each maybe after its own department (王芳/李明, 参加人员：
+    郗宝林、邝敏, 参加人员：神经外科 包文斌、幸海鹏；放射科 冯涛)."""
     text = reader.text
     for m in _ROLE.finditer(text):
         role, at, separated = m.group("role"), m.end(), bool(m.group("sep"))
-        staff, told = role in _STAFF_ROLES, role in _TELL_VERBS
+        staff, told = role in STAFF_ROLES or bool(m.group("title")), role in _TELL_VERBS
         if role in _PATIENT_ROLES and not separated:
             end = _after_patient_word(reader, at)
             if end is not None:
                 yield PersonName(at, end, False)
             continue
         end = _name_at(reader, at, separated, told)
-        department = _DEPARTMENT.match(text, at) if end is None and (separated or told) else None
-        if department and not _clinical(text, at, department.end()):  # not 与周围组织…
-            # A name after a department stands apart, as after a separator (通知神经外科杨光明、…).
-            at, separated = department.end(), True
-            end = _name_at(reader, at, separated, told)
+        if end is None and (separated or told):
+            at, end = _after_department(reader, at, told)
         while end is not None:
             yield PersonName(at, end, staff)
             chain = _CHAIN.match(text, end)
             if not chain:
                 break
-            at, separated = chain.end(), True
-            end = _name_at(reader, at, separated, told)
+            at = chain.end()
+            end = _name_at(reader, at, True, told)
+            if end is None:
+                at, end = _after_department(reader, at, told)
+
+
+def _after_department(reader: _Reader, at: int, told: bool) -> tuple[int, int | None]:
+    """Where a name starts and ends after the department at ``at`` (神经外科 杨光明), standing apart as after a
+    separator; ``(at, None)`` where no department (or a clinical word: 与周围组织…) or no name stands there."""
+    department = _DEPARTMENT.match(reader.text, at)
+    if department is None or _clinical(reader.text, at, department.end()):
+        return at, None
+    return department.end(), _name_at(reader, department.end(), True, told)
 
 
 def _before_titles(reader: _Reader) -> Iterator[PersonName]:
@@ -775,14 +844,20 @@ def _tagged_names(reader: _Reader) -> Iterator[PersonName]:
         at = a
         for word, _ in _words(text[a:b]) if starts else ():
             found = reader.candidate(at) if at in starts else None
-            if found is not None and found.strong and not _vetoed(text, at, found.end):
+            if (
+                found is not None
+                and found.strong
+                and not _vetoed(text, at, found.end)
+                and not _EPONYM.search(text, at + 1, min(b, found.end + _EPONYM_REACH))
+            ):
                 yield PersonName(at, found.end, False)
             at += len(word)
 
 
 def _glosses(reader: _Reader) -> Iterator[PersonName]:
-    """A name in parentheses right after the name in Latin script (Lin, Yi-Hsuan（林宜萱）): a surname-led
-    candidate that no veto stops over all the characters there (not FLAIR（高信号）)."""
+    """A name in parentheses or after a slash right after the name in Latin script (Lin, Yi-Hsuan（林宜萱）,
+    Chen Yi-ling / 陳怡伶): a surname-led candidate that no veto stops over all the characters there (not
+    FLAIR（高信号）, T2/高信号)."""
     text = reader.text
     for m in _GLOSS.finditer(text):
         at, end = m.end(), _CJK_RUN.match(text, m.end()).end()

@@ -2,7 +2,7 @@
 
 Category and location scores are micro-averaged F1 over (report, label) pairs; laterality is exact
 agreement (None == None counts as agreement); a size agrees when both are null or both are numbers within
-``SIZE_TOLERANCE_MM``; identifiers left counts the labelled identifiers still found in ``text_deid``.
+``SIZE_TOLERANCE_MM``; identifiers left counts the labelled identifiers still found in the stored sections.
 Hand-written on purpose: these are set counts, which torchmetrics would only wrap in tensors.
 """
 
@@ -18,7 +18,8 @@ from brainfm.reports.deid_text import find_identifiers
 
 SIZE_TOLERANCE_MM = 1.0
 # Stands in for a missing prediction: it agrees with no gold value.
-_NO_PREDICTION = {"categories": [], "laterality": "missing", "locations": [], "largest_size_mm": float("nan"), "text_deid": ""}
+_NO_PREDICTION = {"categories": [], "laterality": "missing", "locations": [], "largest_size_mm": float("nan"),
+                  "sections": {"findings": "", "impression": ""}}
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ def score_reports(predictions: Iterable[Mapping[str, Any]], gold: Iterable[Mappi
         primary += bool(p["categories"]) and p["categories"][0] == g["categories"][0]
         lateral += p["laterality"] == g["laterality"]
         size += _size_agrees(p["largest_size_mm"], g["largest_size_mm"])
-        left += len(find_identifiers(p["text_deid"], g.get("identifiers", []), patterns=False))
+        stored = "\n".join(p["sections"].values())  # what a record keeps of the text (structure.OUTPUT_KEYS)
+        left += len(find_identifiers(stored, g.get("identifiers", []), patterns=False))
     if n == 0:
         raise ValueError("No gold reports to score against: check the gold file.")
     return ReportScores(

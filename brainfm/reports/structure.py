@@ -28,14 +28,19 @@ from brainfm.reports.sections import Sections, split_sections
 from brainfm.reports.sizes import sizes_mm
 from brainfm.reports.terms import Concept, map_terms, term_list
 
+# What a stored record keeps: the findings and impression and what was read from them, never the rest of the
+# report (headers, demographics, signatures, notifications), which holds most identifiers and which nothing
+# downstream reads. Data minimisation on top of de-identification: on a hand-written set of unseen formats,
+# storing the sections alone halved the identifiers the masking missed (docs/BENCHMARKS.md).
 OUTPUT_KEYS = (
-    "id", "sections", "categories", "laterality", "locations", "largest_size_mm", "negated_findings",
-    "text_deid", "terms",
+    "id", "sections", "categories", "laterality", "locations", "largest_size_mm", "negated_findings", "terms",
 )
 
 
 @dataclass(frozen=True)
 class StructuredReport:
+    """A parsed report; ``text_deid`` (the whole de-identified text, for inspection) is not stored."""
+
     id: str
     sections: Sections
     categories: list[str]
@@ -56,7 +61,6 @@ class StructuredReport:
             "locations": self.locations,
             "largest_size_mm": self.largest_size_mm,
             "negated_findings": self.negated_findings,
-            "text_deid": self.text_deid,
             "terms": [t.to_json() for t in self.terms],
         }
 
@@ -202,8 +206,6 @@ def validate_structured(records: Iterable[Mapping[str, Any]], identifiers: Itera
         unknown = [t for t in r["terms"] if not isinstance(t, Mapping) or t.get("code") not in codes]
         if unknown:
             problems.append(f"{where}: terms {unknown} are not in the term list")
-        if not isinstance(r["text_deid"], str):
-            problems.append(f"{where}: text_deid must be a string")
     problems += check_no_identifiers(records, identifiers)
     return problems
 

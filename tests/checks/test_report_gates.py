@@ -61,7 +61,7 @@ def test_a_record_off_schema_or_with_an_identifier_fails(
     del off_schema[0]["sections"]
     assert failures(structured_gate(off_schema, planted)) == {"expect_column_values_to_be_between(problems)"}
     leaking = copy.deepcopy(structured)
-    leaking[0]["text_deid"] += PHONE
+    leaking[0]["sections"]["findings"] += PHONE
     assert failures(structured_gate(leaking, [])) == {
         "expect_column_values_to_be_between(problems)",  # the schema validation counts identifiers too
         "expect_column_values_to_be_between(identifiers)",

@@ -47,13 +47,13 @@ def test_validator_names_each_problem() -> None:
         "laterality": "up",
         "locations": ["颞叶", "肝脏"],
         "largest_size_mm": -3,
-        "text_deid": "患者电话13812345678",
+        "sections": {"findings": "患者电话13812345678", "impression": ""},
     }
     problems = validate_structured([bad, {"id": "r2"}])
     joined = "\n".join(problems)
     for expected in ("must stand alone", "laterality 'up'", "['肝脏']", "largest_size_mm", "missing keys"):
         assert expected in joined
-    assert "record 0: [电话] identifier left in .text_deid" in problems  # the kind and where, never the value
+    assert "record 0: [电话] identifier left in .sections.findings" in problems  # the kind and where, never the value
     assert "13812345678" not in joined and "r2" not in joined
 
 
@@ -176,7 +176,7 @@ def test_structure_jsonl_quarantines_bad_lines_and_pseudonymizes(tmp_path: Path)
     (record,) = read_jsonl(tmp_path / "out.jsonl")
     assert record["id"] == key.accession("ACC0012345")
     assert record["patient"] == key.patient_id(center_patient_key("center_a", "PID778899"))  # as its images
-    assert "张伟" not in record["text_deid"] and "PID778899" not in record["text_deid"]
+    assert "text_deid" not in record and "张伟" not in str(record) and "PID778899" not in str(record)
     assert validate_structured([record], ["张伟", "PID778899", "ACC0012345"]) == []
 
 
