@@ -9,13 +9,12 @@ patients, as stage 3 does (docs/DESIGN.md, "One held-out test set").
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import great_expectations as gx
-import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -31,6 +30,7 @@ from assets.resources import (
 )
 from assets.tables import clinical_tables
 from assets.versioning import versioned
+from brainfm.evaluation.stage2 import corpus, development, evaluation, link_pairs
 from brainfm.jsonl import read_jsonl, write_jsonl
 from brainfm.tables import held_out_patients, read_tables
 from brainfm.validation import Gate
@@ -38,21 +38,6 @@ from brainfm.validation import Gate
 SUMMARY_FILE = "summary.json"
 MODEL_DIR = "model"  # save_pretrained folder of the LM and its tokenizer
 EXAMPLE_PROMPT = "影像所见："
-
-
-def development(records: Sequence[Mapping[str, Any]], held_out: frozenset[str]) -> list[Mapping[str, Any]]:
-    """Records of the training side whose patient is not held out for evaluation."""
-    return [r for r in records if r["split"] == "train" and r["patient"] not in held_out]
-
-
-def evaluation(records: Sequence[Mapping[str, Any]], held_out: frozenset[str]) -> list[Mapping[str, Any]]:
-    """Records of the held-out patients (every reported stage-2 metric is computed on these)."""
-    return [r for r in records if r["patient"] in held_out]
-
-
-def corpus(pairs: Sequence[Mapping[str, Any]], instructions: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The LM's training texts: the reports, then every turn of the instruction records."""
-    return [p["report"] for p in pairs] + [m["content"] for r in instructions for m in r["messages"]]
 
 
 @dg.asset(
@@ -74,14 +59,12 @@ def language_model(
 ) -> dg.MaterializeResult:
     from models.vlm.language_model import (
         LMConfig,
-        build_language_model,
         load_language_model,
         perplexity,
         save_language_model,
         unigram_perplexity,
     )
-    from models.vlm.lm_train import train_language_model
-    from models.vlm.tokenizer import train_tokenizer
+    from models.vlm.stages import fit_language_model
 
     held_out = held_out_patients(paths.output("clinical_tables"))
     pairs = read_jsonl(paths.output("vl_pairs") / PAIRS_FILE)
@@ -97,9 +80,7 @@ def language_model(
         model, tokenizer = load_language_model(site_lm.checkpoint, device.resolve())
         source = f"site checkpoint {site_lm.checkpoint}"
     else:
-        tokenizer = train_tokenizer(texts, config.vocab_size)
-        model = build_language_model(tokenizer, config).to(device.resolve())
-        history = train_language_model(model, tokenizer, texts, config, progress=True)
+        model, tokenizer, history = fit_language_model(texts, config, device.resolve(), progress=True)
         source = "trained here (LMConfig profile " + profile.profile + ")"
     out = paths.output("language_model")
     save_language_model(model.cpu(), tokenizer, out / MODEL_DIR)
@@ -149,17 +130,11 @@ language_model_beats_unigram = gx_asset_check(
 # -- stage 2a: alignment and the contrastive head ------------------------------------------------------------
 
 VLM_DIR, CONTRASTIVE_DIR, GENERATIONS_FILE = "vlm", "contrastive", "generations.jsonl"
-EVAL_SLICES = 4  # slices per sequence (evenly spaced) each held-out study is seen through
-ZERO_SHOT_PROMPT = "诊断意见：{}"
 
 
-def linked_pairs(paths: PathsResource, labels: pl.DataFrame) -> list[dict[str, Any]]:
-    """The image–report pairs linked to a study, keyed for the VLM (``image`` = the study key of the slices;
-    the report's key, which instruction records carry as their ``image``, kept as ``accession``) and carrying the
-    study's labelled ``subtype`` (null where the labels lack the study)."""
-    subtype = dict(zip(labels["study"].to_list(), labels["subtype"].to_list()))
-    return [{**p, "accession": p["image"], "image": p["study"], "subtype": subtype.get(p["study"])}
-            for p in read_jsonl(paths.output("vl_pairs") / PAIRS_FILE) if p.get("study")]
+def linked_pairs(paths: PathsResource, labels: pl.DataFrame, bags: Container[str]) -> list[dict[str, Any]]:
+    """The image–report pairs linked to a study with slices in `bags` (`brainfm.evaluation.stage2.link_pairs`)."""
+    return link_pairs(read_jsonl(paths.output("vl_pairs") / PAIRS_FILE), labels, bags)
 
 
 def stage2_inputs(context: dg.AssetExecutionContext, paths: PathsResource, device: DeviceResource):
@@ -188,62 +163,38 @@ def aligned_vlm(
     dvc: DvcResource,
 ) -> dg.MaterializeResult:
     from assets.adapters import encoder_dir
-    from brainfm.evaluation.bootstrap import patient_bootstrap
-    from brainfm.evaluation.text import retrieval_recall
+    from brainfm.evaluation.stage2 import ZERO_SHOT_PROMPT, alignment_scores, zero_shot_accuracy
     from brainfm.synth.profiles import RARE_SUBTYPES
-    from models.vlm.align_train import AlignConfig, train_alignment
-    from models.vlm.contrastive import (
-        ContrastiveConfig,
-        ContrastiveHead,
-        ContrastiveSpec,
-        save_contrastive,
-        train_contrastive,
-    )
-    from models.vlm.evaluate import example_losses, image_embeddings, text_embeddings
+    from models.vlm.align_train import AlignConfig
+    from models.vlm.contrastive import ContrastiveConfig, save_contrastive
     from models.vlm.language_model import load_language_model
-    from models.vlm.visual import ResamplerSpec
-    from models.vlm.vlm import build_vlm, save_vlm, tokenize_examples, usable
+    from models.vlm.stages import align, contrast, held_out_embeddings, new_contrastive_head, new_vlm
+    from models.vlm.vlm import save_vlm
 
     encoder, bags, labels, held_out, centers, left_out = stage2_inputs(context, paths, device)
     lm, tokenizer = load_language_model(paths.output("language_model") / MODEL_DIR, device.resolve())
-    pairs = [p for p in linked_pairs(paths, labels) if p["image"] in bags]
+    pairs = linked_pairs(paths, labels, bags)
     train, test = development(pairs, held_out), evaluation(pairs, held_out)
-    config = AlignConfig.profile(profile.profile, seed=profile.seed)
-    vlm = build_vlm(encoder, lm, tokenizer, ResamplerSpec(encoder_dim=encoder.embed_dim), seed=profile.seed)
-    cache = vlm.feature_cache(bags)
-    conversations = [(p["image"], [{"role": "user", "content": config.prompt},
-                                   {"role": "assistant", "content": p["report"]}]) for p in test]
-    held_out_examples = usable(tokenize_examples(tokenizer, conversations, config.max_len), bags)
-    patients = [p["patient"] for p in test]
-    before = example_losses(vlm, cache, held_out_examples, EVAL_SLICES)
-    history = train_alignment(vlm, cache, train, config, progress=True)
-    after = example_losses(vlm, cache, held_out_examples, EVAL_SLICES)
-    mean = lambda x: float(np.mean(x))
-    scores = {"caption_loss_before": patient_bootstrap(mean, patients, before, seed=profile.seed),
-              "caption_loss_after": patient_bootstrap(mean, patients, after, seed=profile.seed),
-              "caption_loss_drop": patient_bootstrap(mean, patients, before - after, seed=profile.seed)}
+    vlm, cache = new_vlm(encoder, lm, tokenizer, bags, profile.seed)
+    aligned = align(vlm, cache, train, test, AlignConfig.profile(profile.profile, seed=profile.seed), progress=True)
     out = paths.output("aligned_vlm")
-    save_vlm(out / VLM_DIR, vlm, encoder_dir(paths), history)
+    save_vlm(out / VLM_DIR, vlm, encoder_dir(paths), aligned.history)
 
     contrastive_config = ContrastiveConfig.profile(profile.profile, seed=profile.seed)
-    head = ContrastiveHead(ContrastiveSpec(vlm.resampler.spec, lm.config.hidden_size))
-    head.resampler.load_state_dict(vlm.resampler.state_dict())
-    contrastive = train_contrastive(head, cache, lm, tokenizer, [p for p in train if p["subtype"]], contrastive_config,
-                                    progress=True)
-    save_contrastive(out / CONTRASTIVE_DIR, head, contrastive_config, contrastive)
-    studies = [p["image"] for p in test]
-    images = image_embeddings(head, cache, studies, EVAL_SLICES)
-    texts = text_embeddings(head, vlm, [p["report"] for p in test], contrastive_config.max_len)
-    for k in (1, 5):
-        scores[f"recall_at_{k}"] = retrieval_recall(images @ texts.T, k, patients, seed=profile.seed)
     subtypes = sorted(set(labels["subtype"].to_list()))
-    prompts = text_embeddings(head, vlm, [ZERO_SHOT_PROMPT.format(s) for s in subtypes], contrastive_config.max_len)
-    rare = [i for i, p in enumerate(test) if p["subtype"] in RARE_SUBTYPES]
-    if rare:
-        guess = np.asarray(subtypes)[(images[rare] @ prompts.T).argmax(1)]
-        hits = guess == np.asarray([test[i]["subtype"] for i in rare])
-        scores["zero_shot_rare_accuracy"] = patient_bootstrap(mean, [patients[i] for i in rare], hits.astype(float),
-                                                              seed=profile.seed)
+    head = new_contrastive_head(vlm)
+    history = contrast(head, vlm, cache, train, contrastive_config, progress=True)
+    save_contrastive(out / CONTRASTIVE_DIR, head, contrastive_config, history)
+    contrastive = held_out_embeddings(head, vlm, cache, test, [ZERO_SHOT_PROMPT.format(s) for s in subtypes],
+                                      contrastive_config.max_len)
+    patients = [p["patient"] for p in test]
+    scores = alignment_scores(patients, aligned.loss_before, aligned.loss_after,
+                              contrastive.images @ contrastive.texts.T, seed=profile.seed)
+    truth = [p["subtype"] for p in test]
+    rare = zero_shot_accuracy(contrastive.images, contrastive.prompts, subtypes, truth, patients, RARE_SUBTYPES,
+                              seed=profile.seed)
+    if rare is not None:
+        scores["zero_shot_rare_accuracy"] = rare
     rows = metric_rows("aligned-vlm", scores, len(set(patients)))
     write_metrics(out, rows, {"centers": centers, "chance_zero_shot": 1 / len(subtypes),
                               "excluded_subtypes": list(contrastive_config.exclude_subtypes),
@@ -255,7 +206,7 @@ def aligned_vlm(
         "centers_left_out": dg.MetadataValue.json(left_out),
         "train_pairs": len(train),
         "held_out_pairs": len(test),
-        "rare_held_out_studies": len(rare),
+        "rare_held_out_studies": sum(t in RARE_SUBTYPES for t in truth),
         "chance_zero_shot": 1 / len(subtypes),
         "metrics": dg.MetadataValue.md(metrics_markdown(rows)),
         **versioned(out, paths, dvc),
@@ -290,23 +241,16 @@ aligned_vlm_learns = gx_asset_check(
 
 # -- stage 2b: instruction tuning, held-out generation and grounding ------------------------------------------
 
-QA_TASKS = ("qa_location", "qa_size", "qa_category")
-MAX_REPORT_TOKENS = {"tiny": 96, "small": 384, "full": 512}  # generated report length cap, tokens
-
-
 def evidence_by_study(paths: PathsResource, centers: Sequence[str]) -> dict[str, Any]:
     """Per held-out study, the stage-3 evidence the guard checks a report against: the deployed classifier's
     probabilities and the deployed segmenter's lesion slices, placed by the centers' volumes.parquet."""
     from assets.adapters import LESIONS_FILE, PREDICTIONS_FILE
-    from brainfm.grounding import evidence_from_predictions
-    from brainfm.grounding.segmentations import segmented_slices
+    from brainfm.evaluation.stage2 import evidence_by_study as evidence
 
-    predictions = pl.read_parquet(paths.output("cls_adapter") / PREDICTIONS_FILE)
     volumes = pl.concat([pl.read_parquet(paths.output("normalized_slices", c) / "volumes.parquet") for c in centers],
                         how="diagonal_relaxed")
-    lesions = segmented_slices(pl.read_parquet(paths.output("seg_adapter") / LESIONS_FILE), volumes)
-    return {row["study"]: evidence_from_predictions(row, lesions.get(row["study"]))
-            for row in predictions.iter_rows(named=True)}
+    return evidence(pl.read_parquet(paths.output("cls_adapter") / PREDICTIONS_FILE),
+                    pl.read_parquet(paths.output("seg_adapter") / LESIONS_FILE), volumes)
 
 
 @dg.asset(
@@ -324,28 +268,26 @@ def instructed_vlm(
     dvc: DvcResource,
 ) -> dg.MaterializeResult:
     from assets.figures import png_metadata
-    from brainfm.evaluation.text import (
-        most_frequent_report,
-        nearest_report,
-        qa_accuracy,
-        report_metrics_table,
+    from brainfm.evaluation.stage2 import (
+        MODEL,
+        QA_TASKS,
+        baseline_reports,
+        link_instructions,
+        qa_scores,
+        report_scores,
     )
-    from brainfm.grounding import check_report, unsupported_rate
     from brainfm.plots import slice_grid
-    from models.vlm.align_train import REPORT_PROMPT
     from models.vlm.contrastive import load_contrastive
-    from models.vlm.evaluate import generate_answers, image_embeddings
     from models.vlm.instruct_train import InstructConfig, train_instructions
+    from models.vlm.stages import MAX_REPORT_TOKENS, held_out_outputs
     from models.vlm.vlm import load_vlm, save_vlm
 
     encoder, bags, labels, held_out, centers, left_out = stage2_inputs(context, paths, device)
     aligned = paths.output("aligned_vlm")
     vlm = load_vlm(aligned / VLM_DIR, encoder, device.resolve())
     cache = vlm.feature_cache(bags)
-    pairs = [p for p in linked_pairs(paths, labels) if p["image"] in bags]
-    study_of = {p["accession"]: p["image"] for p in pairs}
-    records = [{**r, "image": study_of.get(r["image"])} for r in read_jsonl(paths.output("instruction_pairs") / INSTRUCTIONS_FILE)]
-    records = [r for r in records if r["image"] in bags]
+    pairs = linked_pairs(paths, labels, bags)
+    records = link_instructions(read_jsonl(paths.output("instruction_pairs") / INSTRUCTIONS_FILE), pairs)
     config = InstructConfig.profile(profile.profile, seed=profile.seed)
     history = train_instructions(vlm, cache, development(records, held_out), config, progress=True)
     out = paths.output("instructed_vlm")
@@ -353,40 +295,19 @@ def instructed_vlm(
 
     train, test = development(pairs, held_out), evaluation(pairs, held_out)
     studies, patients = [p["image"] for p in test], [p["patient"] for p in test]
-    generated = generate_answers(vlm, cache, studies, REPORT_PROMPT, EVAL_SLICES, MAX_REPORT_TOKENS[profile.profile],
-                                 progress=True)
+    qa = [r for r in evaluation(records, held_out) if r["task"] in QA_TASKS]
     head = load_contrastive(aligned / CONTRASTIVE_DIR, device.resolve())
-    nearest = nearest_report(image_embeddings(head, cache, [p["image"] for p in train], EVAL_SLICES),
-                             [p["report"] for p in train], image_embeddings(head, cache, studies, EVAL_SLICES))
-    methods = {"instructed-vlm": dict(zip(studies, generated)), "nearest report": dict(zip(studies, nearest)),
-               "most-frequent report": dict.fromkeys(studies, most_frequent_report([p["report"] for p in train]))}
-    test_labels = labels.filter(pl.col("study").is_in(studies)).unique("study").sort("study")
-    table = report_metrics_table(methods, {p["image"]: p["report"] for p in test}, test_labels, seed=profile.seed)
-    scores: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    for row in table:
-        scores[row.method][row.metric] = row.estimate
-    evidence = evidence_by_study(paths, centers)
-    grounded = [s for s in studies if s in evidence]
-    grounded_patients = [patients[studies.index(s)] for s in grounded]
-    verdicts = {}
-    for method, reports in methods.items():
-        verdicts[method] = [check_report(reports[s], evidence[s]) for s in grounded]
-        checked = sum(r.count("supported") + r.count("unsupported") for r in verdicts[method])
-        # Per claim only where some claim could be checked (a method writing only normal reports claims nothing).
-        for unit in ("finding", "report") if checked else ("report",):
-            scores[method][f"unsupported_{unit}_rate"] = unsupported_rate(verdicts[method], grounded_patients, unit=unit,
-                                                                         seed=profile.seed)
-    for task in QA_TASKS:
-        qa = [r for r in evaluation(records, held_out) if r["task"] == task]
-        if qa:
-            answers = [generate_answers(vlm, cache, [r["image"]], r["messages"][0]["content"], EVAL_SLICES,
-                                        MAX_REPORT_TOKENS[profile.profile])[0] for r in qa]
-            scores["instructed-vlm"][f"{task}_accuracy"] = qa_accuracy(
-                answers, [r["messages"][1]["content"] for r in qa], task, [r["patient"] for r in qa], seed=profile.seed)
+    outputs = held_out_outputs(vlm, head, cache, train, test, qa, MAX_REPORT_TOKENS[profile.profile], progress=True)
+    methods = {MODEL: dict(zip(studies, outputs.reports))} | baseline_reports(
+        train, test, outputs.train_embeddings, outputs.test_embeddings)
+    reports = report_scores(methods, test, labels, evidence_by_study(paths, centers), seed=profile.seed)
+    scores = reports.scores
+    scores[MODEL] |= qa_scores(qa, outputs.answers, seed=profile.seed)
+    verdicts = reports.verdicts[MODEL]
     rows = [row for method, found in scores.items() for row in metric_rows(method, found, len(set(patients)))]
-    write_metrics(out, rows, {"centers": centers, "held_out_studies": len(studies), "grounded_studies": len(grounded)})
-    generations = [{"study": s, "patient": patients[i], "generated": generated[i], "reference": test[i]["report"],
-                    "flags": list(verdicts["instructed-vlm"][grounded.index(s)].flags) if s in grounded else None}
+    write_metrics(out, rows, {"centers": centers, "held_out_studies": len(studies), "grounded_studies": len(verdicts)})
+    generations = [{"study": s, "patient": patients[i], "generated": outputs.reports[i], "reference": test[i]["report"],
+                    "flags": list(verdicts[s].flags) if s in verdicts else None}
                    for i, s in enumerate(studies)]
     write_jsonl(out / GENERATIONS_FILE, generations)
     example = generations[0]
@@ -394,12 +315,12 @@ def instructed_vlm(
     sequence = next(iter(middle))
     image = bags.read(middle[sequence][len(middle[sequence]) // 2 : len(middle[sequence]) // 2 + 1])[0, 0].numpy()
     png = slice_grid([image], [f"held-out study, {sequence}"], paths.outputs / "instructed_vlm" / "example.png", columns=1)
-    context.log.info(f"stage 2b: {len(studies)} held-out reports generated, {len(grounded)} grounded")
+    context.log.info(f"stage 2b: {len(studies)} held-out reports generated, {len(verdicts)} grounded")
     return dg.MaterializeResult(metadata={
         "centers": dg.MetadataValue.json(centers),
         "centers_left_out": dg.MetadataValue.json(left_out),
         "held_out_studies": len(studies),
-        "grounded_studies": len(grounded),
+        "grounded_studies": len(verdicts),
         "metrics": dg.MetadataValue.md(metrics_markdown(rows)),
         "example_image": png_metadata(png, "A held-out study (middle slice)"),
         "example_report": dg.MetadataValue.md(

@@ -3,7 +3,8 @@ embeddings, each study seen through `spread_bags` (k evenly spaced slices per se
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +45,23 @@ def generate_answers(
     for _, visual in tqdm(list(_chunks(studies, cache, k, batch)), desc="generate", disable=not progress):
         out += vlm.generate(visual, prompt, max_new_tokens)
     return out
+
+
+def answer_records(
+    vlm: BrainVLM, cache: FeatureCache, records: Sequence[Mapping[str, Any]], k: int, max_new_tokens: int,
+    batch: int = 8,
+) -> list[str]:
+    """Greedy answers to the first user turn of each instruction record (``image``: its study; ``messages``),
+    in order. Records asking the same question are answered together, `batch` studies per call."""
+    by_prompt: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        by_prompt.setdefault(record["messages"][0]["content"], []).append(i)
+    answers = [""] * len(records)
+    for prompt, rows in by_prompt.items():
+        found = generate_answers(vlm, cache, [records[i]["image"] for i in rows], prompt, k, max_new_tokens, batch)
+        for i, answer in zip(rows, found, strict=True):
+            answers[i] = answer
+    return answers
 
 
 @torch.no_grad()
