@@ -9,6 +9,15 @@ variant, seed and metric with its patient-bootstrap CI) and WORK/tables.md (mean
 seeds). Everything is on held-out patients of the 7:3 downstream split; label fractions subsample the training
 patients only (nested, stratified by center and category).
 
+It also writes WORK/retrospective.json, the benchmark's rows for the retrospective report
+(`brainfm.evaluation.retrospective.read_benchmark`): "label_efficiency" (mean and 95 % t-interval over seeds per
+task, label fraction, variant and metric), "leave_one_center_out" (the deployed variant per held-out center,
+patient-bootstrap CIs) and "provenance" (command, cohort, commit, machine, date). `--merge` adds the rows of
+earlier runs' results.csv (same cohort, encoder and held-out set; a row measured here wins).
+
+Probes share one table of the frozen encoder's slice embeddings per checkpoint (every study, computed on first
+use): fractions, seeds, tasks and held-out centers then do not embed the test slices again.
+
     BRAINFM_DEID_SECRET=... python bench/adapters.py --data DATA --raw RAW --work WORK \
         --pretrain-steps 400 --fractions 0.1,1.0 --seeds 0,1,2 --tasks classification,segmentation --loco
 """
@@ -16,19 +25,25 @@ patients only (nested, stratified by center and category).
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import shlex
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from assets.lineage import code_version
 from brainfm.evaluation import adapters as scoring
 from brainfm.evaluation import mean_ci
+from brainfm.evaluation.retrospective import DEPLOYED
 from brainfm.evaluation.segmentation import score_studies, segmentation_estimates, series_spacings_mm
 from brainfm.imaging.masks import map_masks
 from brainfm.pseudonym import Pseudonymizer
@@ -47,20 +62,23 @@ from models.heads.experiments import (
 from models.heads.grading import GRADE_SCALES
 from models.heads.prognosis import ClinicalBaseline
 from models.heads.study_data import StudyBags
+from models.heads.study_train import SliceEmbeddings, StudyConfig
 from models.train import PretrainConfig, pretrain
 
 PRIMARY = {"classification": "category_accuracy", "grading": "grade_accuracy", "prognosis": "harrell_c",
            "segmentation": "dice_whole"}
+RUN_KEY = ["task", "cell", "variant", "seed", "metric"]  # one row of results.csv
 
 
 def prepare(data: Path, raw: Path, work: Path, pseudonymizer: Pseudonymizer) -> tuple[list[str], pd.DataFrame]:
-    """Pseudonymised tables and mapped masks under WORK; returns the centers and the study table."""
+    """Pseudonymised tables and mapped masks under WORK (those already there are reused, raw tables unread);
+    returns the centers and the study table."""
     centers = sorted(p.name for p in data.iterdir() if (p / "normalized_slices" / "index.parquet").is_file())
     if not (work / "clinical_tables").is_dir():
         pseudonymise_tables(raw / "tables", work / "clinical_tables", pseudonymizer)
-    masks = mask_paths(raw, pseudonymizer)
-    for c in centers:
-        if not (work / "lesion_masks" / c).is_dir():
+    if unmapped := [c for c in centers if not (work / "lesion_masks" / c).is_dir()]:
+        masks = mask_paths(raw, pseudonymizer)
+        for c in unmapped:
             map_masks(data / c / "normalized_slices", masks, work / "lesion_masks" / c)
     return centers, study_table(work / "clinical_tables")
 
@@ -77,7 +95,9 @@ def score(task: str, run, train: pd.DataFrame, seed: int) -> dict:
 
 def run_cell(task: str, variant: Variant, encoder_dir: Path, images: list[Path], masks: list[Path],
              bags: StudyBags, table: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, seed: int,
-             profile: str, device: str, finetune_steps: int | None) -> dict:
+             profile: str, device: str, finetune_steps: int | None,
+             embeddings: SliceEmbeddings | None = None) -> dict:
+    """Train and score one cell; `embeddings`: the shared slice table of a study-task probe's encoder."""
     encoder = make_encoder(variant.source, encoder_dir, seed, device)
     if task == "segmentation":
         config = seg_config(profile, variant, seed, finetune_steps)
@@ -85,7 +105,7 @@ def run_cell(task: str, variant: Variant, encoder_dir: Path, images: list[Path],
         run = fit_segmentation(encoder, images, masks, list(train["patient"]), list(test["patient"]), empty, config)
     else:
         config = study_config(profile, variant, seed, finetune_steps)
-        run = fit_study_task(task, encoder, bags, train, test, config, table)
+        run = fit_study_task(task, encoder, bags, train, test, config, table, embeddings=embeddings)
     return score(task, run, train, seed)
 
 
@@ -104,6 +124,51 @@ def rows_of(task: str, cell: str, variant: str, seed: int, scores: dict, n_test:
              "low": e.low, "high": e.high, "n_test_patients": n_test} for m, e in scores.items()]
 
 
+def fraction_of(cell: str) -> float | None:
+    """The label fraction of a cell named "NN% labels" (0.1 for "10% labels"); None for other cells."""
+    return float(cell.removesuffix("% labels")) / 100 if cell.endswith("% labels") else None
+
+
+def cell_order(cell: str) -> tuple[int, float, str]:
+    """Label-fraction cells by fraction, then the held-out centers by name."""
+    fraction = fraction_of(cell)
+    return (0, fraction, "") if fraction is not None else (1, 0.0, cell)
+
+
+def merge_results(current: pd.DataFrame, earlier: list[Path]) -> pd.DataFrame:
+    """The rows of this run and of earlier runs' results.csv; where both have a run (task, cell, variant, seed,
+    metric), this run's row is kept."""
+    frames = [current, *(pd.read_csv(path) for path in earlier)]
+    merged = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    return merged.drop_duplicates(subset=RUN_KEY, keep="first").reset_index(drop=True)
+
+
+def label_efficiency_rows(results: pd.DataFrame) -> list[dict]:
+    """`RetrospectiveInputs.label_efficiency` rows: per task, label fraction, variant and metric measured with at
+    least two seeds, the mean and 95 % t-interval over seeds (`mean_ci`). Cells with a non-finite value (a metric
+    undefined on the held-out set) or one seed (the baselines) are left out."""
+    rows = []
+    part = results[results["cell"].map(fraction_of).notna()]
+    for (task, cell, variant, metric), group in part.groupby(["task", "cell", "variant", "metric"], sort=False):
+        values = group["value"].to_numpy(dtype=float)
+        if len(values) < 2 or not np.isfinite(values).all():
+            continue
+        e = mean_ci(values)
+        rows.append({"task": task, "fraction": fraction_of(cell), "variant": variant, "metric": metric,
+                     "value": e.value, "low": e.low, "high": e.high, "n_seeds": e.n_seeds})
+    return rows
+
+
+def loco_rows(results: pd.DataFrame, variant: str = DEPLOYED) -> list[dict]:
+    """`RetrospectiveInputs.leave_one_center_out` rows: every finite metric of `variant` per held-out center, with
+    its patient-bootstrap CI."""
+    part = results[results["cell"].str.startswith("held-out ") & (results["variant"] == variant)]
+    part = part[np.isfinite(part[["value", "low", "high"]].to_numpy(dtype=float)).all(axis=1)]
+    return [{"held_out_center": r.cell.removeprefix("held-out "), "task": r.task, "metric": r.metric,
+             "value": r.value, "low": r.low, "high": r.high, "n_patients": int(r.n_test_patients)}
+            for r in part.itertuples()]
+
+
 def summarise(results: pd.DataFrame) -> str:
     """Markdown: per task, the primary metric per cell and variant as mean (95 % t-interval over seeds)."""
     out = []
@@ -112,7 +177,7 @@ def summarise(results: pd.DataFrame) -> str:
         if part.empty:
             continue
         out.append(f"\n**{task}**: {metric}, mean (95 % CI over seeds; one value: its patient-bootstrap CI)\n")
-        cells = list(dict.fromkeys(part["cell"]))
+        cells = sorted(dict.fromkeys(part["cell"]), key=cell_order)
         variants = list(dict.fromkeys(part["variant"]))
         out.append("| cell | " + " | ".join(variants) + " |")
         out.append("|" + "---|" * (len(variants) + 1))
@@ -141,16 +206,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-steps", type=int, default=0, help="pretrain a tiny encoder here first")
     parser.add_argument("--ablation", action="append", default=[], metavar="NAME=CHECKPOINT",
                         help="another pretrained encoder to compare at the same cells")
-    parser.add_argument("--tasks", default="classification,segmentation,grading,prognosis")
-    parser.add_argument("--fractions", default="0.1,0.5,1.0")
+    parser.add_argument("--tasks", default="classification,segmentation,grading,prognosis",
+                        help="tasks to train; empty (--tasks '') only tabulates the --merge results")
+    parser.add_argument("--fractions", default="0.1,0.5,1.0", help="label fractions; empty: --loco only")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS))
     parser.add_argument("--profile", default="tiny", help="adapter training profile (steps, batch sizes)")
     parser.add_argument("--finetune-steps", type=int, help="steps of every fine-tuning run (CPU budgets)")
-    parser.add_argument("--loco", action="store_true", help="leave-one-center-out for classification, segmentation")
+    parser.add_argument("--loco", action="store_true",
+                        help="leave-one-center-out for classification, segmentation (seed 0, the --variants)")
+    parser.add_argument("--merge", type=Path, action="append", default=[], metavar="RESULTS_CSV",
+                        help="an earlier run's results.csv (same cohort, encoder, held-out set) for the tables "
+                        "and retrospective.json")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    if not args.tasks.strip(",") and not args.merge:
+        parser.error("nothing to do: name --tasks to train, or --merge earlier results.csv files to tabulate")
     start = time.perf_counter()
+    command = shlex.join(["python", "bench/adapters.py", *(sys.argv[1:] if argv is None else argv)])
+    date, commit = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), code_version().label
     args.work.mkdir(parents=True, exist_ok=True)
     pseudonymizer = Pseudonymizer(load_secret())
     centers, table = prepare(args.data, args.raw, args.work, pseudonymizer)
@@ -170,15 +244,63 @@ def main(argv: list[str] | None = None) -> int:
     strata = patient_strata(pl.from_pandas(table[["patient", "center", "category"]]))
     variants = [v for v in VARIANTS if v.name in args.variants.split(",")]
     rows: list[dict] = []
+    probe_tables: dict[Path, SliceEmbeddings] = {}
 
-    def record(task, cell, variant, seed, scores, n):
-        rows.extend(rows_of(task, cell, variant, seed, scores, n))
-        pd.DataFrame(rows).to_csv(args.work / "results.csv", index=False)
+    def embeddings(task: str, variant: Variant, checkpoint: Path) -> SliceEmbeddings | None:
+        """The slice table of a study-task probe on `checkpoint` (every study, embedded on first use)."""
+        if task == "segmentation" or variant.mode != "probe":
+            return None  # segmentation's decoder reads token maps and skips, not one embedding per slice
+        if checkpoint not in probe_tables:
+            tic = time.perf_counter()
+            probe_tables[checkpoint] = SliceEmbeddings(
+                make_encoder("pretrained", checkpoint, 0, args.device), bags, list(table["study"]),
+                StudyConfig.profile(args.profile).embed_batch)
+            print(f"embedded {len(probe_tables[checkpoint].items)} slices of {checkpoint} once for every probe "
+                  f"run: {time.perf_counter() - tic:.0f} s", flush=True)
+        return probe_tables[checkpoint]
+
+    def header() -> str:
+        return (f"machine: {platform.node()} ({torch.get_num_threads()} threads, device {args.device}), "
+                f"{time.perf_counter() - start:.0f} s, {len(centers)} centers, {table['patient'].nunique()} patients "
+                f"({len(train_all)} train / {len(test)} test studies)\n"
+                f"adapter profile {args.profile}, fine-tuning steps {args.finetune_steps or 'of the profile'}\n"
+                + (f"merged: {', '.join(map(str, args.merge))}\n" if args.merge else ""))
+
+    def write_outputs() -> pd.DataFrame:
+        """results.csv (this run), and tables.md and retrospective.json (this run and --merge)."""
+        current = pd.DataFrame(rows)
+        current.to_csv(args.work / "results.csv", index=False)
+        results = merge_results(current, args.merge)
+        provenance = {
+            "command": command, "commit": commit, "date": date,
+            "machine": f"{platform.node()}, {platform.processor() or platform.machine()}, "
+                       f"{torch.get_num_threads()} torch threads, device {args.device}",
+            "cohort": f"{args.data} ({len(centers)} centers, {table['patient'].nunique()} patients; held-out "
+                      f"{test['patient'].nunique()} patients of the 7:3 downstream split); encoder {encoder_dir}, "
+                      "pretrained unlabelled on every center's training patients, so leave-one-center-out holds "
+                      "a center out of the adapters' labels only",
+        }
+        retrospective = {"label_efficiency": label_efficiency_rows(results),
+                         "leave_one_center_out": loco_rows(results), "provenance": provenance}
+        (args.work / "retrospective.json").write_text(json.dumps(retrospective, indent=1) + "\n")
+        (args.work / "tables.md").write_text(header() + summarise(results) + "\n")
+        return results
+
+    def record(task, cell, variant, seed, scores, n, seconds=float("nan")):
+        rows.extend(r | {"seconds": seconds} for r in rows_of(task, cell, variant, seed, scores, n))
+        write_outputs()
         print(f"{time.perf_counter() - start:7.0f} s  {task} {cell} {variant} seed {seed}: "
               f"{PRIMARY[task]} {scores[PRIMARY[task]].format() if PRIMARY[task] in scores else 'n/a'}", flush=True)
 
-    for task in args.tasks.split(","):
-        for fraction in (float(f) for f in args.fractions.split(",")):
+    def cell_run(task, variant, checkpoint, train, held, seed) -> tuple[dict, float]:
+        """One cell's scores and its seconds (the shared slice table's first embedding included)."""
+        tic = time.perf_counter()
+        scores = run_cell(task, variant, checkpoint, images, masks, bags, table, train, held, seed, args.profile,
+                          args.device, args.finetune_steps, embeddings(task, variant, checkpoint))
+        return scores, time.perf_counter() - tic
+
+    for task in filter(None, args.tasks.split(",")):
+        for fraction in map(float, filter(None, args.fractions.split(","))):
             for seed in (int(s) for s in args.seeds.split(",")):
                 subset = set(label_fraction_subset(train_all["patient"].unique(), strata, fraction, seed))
                 train = train_all[train_all["patient"].isin(subset)]
@@ -187,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                         if name != "hybrid" and variant.source == "scratch":
                             continue  # the scratch baseline is the hybrid's architecture
                         label = variant.name if name == "hybrid" else f"{name}-{variant.mode}"
-                        scores = run_cell(task, variant, Path(ckpt), images, masks, bags, table, train, test, seed,
-                                          args.profile, args.device, args.finetune_steps)
-                        record(task, f"{fraction:.0%} labels", label, seed, scores, test["patient"].nunique())
+                        scores, seconds = cell_run(task, variant, Path(ckpt), train, test, seed)
+                        record(task, f"{fraction:.0%} labels", label, seed, scores, test["patient"].nunique(),
+                               seconds)
                 if fraction == 1.0 and seed == 0:
                     for name, scores in baselines(task, train, test, args.work, seed).items():
                         record(task, "100% labels", name, seed, scores, test["patient"].nunique())
@@ -197,17 +319,11 @@ def main(argv: list[str] | None = None) -> int:
             for center in centers:
                 held = table[table["center"] == center]
                 others = train_all[train_all["center"] != center]
-                for variant in (Variant("pretrained", "finetune"), Variant("scratch", "finetune")):
-                    scores = run_cell(task, variant, encoder_dir, images, masks, bags, table, others, held, 0,
-                                      args.profile, args.device, args.finetune_steps)
-                    record(task, f"held-out {center}", variant.name, 0, scores, held["patient"].nunique())
-    results = pd.DataFrame(rows)
-    header = (f"machine: {platform.node()} ({torch.get_num_threads()} threads, device {args.device}), "
-              f"{time.perf_counter() - start:.0f} s, {len(centers)} centers, {table['patient'].nunique()} patients "
-              f"({len(train_all)} train / {len(test)} test studies)\n"
-              f"adapter profile {args.profile}, fine-tuning steps {args.finetune_steps or 'of the profile'}\n")
-    (args.work / "tables.md").write_text(header + summarise(results) + "\n")
-    print(header + summarise(results))
+                for variant in variants:
+                    scores, seconds = cell_run(task, variant, encoder_dir, others, held, 0)
+                    record(task, f"held-out {center}", variant.name, 0, scores, held["patient"].nunique(), seconds)
+    results = write_outputs()
+    print(header() + summarise(results))
     return 0
 
 

@@ -22,8 +22,14 @@ from models.heads.grading import GRADE_SCALES, GradingHead, ordinal_loss
 from models.heads.prognosis import PrognosisHead, prognosis_loss
 from models.heads.seg_data import SegmentationSlices
 from models.heads.seg_train import SegConfig, predict_segmentation, train_segmentation
-from models.heads.study_data import StudyBags
-from models.heads.study_train import StudyConfig, StudyLoss, predict_studies, train_study_adapter
+from models.heads.study_data import StudyBags, flatten
+from models.heads.study_train import (
+    SliceEmbeddings,
+    StudyConfig,
+    StudyLoss,
+    predict_studies,
+    train_study_adapter,
+)
 from models.hybrid_encoder import HybridEncoder, create_encoder
 
 StudyTask = Literal["classification", "grading", "prognosis"]
@@ -120,18 +126,31 @@ def fit_study_task(
     config: StudyConfig,
     classes: pd.DataFrame,
     progress: bool = False,
+    embeddings: SliceEmbeddings | None = None,
 ) -> StudyRun:
     """Train a `task` head on the studies of `train` (one row per study: labels, clinical variables, outcomes)
-    and predict the studies of `test`. Grading trains and predicts on graded studies only."""
+    and predict the studies of `test`. Grading trains and predicts on graded studies only.
+
+    `embeddings`: a probe's frozen `encoder` slice table covering the test studies, built once and shared by
+    every probe run on that encoder (label fractions, seeds, tasks): the held-out slices are then not embedded
+    again. Fine-tuning changes the encoder, so it refuses a table."""
+    if embeddings is not None and config.mode != "probe":
+        raise ValueError(f"{task}: precomputed slice embeddings serve only a probe (frozen encoder), not "
+                         f"{config.mode}: pass embeddings=None for fine-tuning runs")
     if task == "grading":
         train, test = (t[t["subtype"].isin(list(GRADE_SCALES)) & t["grade"].notna()] for t in (train, test))
     train, test = (t[t["study"].isin(bags.studies)].reset_index(drop=True) for t in (train, test))
     if train.empty or test.empty:
         raise ValueError(f"{task}: {len(train)} training and {len(test)} test studies have images; need both")
+    if embeddings is not None and not np.isin(flatten([bags.all_slices(s) for s in test["study"]]),
+                                              embeddings.items).all():
+        raise ValueError(f"{task}: the slice embeddings lack test slices; build SliceEmbeddings over every study "
+                         "the runs test (e.g. all studies of the label table)")
     head = build_head(task, encoder.embed_dim, train, classes, config.seed)
     history = train_study_adapter(encoder, head, bags, head.targets(train), _LOSSES[task], config, progress)
     covariates = head.standardise(test) if isinstance(head, PrognosisHead) else None
-    predicted = predict_studies(encoder, head, bags, list(test["study"]), covariates, config.embed_batch, progress)
+    predicted = predict_studies(encoder, head, bags, list(test["study"]), covariates, config.embed_batch, progress,
+                                embeddings)
     predicted = predicted.rename(columns={c: f"pred_{c}" for c in predicted.columns if c in test.columns})
     merged = test.merge(predicted.reset_index(), on="study", how="left", validate="one_to_one")
     return StudyRun(head, encoder, history, merged)
