@@ -16,7 +16,7 @@ patient-bootstrap CIs) and "provenance" (command, cohort, commit, machine, date)
 earlier runs' results.csv (same cohort, encoder and held-out set; a row measured here wins).
 
 Probes share one table of the frozen encoder's slice embeddings per checkpoint (every study, computed on first
-use): fractions, seeds, tasks and held-out centers then do not embed the test slices again.
+use): fractions, seeds, tasks and held-out centers then embed no slice again, training or test.
 
     BRAINFM_DEID_SECRET=... python bench/adapters.py --data DATA --raw RAW --work WORK \
         --pretrain-steps 400 --fractions 0.1,1.0 --seeds 0,1,2 --tasks classification,segmentation --loco

@@ -131,9 +131,9 @@ def fit_study_task(
     """Train a `task` head on the studies of `train` (one row per study: labels, clinical variables, outcomes)
     and predict the studies of `test`. Grading trains and predicts on graded studies only.
 
-    `embeddings`: a probe's frozen `encoder` slice table covering the test studies, built once and shared by
-    every probe run on that encoder (label fractions, seeds, tasks): the held-out slices are then not embedded
-    again. Fine-tuning changes the encoder, so it refuses a table."""
+    `embeddings`: a probe's frozen `encoder` slice table covering the training and test studies, built once and
+    shared by every probe run on that encoder (label fractions, seeds, tasks): no slice is embedded again.
+    Fine-tuning changes the encoder, so it refuses a table."""
     if embeddings is not None and config.mode != "probe":
         raise ValueError(f"{task}: precomputed slice embeddings serve only a probe (frozen encoder), not "
                          f"{config.mode}: pass embeddings=None for fine-tuning runs")
@@ -142,12 +142,14 @@ def fit_study_task(
     train, test = (t[t["study"].isin(bags.studies)].reset_index(drop=True) for t in (train, test))
     if train.empty or test.empty:
         raise ValueError(f"{task}: {len(train)} training and {len(test)} test studies have images; need both")
-    if embeddings is not None and not np.isin(flatten([bags.all_slices(s) for s in test["study"]]),
+    studies = [*train["study"], *test["study"]]
+    if embeddings is not None and not np.isin(flatten([bags.all_slices(s) for s in studies]),
                                               embeddings.items).all():
-        raise ValueError(f"{task}: the slice embeddings lack test slices; build SliceEmbeddings over every study "
-                         "the runs test (e.g. all studies of the label table)")
+        raise ValueError(f"{task}: the slice embeddings lack slices of these studies; build SliceEmbeddings over "
+                         "every study the runs train and test on (e.g. all studies of the label table)")
     head = build_head(task, encoder.embed_dim, train, classes, config.seed)
-    history = train_study_adapter(encoder, head, bags, head.targets(train), _LOSSES[task], config, progress)
+    history = train_study_adapter(encoder, head, bags, head.targets(train), _LOSSES[task], config, progress,
+                                  embeddings)
     covariates = head.standardise(test) if isinstance(head, PrognosisHead) else None
     predicted = predict_studies(encoder, head, bags, list(test["study"]), covariates, config.embed_batch, progress,
                                 embeddings)

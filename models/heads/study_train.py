@@ -93,16 +93,21 @@ def train_study_adapter(
     loss: StudyLoss,
     config: StudyConfig,
     progress: bool = False,
+    embeddings: SliceEmbeddings | None = None,
 ) -> list[float]:
     """Train `head` (and, when `config.mode` is finetune, the encoder) on the studies of `targets`; returns the
     loss per step. The trajectory is a pure function of the initial weights and `config.seed` (on CPU; build
-    the head under `torch.manual_seed` for a reproducible start). Leaves encoder and head in eval mode."""
+    the head under `torch.manual_seed` for a reproducible start). Leaves encoder and head in eval mode.
+    `embeddings`: a probe's table of the frozen encoder's slices covering these studies, shared between runs
+    (built here when None)."""
     device = _device(encoder)
     prepare_encoder(encoder, config.mode)
     head.to(device).train()
     optimizer = adapter_optimizer(encoder, head, config.mode, config.lr, config.encoder_lr_scale, config.weight_decay)
     if config.mode == "probe":
-        embed: Callable[[np.ndarray], torch.Tensor] = SliceEmbeddings(encoder, bags, targets.studies, config.embed_batch)
+        embed: Callable[[np.ndarray], torch.Tensor] = embeddings or SliceEmbeddings(
+            encoder, bags, targets.studies, config.embed_batch
+        )
     else:
         def embed(items: np.ndarray) -> torch.Tensor:
             return encoder(to_input(bags.read(items).to(device)))

@@ -61,11 +61,11 @@ def test_cached_probe_predicts_exactly_what_an_uncached_probe_predicts(
     plain = fit_study_task("classification", encoder, bags, train, test, config, table)
     cached = fit_study_task("classification", encoder, bags, train, test, config, table, embeddings=cache)
     assert len(plain.predictions) == len(test) == 5
-    assert plain.history == cached.history  # training is untouched by the table
+    assert plain.history == cached.history  # the table holds the embeddings training would compute
     pd.testing.assert_frame_equal(cached.predictions, plain.predictions, check_exact=True)
 
 
-def test_embedding_table_is_refused_for_finetuning_and_when_it_lacks_test_slices(
+def test_embedding_table_is_refused_for_finetuning_and_when_it_lacks_slices(
     cohort: tuple[StudyBags, pd.DataFrame], encoder: HybridEncoder
 ) -> None:
     bags, table = cohort
@@ -75,5 +75,5 @@ def test_embedding_table_is_refused_for_finetuning_and_when_it_lacks_test_slices
     with pytest.raises(ValueError, match="only a probe"):
         fit_study_task("classification", encoder, bags, train, test, finetune, table, embeddings=partial)
     probe = study_config("tiny", Variant("pretrained", "probe"), seed=0)
-    with pytest.raises(ValueError, match="lack test slices"):
+    with pytest.raises(ValueError, match="lack slices of these studies"):
         fit_study_task("classification", encoder, bags, train, test, probe, table, embeddings=partial)
