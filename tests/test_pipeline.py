@@ -140,19 +140,24 @@ def test_batch_scoring_scores_an_inbox_study_without_naming_it(pipeline_run: Pip
     import shutil
 
     from assets.scoring import RESULTS_DIR
+    from dagster_project.jobs import SCORING
 
     defs, instance, _results, root = pipeline_run
     studies = json.loads(RawLayout(raw).manifest.read_text(encoding="utf-8"))["studies"]
     study = next(s for s in studies.values() if s["center"] == "center_a")
     folder = root / "inbox" / Path(study["study_dir"]).name  # named as a hospital export might be
     shutil.copytree(raw / study["study_dir"], folder)
-    result = defs.resolve_job_def("batch_scoring").execute_in_process(
-        instance=instance, run_config={"ops": {"batch_predictions": {"config": {"settle_seconds": 0}}}}
+    result = dg.materialize(  # what the batch_scoring job selects (dagster_project.jobs.SCORING)
+        [*defs.assets, *defs.asset_checks],  # type: ignore[list-item]
+        selection=SCORING,
+        instance=instance,
+        resources=dict(defs.resources or {}),
+        run_config={"ops": {"batch_predictions": {"config": {"settle_seconds": 0}}}},
     )
     assert result.success
     (materialization,) = result.asset_materializations_for_node("batch_predictions")
     meta = materialization.metadata
-    assert (meta["scored"].value, meta["failed"].value) == (1, 0)
+    assert (meta["scored"].value, meta["failed"].value) == (1, 0), meta["studies_table"]
     predictions = json.loads(
         (root / "results" / RESULTS_DIR / result.run_id / folder.name / "predictions.json").read_text()
     )
