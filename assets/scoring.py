@@ -85,13 +85,6 @@ class Outcome:
         return re.split(r": |; |\. | \(", self.reason, maxsplit=1)[0]
 
 
-def study_folders(inbox: Path) -> list[Path]:
-    """The study folders directly under ``inbox``, by name, hidden ones left out (as predict_batch lists them)."""
-    if not inbox.is_dir():
-        return []
-    return sorted(p for p in inbox.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def inbox_study(folder: Path, clinical: Any, pseudonymizer: Pseudonymizer) -> InboxStudy:
     """The study's key: HMAC-SHA256 (the de-identification secret) of a SHA-256 of its folder's name, every file's
     relative path, size (bytes) and modification time (ns), and its clinical variables; a file that vanishes while
@@ -129,10 +122,10 @@ def read_ledger(path: Path) -> dict[str, dict[str, str]]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def write_json_atomic(path: Path, value: Mapping[str, Any]) -> None:
-    """``value`` as indented UTF-8 JSON replacing ``path`` whole (`brainfm.jsonl.atomic_text`)."""
+def write_ledger(path: Path, ledger: Mapping[str, Mapping[str, str]]) -> None:
+    """The ledger replacing ``path`` whole (`brainfm.jsonl.atomic_text`), keys sorted."""
     with atomic_text(path) as f:
-        f.write(json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+        f.write(json.dumps(ledger, indent=1, sort_keys=True) + "\n")
 
 
 def outcomes_markdown(outcomes: list[Outcome]) -> str:
@@ -181,7 +174,7 @@ def _score(
     """Score each study the ledger (beside ``run_dir``) lacks with these models into ``run_dir/<folder name>/``
     through `Predictor.predict`, the call `predict_batch` makes; returns the outcome per study key and the
     metadata of the models, the ledger and the results."""
-    from brainfm.predict.run import BATCH_FILE
+    from brainfm.predict.run import write_batch_status
     from brainfm.predict.study import StudyError
 
     md5 = models_md5(predictor.versions)
@@ -220,7 +213,7 @@ def _score(
             "run": context.run.run_id,
             "scored_utc": datetime.now(UTC).isoformat(),
         }
-        write_json_atomic(ledger_path, ledger)  # after each study: a killed run keeps what it scored
+        write_ledger(ledger_path, ledger)  # after each study: a killed run keeps what it scored
         outcomes[study.key] = Outcome(short, "scored", seconds)
         context.log.info(f"study {short} scored in {seconds:.1f} s")
     meta: Metadata = {
@@ -230,7 +223,7 @@ def _score(
         "model_versions": dg.MetadataValue.json(predictor.versions),
     }
     if status:
-        write_json_atomic(run_dir / BATCH_FILE, status)  # as predict_batch writes it: folder → ok / error
+        write_batch_status(run_dir, status)  # as predict_batch writes it: folder → ok / error
         meta["results"] = dg.MetadataValue.path(str(run_dir))
     return outcomes, meta
 
@@ -252,7 +245,7 @@ def batch_predictions(
     device: DeviceResource,
     deid_secret: DeidSecretResource,
 ) -> dg.MaterializeResult:
-    from brainfm.predict.run import BATCH_FILE, Predictor, read_clinical
+    from brainfm.predict.run import BATCH_FILE, Predictor, read_clinical, study_folders
 
     _check_inbox(paths)
     inbox = paths.inbox

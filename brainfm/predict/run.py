@@ -528,6 +528,13 @@ def read_clinical(path: Path) -> dict[str, Any]:
     return value
 
 
+def study_folders(root: Path) -> list[Path]:
+    """The study folders directly under ``root``, by name, hidden ones left out; none when it is no folder."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def predict_batch(
     predictor: Predictor, root: Path, out: Path, clinical: Mapping[str, Mapping[str, Any]] | None = None
 ) -> dict[str, str]:
@@ -535,11 +542,7 @@ def predict_batch(
     once; a study that cannot be predicted is reported and the others go on. ``clinical``: per folder name,
     its clinical variables. Returns folder name → ``ok`` or the error, also written to ``out/batch.json``."""
     root = Path(root)
-    studies = (
-        sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if root.is_dir()
-        else []
-    )
+    studies = study_folders(root)
     if not studies:
         raise StudyError(f"{root} holds no study folders; --batch takes a folder with one folder per study.")
     if clinical is not None and not all(isinstance(v, Mapping) for v in clinical.values()):
@@ -554,6 +557,13 @@ def predict_batch(
             status[folder.name] = "ok"
         except StudyError as e:
             status[folder.name] = str(e)
-    with atomic_text(Path(out) / BATCH_FILE) as f:
-        f.write(json.dumps(status, indent=1, ensure_ascii=False) + "\n")
+    write_batch_status(out, status)
     return status
+
+
+def write_batch_status(out: Path, status: Mapping[str, str]) -> Path:
+    """``out/batch.json``: study folder name → ``ok`` or the reason it was not predicted, replaced whole."""
+    path = Path(out) / BATCH_FILE
+    with atomic_text(path) as f:
+        f.write(json.dumps(status, indent=1, ensure_ascii=False) + "\n")
+    return path
