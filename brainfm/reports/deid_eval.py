@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from scipy.stats import binomtest
 
-from brainfm.reports.deid_text import identifier_spans
+from brainfm.reports.deid_text import Span, identifier_spans
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,11 @@ def _entry_occurrences(rid: str, text: str, entries: list[Mapping[str, Any]]) ->
     return needed
 
 
-def score_deid(records: Iterable[Mapping[str, Any]]) -> DeidScores:
-    """Recall per kind and precision of :func:`identifier_spans` on labelled ``records`` (see the module)."""
+def score_deid(
+    records: Iterable[Mapping[str, Any]], spans: Callable[[str], list[Span]] = identifier_spans
+) -> DeidScores:
+    """Recall per kind and precision of ``spans`` (by default :func:`identifier_spans`) on labelled ``records``
+    (see the module)."""
     recalled: dict[str, list[int]] = {}  # kind -> [hits, total]
     span_hits = span_total = char_hits = char_total = n = 0
     misses: list[Miss] = []
@@ -138,7 +141,7 @@ def score_deid(records: Iterable[Mapping[str, Any]]) -> DeidScores:
     for record in records:
         n += 1
         rid, text = str(record["id"]), record["text"]
-        predicted = identifier_spans(text)
+        predicted = spans(text)
         masked = {i for a, b, _ in predicted for i in range(a, b)}
         entries = list(record["identifiers"])
         gold: set[int] = set()

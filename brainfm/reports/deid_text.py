@@ -6,13 +6,17 @@ label ending in 号 or No., 报告医师：, 电话：…, and a romanised name 
 in the common and the ROC calendars, phone numbers, by shape after a phone, relative or notification word too,
 long ID numbers, hospital names, institution lines in English or Portuguese, a name right after 患者 or before
 the patient's sex and age) and person names wherever they stand (:mod:`brainfm.reports.person_names`); a
-romanised name right next to a name found is the same person's. The finders read the text with traditional
+romanised name right next to a name found is the same person's. Then the identifier tagger
+(:mod:`brainfm.reports.identifier_tagger`), learned from the labelled sets, adds what the rules left uncovered of
+what it reads, where that could be an identifier on its own. The finders read the text with traditional
 characters folded to simplified ones (:func:`brainfm.reports.lexicon.simplified`, one for one), so that Hong
 Kong, Macau and Taiwan reports meet the same vocabularies while the spans stand on the original text.
 :func:`identifier_spans` is the single source: an earlier pass wins where two overlap, a later one keeps only
 what is left uncovered. :func:`deidentify_text` replaces each span by a bracketed placeholder such as
 ``[姓名]`` (``[医师]`` for a member of staff), so the text keeps its shape; :func:`find_identifiers`, the check
-that training text is clean, and :func:`identifier_kinds`, what may be reported about its hits, list them.
+that training text is clean, and :func:`identifier_kinds`, what may be reported about its hits, list them. The
+checks read with the rules and the known identifiers, not the tagger: a gate must give a string the same verdict
+wherever it was cut from (a whole report, a section, a generated instruction), and the tagger reads context.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 
+from brainfm.reports.identifier_tagger import IdentifierTagger, could_be, shipped_tagger
 from brainfm.reports.lexicon import alternation, simplified
 from brainfm.reports.person_names import (
     COMPOUND_SURNAMES,
@@ -34,6 +39,8 @@ from brainfm.reports.person_names import (
 
 NAME, ID, HOSPITAL, PHONE, DATE, DOCTOR, ADDRESS = "[姓名]", "[编号]", "[医院]", "[电话]", "[日期]", "[医师]", "[地址]"
 KNOWN = "[标识]"  # a known identifier of the study, whatever its kind
+# The placeholder of each kind of identifier (the identifier sets' and the tagger's kinds).
+PLACEHOLDERS = {"name": NAME, "id": ID, "phone": PHONE, "date": DATE, "hospital": HOSPITAL, "address": ADDRESS}
 
 # A surname and one or two characters; not a surname that is an everyday word too (王建华医生 通知时间).
 _PLAIN_SURNAMES = "".join(c for c in SURNAMES if c not in WORD_SURNAMES)
@@ -345,10 +352,17 @@ def _romanised(text: str, names: list[Span]) -> Iterator[Span]:
                 yield *before.span("v"), placeholder
 
 
-def identifier_spans(text: str, identifiers: Iterable[str] = (), patterns: bool = True) -> list[Span]:
+def identifier_spans(
+    text: str,
+    identifiers: Iterable[str] = (),
+    patterns: bool = True,
+    learned: bool = True,
+    tagger: IdentifierTagger | None = None,
+) -> list[Span]:
     """Every identifier in ``text`` as sorted, non-overlapping ``(start, end, placeholder)`` spans: the known
     ``identifiers`` (in their common renderings, placeholder ``[标识]``) and, with ``patterns``, every
-    identifier pattern and person name, and the romanised form next to a name. Where spans overlap, the known
+    identifier pattern and person name, the romanised form next to a name and, with ``learned``, what the
+    identifier tagger reads (``tagger``, by default the shipped one). Where spans overlap, the known
     identifiers and then the earlier finder win and the later one keeps its uncovered parts, so every character
     any finder flags is covered."""
     known = _known_pattern(identifiers)
@@ -357,6 +371,13 @@ def identifier_spans(text: str, identifiers: Iterable[str] = (), patterns: bool 
     taken = _taken(text, [], chain(found, *(finder(folded) for finder in _FINDERS if patterns)))
     if patterns:
         taken = _taken(text, taken, _romanised(text, [span for span in taken if span[2] in (NAME, DOCTOR)]))
+    if patterns and learned:
+        # The tagger adds what the rules left of its spans where that stands as an identifier on its own, and
+        # leaves the edges of the rules' spans to them (患者|陈晓, 138-1234-5678|复诊).
+        tagged = (tagger or shipped_tagger()).spans(folded)
+        added = [(x, y, PLACEHOLDERS[kind]) for a, b, kind in tagged for x, y in _uncovered(a, b, taken)
+                 if could_be(folded, x, y, kind)]  # fmt: skip
+        taken = _taken(text, taken, added)
     joined: list[Span] = []
     for a, b, placeholder in taken:  # touching parts of one kind are one identifier: [姓名][姓名] -> [姓名]
         if joined and joined[-1][1] == a and joined[-1][2] == placeholder:
@@ -365,10 +386,11 @@ def identifier_spans(text: str, identifiers: Iterable[str] = (), patterns: bool 
     return joined
 
 
-def deidentify_text(text: str, identifiers: Iterable[str] = ()) -> str:
-    """``text`` with known ``identifiers`` and every identifier pattern replaced by placeholders."""
+def deidentify_text(text: str, identifiers: Iterable[str] = (), learned: bool = True) -> str:
+    """``text`` with known ``identifiers`` and every identifier pattern (with ``learned``, and every identifier
+    the tagger reads) replaced by placeholders."""
     parts, at = [], 0
-    for a, b, placeholder in identifier_spans(text, identifiers):
+    for a, b, placeholder in identifier_spans(text, identifiers, learned=learned):
         parts += [text[at:a], placeholder]
         at = b
     return "".join(parts) + text[at:]
@@ -376,7 +398,7 @@ def deidentify_text(text: str, identifiers: Iterable[str] = ()) -> str:
 
 def _found(text: str, identifiers: Iterable[str], patterns: bool) -> dict[str, str]:
     """Each identifier left in ``text`` -> its kind, the placeholder that replaces it (known ones first)."""
-    spans = identifier_spans(text, identifiers, patterns)
+    spans = identifier_spans(text, identifiers, patterns, learned=False)
     found = {text[a:b]: placeholder for a, b, placeholder in spans if placeholder == KNOWN}
     for a, b, placeholder in spans:
         found.setdefault(text[a:b], placeholder)

@@ -246,7 +246,7 @@ def _tagger() -> jieba.posseg.POSTokenizer:
 
 
 @cache
-def _vetoed_words() -> tuple[frozenset[str], frozenset[str]]:
+def vetoed_words() -> tuple[frozenset[str], frozenset[str]]:
     """The words no name may be or cross, and their beginnings of two characters or more."""
     words = [
         *_CLINICAL_WORDS,
@@ -548,7 +548,7 @@ def _vetoed(text: str, start: int, end: int, inside: bool = False) -> bool:
 def _clinical(text: str, start: int, end: int, inside: bool = False) -> bool:
     """A clinical word is ``text[start:end]``, lies in it or crosses its edge (康复科, 高信号); with ``inside``,
     one may lie in it (石化|军, where a name is bounded on both sides)."""
-    words, beginnings = _vetoed_words()
+    words, beginnings = vetoed_words()
     for i in range(max(0, start - _MAX_VETOED + 1), end):
         for j in range(i + 2, min(len(text), i + _MAX_VETOED) + 1):
             if text[i:j] not in beginnings:
@@ -583,6 +583,16 @@ def _ordinary_word(word: str) -> bool:
     """A dictionary word that jieba does not tag as a name or a place (新生儿)."""
     tag = _tagger().word_tag_tab.get(word)
     return tag is not None and not tag.startswith(("nr", "ns", "nz"))
+
+
+def all_ordinary_words(span: str) -> bool:
+    """jieba cuts ``span`` into words none of which it reads as a name or place or leaves unknown (简单|说明,
+    于|昨日), so that no name is there to read; a transliterated name (``nrt``) counts as a word, as in reports
+    it is an eponym (韦克斯勒, 阿尔茨海默)."""
+    return all(
+        token.flag == "nrt" or not (token.flag.startswith(("nr", "ns", "nz")) or token.flag in ("x", "eng"))
+        for token in _tagger().lcut(span)
+    )
 
 
 def _ends_name(text: str, end: int, told: bool = False) -> bool:

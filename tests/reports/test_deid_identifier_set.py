@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from brainfm.jsonl import read_jsonl
 from brainfm.reports.deid_eval import score_deid
+from brainfm.reports.deid_text import identifier_spans
 
 DATA = Path(__file__).parents[1] / "data" / "reports"
 
@@ -26,7 +28,8 @@ def test_scorer_counts_entries_occurrences_and_characters() -> None:
     # entries' text is paired case-insensitively), so the entry is missed; the phone number is masked but not
     # labelled, so it is a false positive of 11 characters.
     text = "报告医师：周晓明 审核医师：Wang Fang。wang fang已阅。电话13812345678"
-    scores = score_deid([_record(text, ("周晓明", "name", "signature"), ("Wang Fang", "name", "review"))])
+    record = _record(text, ("周晓明", "name", "signature"), ("Wang Fang", "name", "review"))
+    scores = score_deid([record], spans=partial(identifier_spans, learned=False))  # the rules: a known miss
     assert (scores.recall["name"].hits, scores.recall["name"].total) == (1, 2)
     assert [(m.id, m.kind, m.position) for m in scores.misses] == [("r1", "name", "review")]
     assert [(f.id, f.masked) for f in scores.false_positives] == [("r1", "13812345678")]
@@ -40,7 +43,8 @@ def test_scorer_counts_entries_occurrences_and_characters() -> None:
 def test_scorer_pairs_listed_occurrences_in_order() -> None:
     # Listed twice, Wang Fang is two entries: the first occurrence is masked, the second (in lower case) is not.
     text = "报告医师：Wang Fang。wang fang已阅。"
-    scores = score_deid([_record(text, ("Wang Fang", "name", "signature"), ("wang fang", "name", "other"))])
+    record = _record(text, ("Wang Fang", "name", "signature"), ("wang fang", "name", "other"))
+    scores = score_deid([record], spans=partial(identifier_spans, learned=False))
     assert (scores.recall["name"].hits, scores.recall["name"].total) == (1, 2)
     assert [m.position for m in scores.misses] == ["other"]
 
@@ -70,10 +74,22 @@ def test_identifier_set_meets_the_targets(name: str, n_reports: int) -> None:
     assert scores.char_precision.value >= 0.99
 
 
-def test_unseen_set_keeps_its_unbiased_scores() -> None:
-    """The adversarial unseen set (not tuned on; docs/BENCHMARKS.md): its one unbiased scoring is a floor. The
-    target (every identifier found) is not met on it; a change that finds fewer, or masks clinical words, fails."""
+def test_unseen_set_keeps_its_scores() -> None:
+    """The adversarial unseen set: scored once unbiased with the rules (recall 0.828, 677 of 818), then used to
+    train the identifier tagger, so its scores now are training scores; a change that finds fewer, or masks
+    clinical words, fails."""
     scores = score_deid(read_jsonl(DATA / "deid_identifiers_unseen.jsonl"))
     assert scores.n_reports == 118
-    assert scores.recall["all"].hits >= 677 and scores.recall["name"].hits >= 322, scores.misses
+    assert scores.recall["all"].hits >= 752 and scores.recall["name"].hits >= 367, scores.misses
+    assert scores.span_precision.value >= 0.99, scores.false_positives
+
+
+def test_sealed_set_keeps_its_unbiased_scores() -> None:
+    """The sealed set (tests/data/reports/README.md), written by someone who had read only the label conventions
+    and scored once, with the rules and the tagger as shipped: recall 0.944 (941 of 997), names 0.960 (437 of
+    455), span precision 0.986 (docs/BENCHMARKS.md). Not tuned on: its one scoring is a floor, and the target
+    (every identifier found) is not met."""
+    scores = score_deid(read_jsonl(DATA / "deid_identifiers_sealed.jsonl"))
+    assert scores.n_reports == 124
+    assert scores.recall["all"].hits >= 941 and scores.recall["name"].hits >= 437, scores.misses
     assert scores.span_precision.value >= 0.98, scores.false_positives
