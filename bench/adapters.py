@@ -20,6 +20,9 @@ use): fractions, seeds, tasks and held-out centers then embed no slice again, tr
 
     BRAINFM_DEID_SECRET=... python bench/adapters.py --data DATA --raw RAW --work WORK \
         --pretrain-steps 400 --fractions 0.1,1.0 --seeds 0,1,2 --tasks classification,segmentation --loco
+    # the encoder ablations at the same cells, pretrained like the hybrid: ViT alone, ConvNeXt alone, dense ConvNeXt
+    ... --encoder WORK/encoder/checkpoint --pretrain-steps 400 --pretrain-ablations vit,convnext,dense \
+        --variants pretrained-probe --fractions 0.2 --tasks classification
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ from models.train import PretrainConfig, pretrain
 
 PRIMARY = {"classification": "category_accuracy", "grading": "grade_accuracy", "prognosis": "harrell_c",
            "segmentation": "dice_whole"}
+# The encoder ablations of issue 13, as pretraining settings: one branch alone, or the ConvNeXt reading the masked
+# image whole in pretraining (as it does when fine-tuned) instead of each visible mask unit as its own crop.
+ABLATIONS = {"vit": {"model": "tiny-vit"}, "convnext": {"model": "tiny-convnext"}, "dense": {"conv_masking": "dense"}}
 RUN_KEY = ["task", "cell", "variant", "seed", "metric"]  # one row of results.csv
 
 
@@ -206,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-steps", type=int, default=0, help="pretrain a tiny encoder here first")
     parser.add_argument("--ablation", action="append", default=[], metavar="NAME=CHECKPOINT",
                         help="another pretrained encoder to compare at the same cells")
+    parser.add_argument("--pretrain-ablations", default="", metavar="NAMES",
+                        help=f"pretrain these encoder ablations here ({', '.join(ABLATIONS)}), with --pretrain-steps "
+                             "like the hybrid, and compare them at the same cells")
     parser.add_argument("--tasks", default="classification,segmentation,grading,prognosis",
                         help="tasks to train; empty (--tasks '') only tabulates the --merge results")
     parser.add_argument("--fractions", default="0.1,0.5,1.0", help="label fractions; empty: --loco only")
@@ -222,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.tasks.strip(",") and not args.merge:
         parser.error("nothing to do: name --tasks to train, or --merge earlier results.csv files to tabulate")
+    if (args.encoder is None or args.pretrain_ablations) and args.pretrain_steps <= 0:
+        parser.error("pretraining here needs --pretrain-steps (the hybrid's, for its ablations): give it, or --encoder")
+    if unknown := set(filter(None, args.pretrain_ablations.split(","))) - set(ABLATIONS):
+        parser.error(f"unknown ablations {sorted(unknown)}: choose from {', '.join(ABLATIONS)}")
     start = time.perf_counter()
     command = shlex.join(["python", "bench/adapters.py", *(sys.argv[1:] if argv is None else argv)])
     date, commit = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), code_version().label
@@ -233,14 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     bags = StudyBags(images)
     table = table[table["study"].isin(bags.studies)].reset_index(drop=True)
     train_all, test = table[table["split"] == "train"], table[table["split"] == "test"]
-    encoder_dir = args.encoder
-    if encoder_dir is None:
-        config = PretrainConfig.profile("tiny", steps=args.pretrain_steps)
-        result = pretrain(config, images, args.work / "encoder", args.device, exclude_patients=set(test["patient"]))
-        encoder_dir = result.checkpoint_dir
-        print(f"pretrained {config.steps} steps in {result.seconds:.0f} s: masked SSIM {result.metrics.masked_ssim:.3f} "
-              f"(baseline {result.metrics.baseline_masked_ssim:.3f})", flush=True)
+
+    def pretrained(name: str, **settings: str) -> Path:
+        """A tiny encoder pretrained here with ``settings`` on the downstream training patients' slices."""
+        config = PretrainConfig.profile("tiny", steps=args.pretrain_steps, **settings)
+        result = pretrain(config, images, args.work / name, args.device, exclude_patients=set(test["patient"]))
+        print(f"pretrained {name} {config.steps} steps in {result.seconds:.0f} s: masked SSIM "
+              f"{result.metrics.masked_ssim:.3f} (baseline {result.metrics.baseline_masked_ssim:.3f})", flush=True)
+        return result.checkpoint_dir
+
+    encoder_dir = args.encoder or pretrained("encoder")
     encoders = {"hybrid": encoder_dir} | dict(a.split("=", 1) for a in args.ablation)
+    encoders |= {a: pretrained(f"encoder-{a}", **ABLATIONS[a]) for a in filter(None, args.pretrain_ablations.split(","))}
     strata = patient_strata(pl.from_pandas(table[["patient", "center", "category"]]))
     variants = [v for v in VARIANTS if v.name in args.variants.split(",")]
     rows: list[dict] = []
