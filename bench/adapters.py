@@ -6,7 +6,8 @@ masks (RAW/tables, RAW/masks) and a pretrained encoder checkpoint (or `--pretrai
 here, on the slices of the downstream training patients only). The script pseudonymises the tables and maps the masks itself
 (the pipeline's own functions), then trains every cell and writes WORK/results.csv (one row per task, cell,
 variant, seed and metric with its patient-bootstrap CI) and WORK/tables.md (mean and 95 % t-interval over
-seeds). Everything is on held-out patients of the 7:3 downstream split; label fractions subsample the training
+seeds, and the deployed probe's lead over scratch and over each ablation, paired by seed). Everything is on
+held-out patients of the 7:3 downstream split; label fractions subsample the training
 patients only (nested, stratified by center and category).
 
 It also writes WORK/retrospective.json, the benchmark's rows for the retrospective report
@@ -200,7 +201,38 @@ def summarise(results: pd.DataFrame) -> str:
                     e = mean_ci(values["value"].to_numpy())
                     line.append(f"{e.value:.3f} ({e.low:.3f}–{e.high:.3f}), n={len(values)}")
             out.append(f"| {cell} | " + " | ".join(line) + " |")
+        out += paired_differences(part)
     return "\n".join(out)
+
+
+def paired_differences(part: pd.DataFrame) -> list[str]:
+    """Markdown lines: the deployed probe minus scratch and minus each ablation's probe, per cell with two seeds
+    or more of both, paired by seed (the same label subset and held-out patients): mean and 95 % t-interval of the
+    differences, the per-seed differences, and ** where the interval excludes 0. Seeds share the encoder and the
+    held-out set, so the interval is about the adapters' randomness, not the encoder's."""
+    values = part.set_index(["cell", "variant", "seed"])["value"]
+    others = [v for v in dict.fromkeys(part["variant"]) if v == "scratch-finetune" or v.endswith("-probe")]
+    lines = []
+    for cell in sorted(dict.fromkeys(part["cell"]), key=cell_order):
+        for other in (o for o in others if o != "pretrained-probe"):
+            try:
+                a, b = values.loc[(cell, "pretrained-probe")], values.loc[(cell, other)]
+            except KeyError:
+                continue
+            seeds = sorted(set(a.index) & set(b.index))
+            if len(seeds) < 2:
+                continue
+            diff = a.loc[seeds].to_numpy() - b.loc[seeds].to_numpy()
+            e = mean_ci(diff)
+            mark = "**" if e.low > 0 or e.high < 0 else ""
+            per_seed = ", ".join(f"{d:+.3f}" for d in diff)
+            lines.append(f"| {cell} | pretrained-probe − {other} | {mark}{e.value:+.3f} ({e.low:+.3f} to {e.high:+.3f})"
+                         f"{mark} | {per_seed} |")
+    if not lines:
+        return []
+    title = ("Paired by seed (same labels, same held-out patients): the deployed probe's lead, mean (95 % t-interval "
+             "over seeds) and per seed; ** where the interval excludes 0")
+    return ["", title, "", "| cell | comparison | difference | per seed |", "|---|---|---|---|", *lines]
 
 
 def main(argv: list[str] | None = None) -> int:
