@@ -252,9 +252,8 @@ class IdentifierTagger:
 
 _DIGIT = re.compile(r"[0-9０-９]")
 # Shapes a number the tagger reads must also have, as clinical text is full of numbers (b值 1000 2000, 复查间隔
-# 3 6 12 个月, 2019-2021年间): a date with a date word or a year, not a range of years; a mobile number, a
-# landline with its area code or eight digits in one or two groups; an ID of four digits or more, or of letters
-# and digits.
+# 3 6 12 个月): a date with a date word, or a year with a month, or day and month with a year; a mobile number, a
+# landline with its area code, or eight digits; an ID of four digits or more, or of letters and digits.
 _SHAPES = {
     "date": re.compile(
         r".*(?:\d[年月日号]|(?:19|20)\d{2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:19|20)?\d{2}\b).*"
@@ -268,8 +267,9 @@ _UNIT_NEXT = re.compile(r"\s*(?:mm|cm|ms|s/mm|ml|mg|层|个月|年|天|周|次|�
 
 def could_be(text: str, start: int, end: int, kind: str) -> bool:
     """``text[start:end]`` could be an identifier of ``kind`` on its own: two characters or more, cutting no
-    word of Latin letters and digits; a number has its kind's shape and no unit after it; a name or a place in Latin script has two words or more, and in Chinese a word that jieba reads as a
-    name or place, or one it does not know (主任, 出院, 简单说明 and 于昨日 are none)."""
+    word of Latin letters and digits; a number has its kind's shape and no unit after it; a name or a place in
+    Latin script has two words or more, and in Chinese a word that jieba reads as a name or place, or one it does
+    not know (主任, 出院, 简单说明 and 于昨日 are none)."""
     span = text[start:end]
     if end - start < 2 or _inside_word(text, start) or _inside_word(text, end):
         return False
