@@ -105,7 +105,8 @@ class DeidScores:
         return "\n".join(lines)
 
 
-def _occurrences(text: str, needle: str) -> list[range]:
+def occurrences(text: str, needle: str) -> list[range]:
+    """Where ``needle`` occurs in ``text``, case-insensitively (how a listed identifier is found)."""
     return [range(*m.span()) for m in re.finditer(re.escape(needle), text, re.IGNORECASE)]
 
 
@@ -116,16 +117,16 @@ def _entry_occurrences(rid: str, text: str, entries: list[Mapping[str, Any]]) ->
         by_text.setdefault(entry["text"].lower(), []).append(i)
     needed: list[list[range]] = [[] for _ in entries]
     for indices in by_text.values():
-        occurrences = _occurrences(text, entries[indices[0]]["text"])
-        if not occurrences:
+        found = occurrences(text, entries[indices[0]]["text"])
+        if not found:
             entry = entries[indices[0]]
             raise ValueError(
                 f"record {rid}: a {entry['kind']} identifier ({entry.get('position', '?')}) is not in its text; "
                 "fix the label so that it quotes the text exactly."
             )
-        paired = len(occurrences) == len(indices)
+        paired = len(found) == len(indices)
         for k, i in enumerate(indices):
-            needed[i] = [occurrences[k]] if paired else occurrences
+            needed[i] = [found[k]] if paired else found
     return needed
 
 

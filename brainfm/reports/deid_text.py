@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 
-from brainfm.reports.identifier_tagger import IdentifierTagger, could_be, shipped_tagger
+from brainfm.reports.identifier_tagger import PLACEHOLDER, IdentifierTagger, could_be, shipped_tagger
 from brainfm.reports.lexicon import alternation, simplified
 from brainfm.reports.person_names import (
     COMPOUND_SURNAMES,
@@ -246,7 +246,6 @@ _GENERIC_HOSPITALS = frozenset({
     "", "上级", "专科", "综合", "当地", "基层", "其他", "其它", "正规", "该", "外", "上述", "大", "私人", "个体", "社区",
     "乡镇", "村", "神经", "放射", "医学", "核医学", "介入",  # the last: departments (神经影像中心)
 })  # fmt: skip
-_PLACEHOLDER = re.compile(r"\[(?:姓名|编号|医院|电话|日期|医师|地址|标识)\]")
 
 Span = tuple[int, int, str]  # start, end and the placeholder that replaces text[start:end]
 
@@ -332,7 +331,7 @@ def _taken(text: str, taken: list[Span], spans: Iterable[Span]) -> list[Span]:
     """``taken`` (sorted) with the parts of ``spans`` it leaves uncovered, but no placeholder already in ``text``
     masked again."""
     for a, b, placeholder in list(spans):
-        if a < b and not (placeholder != KNOWN and _PLACEHOLDER.fullmatch(text, a, b)):
+        if a < b and not (placeholder != KNOWN and PLACEHOLDER.fullmatch(text, a, b)):
             taken = sorted([*taken, *((x, y, placeholder) for x, y in _uncovered(a, b, taken))])
     return taken
 

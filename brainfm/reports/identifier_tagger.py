@@ -53,7 +53,8 @@ FLAGS = (
     "cjk", "digit", "upper", "lower", "space", "colon", "punctuation", "other",
     "surname", "compound_surname", "word_surname", "clinical", "placeholder",
 )  # fmt: skip
-_PLACEHOLDER = re.compile(r"\[(?:姓名|编号|医院|电话|日期|医师|地址|标识)\]")
+# Any placeholder deid_text writes in place of an identifier (deid_text reads it from here too).
+PLACEHOLDER = re.compile(r"\[(?:姓名|编号|医院|电话|日期|医师|地址|标识)\]")
 _SINGLE_SURNAMES = frozenset(SURNAMES) - WORD_SURNAMES
 _COMPOUND_SURNAME = re.compile(alternation(COMPOUND_SURNAMES))
 _ASTRAL = 0x10000  # the row of the per-character tables for every character beyond the BMP
@@ -132,7 +133,7 @@ def _clinical_cover(text: str) -> np.ndarray:
 def char_flags(text: str) -> np.ndarray:
     """The flags (:data:`FLAGS`) of each character of ``text``, as a float32 array (characters × flags)."""
     flags = _flag_table()[code_points(text)]
-    for column, pattern in (("compound_surname", _COMPOUND_SURNAME), ("placeholder", _PLACEHOLDER)):
+    for column, pattern in (("compound_surname", _COMPOUND_SURNAME), ("placeholder", PLACEHOLDER)):
         for m in pattern.finditer(text):
             flags[m.start() : m.end(), FLAGS.index(column)] = 1.0
     flags[_clinical_cover(text), FLAGS.index("clinical")] = 1.0

@@ -14,7 +14,6 @@ characters they are made of (a name of the next report is made of characters it 
 from __future__ import annotations
 
 import argparse
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -28,7 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from brainfm.jsonl import read_jsonl
-from brainfm.reports.deid_eval import DeidScores, score_deid
+from brainfm.reports.deid_eval import DeidScores, occurrences, score_deid
 from brainfm.reports.deid_text import PLACEHOLDERS, identifier_spans
 from brainfm.reports.identifier_tagger import (
     DILATIONS,
@@ -91,8 +90,8 @@ def char_labels(record: Record) -> np.ndarray:
     text = record["text"]
     labels = np.zeros(len(text), dtype=np.int64)
     for entry in sorted(record["identifiers"], key=lambda e: len(e["text"])):  # the longer entry wins
-        for m in re.finditer(re.escape(entry["text"]), text, re.IGNORECASE):
-            labels[m.start() : m.end()] = 1 + KINDS.index(entry["kind"])
+        for found in occurrences(text, entry["text"]):
+            labels[found.start : found.stop] = 1 + KINDS.index(entry["kind"])
     return labels
 
 
