@@ -5,14 +5,16 @@ Input: an ingested cohort (`brainfm ingest` per center: DATA/<center>/normalized
 masks (RAW/tables, RAW/masks) and a pretrained encoder checkpoint (or `--pretrain-steps` to pretrain a tiny one
 here, on the slices of the downstream training patients only). The script pseudonymises the tables and maps the masks itself
 (the pipeline's own functions), then trains every cell and writes WORK/results.csv (one row per task, cell,
-variant, seed and metric with its patient-bootstrap CI) and WORK/tables.md (mean and 95 % t-interval over
-seeds, and the deployed probe's lead over scratch and over each ablation, paired by seed). Everything is on
+variant, seed and metric with its patient-bootstrap CI), WORK/predictions/ (each cell's held-out rows) and
+WORK/tables.md (mean and 95 % t-interval over seeds, and the deployed probe's lead over scratch and over each
+ablation, paired by seed: a t-interval over seeds and a paired patient bootstrap). Everything is on
 held-out patients of the 7:3 downstream split; label fractions subsample the training
 patients only (nested, stratified by center and category).
 
 It also writes WORK/retrospective.json, the benchmark's rows for the retrospective report
 (`brainfm.evaluation.retrospective.read_benchmark`): "label_efficiency" (mean and 95 % t-interval over seeds per
-task, label fraction, variant and metric), "leave_one_center_out" (the deployed variant per held-out center,
+task, label fraction, variant and metric), "paired_leads" (the deployed probe's lead over scratch and each
+ablation, with its paired patient-bootstrap interval), "leave_one_center_out" (the deployed variant per held-out center,
 patient-bootstrap CIs) and "provenance" (command, cohort, commit, machine, date). `--merge` adds the rows of
 earlier runs' results.csv (same cohort, encoder and held-out set; a row measured here wins).
 
@@ -21,14 +23,16 @@ use): fractions, seeds, tasks and held-out centers then embed no slice again, tr
 
     BRAINFM_DEID_SECRET=... python bench/adapters.py --data DATA --raw RAW --work WORK \
         --pretrain-steps 400 --fractions 0.1,1.0 --seeds 0,1,2 --tasks classification,segmentation --loco
-    # the encoder ablations at the same cells, pretrained like the hybrid: ViT alone, ConvNeXt alone, dense ConvNeXt
-    ... --encoder WORK/encoder/checkpoint --pretrain-steps 400 --pretrain-ablations vit,convnext,dense \
+    # the encoder ablations at the same cells, pretrained like the hybrid: ViT alone, ConvNeXt alone, dense
+    # ConvNeXt, lesion-aware masking
+    ... --encoder WORK/encoder/checkpoint --pretrain-steps 400 --pretrain-ablations vit,convnext,dense,lesion \
         --variants pretrained-probe --fractions 0.2 --tasks classification
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import shlex
@@ -47,8 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assets.lineage import code_version
 from brainfm.evaluation import adapters as scoring
 from brainfm.evaluation import mean_ci
+from brainfm.evaluation.bootstrap import Estimate
 from brainfm.evaluation.retrospective import DEPLOYED
-from brainfm.evaluation.segmentation import score_studies, segmentation_estimates, series_spacings_mm
+from brainfm.evaluation.segmentation import (
+    STRUCTURES,
+    score_studies,
+    segmentation_estimates,
+    series_spacings_mm,
+)
 from brainfm.imaging.masks import map_masks
 from brainfm.pseudonym import Pseudonymizer
 from brainfm.secrets import load_secret
@@ -71,9 +81,12 @@ from models.train import PretrainConfig, pretrain
 
 PRIMARY = {"classification": "category_accuracy", "grading": "grade_accuracy", "prognosis": "harrell_c",
            "segmentation": "dice_whole"}
-# The encoder ablations of issue 13, as pretraining settings: one branch alone, or the ConvNeXt reading the masked
-# image whole in pretraining (as it does when fine-tuned) instead of each visible mask unit as its own crop.
-ABLATIONS = {"vit": {"model": "tiny-vit"}, "convnext": {"model": "tiny-convnext"}, "dense": {"conv_masking": "dense"}}
+# The encoder ablations of issue 13, as pretraining settings: one branch alone; the ConvNeXt reading the masked
+# image whole in pretraining (as it does when fine-tuned) instead of each visible mask unit as its own crop; or
+# lesion-aware masking (units on a lesion or its border kept visible 5x less readily, from the training
+# patients' mapped masks under WORK/lesion_masks) instead of uniform masking.
+ABLATIONS = {"vit": {"model": "tiny-vit"}, "convnext": {"model": "tiny-convnext"}, "dense": {"conv_masking": "dense"},
+             "lesion": {"lesion_bias": 4.0}}
 RUN_KEY = ["task", "cell", "variant", "seed", "metric"]  # one row of results.csv
 
 
@@ -90,21 +103,24 @@ def prepare(data: Path, raw: Path, work: Path, pseudonymizer: Pseudonymizer) -> 
     return centers, study_table(work / "clinical_tables")
 
 
-def score(task: str, run, train: pd.DataFrame, seed: int) -> dict:
+def score(task: str, run, train: pd.DataFrame, seed: int) -> tuple[dict, pd.DataFrame]:
     """The task's scores of one run (patient-bootstrap CIs, 200 resamples: the tables report the spread
-    over seeds)."""
+    over seeds) and its per-study held-out rows (predictions, or per-volume scores for segmentation), which
+    the paired patient bootstrap reads."""
     if task == "segmentation":
         spacing = series_spacings_mm(run.volumes["slice_mm"], run.volumes["pixel_mm"])
         scores = score_studies(run.predicted, run.truth, spacing)
-        return segmentation_estimates(run.volumes["patient"], scores, n_boot=200, seed=seed)
-    return scoring.task_scores(task, run.predictions, train, GRADE_SCALES, n_boot=200, seed=seed)
+        rows = run.volumes[["patient", "study"]].reset_index(drop=True).assign(
+            **{f"dice_{name}": scores.dice[:, k] for k, name in enumerate(STRUCTURES)})
+        return segmentation_estimates(run.volumes["patient"], scores, n_boot=200, seed=seed), rows
+    return scoring.task_scores(task, run.predictions, train, GRADE_SCALES, n_boot=200, seed=seed), run.predictions
 
 
 def run_cell(task: str, variant: Variant, encoder_dir: Path, images: list[Path], masks: list[Path],
              bags: StudyBags, table: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, seed: int,
              profile: str, device: str, finetune_steps: int | None,
-             embeddings: SliceEmbeddings | None = None) -> dict:
-    """Train and score one cell; `embeddings`: the shared slice table of a study-task probe's encoder."""
+             embeddings: SliceEmbeddings | None = None) -> tuple[dict, pd.DataFrame]:
+    """Train and score one cell (`score`); `embeddings`: the shared slice table of a study-task probe's encoder."""
     encoder = make_encoder(variant.source, encoder_dir, seed, device)
     if task == "segmentation":
         config = seg_config(profile, variant, seed, finetune_steps)
@@ -176,8 +192,21 @@ def loco_rows(results: pd.DataFrame, variant: str = DEPLOYED) -> list[dict]:
             for r in part.itertuples()]
 
 
-def summarise(results: pd.DataFrame) -> str:
-    """Markdown: per task, the primary metric per cell and variant as mean (95 % t-interval over seeds)."""
+def prediction_files(works: list[Path]) -> dict[tuple[str, str, str, int], Path]:
+    """The held-out rows each cell saved (WORK/predictions/TASK/CELL/VARIANT/seedN.parquet, `score`) under these
+    work folders, keyed like a run (task, cell, variant, seed); the first folder's file wins, as in
+    `merge_results`."""
+    found: dict[tuple[str, str, str, int], Path] = {}
+    for work in works:
+        for path in sorted((work / "predictions").glob("*/*/*/seed*.parquet")):
+            task, cell, variant = path.parts[-4:-1]
+            found.setdefault((task, cell, variant, int(path.stem.removeprefix("seed"))), path)
+    return found
+
+
+def summarise(results: pd.DataFrame, files: dict[tuple[str, str, str, int], Path]) -> str:
+    """Markdown: per task, the primary metric per cell and variant as mean (95 % t-interval over seeds), and the
+    deployed probe's paired leads (`paired_differences`, with the patient bootstrap where `files` has the rows)."""
     out = []
     for task, metric in PRIMARY.items():
         part = results[(results["task"] == task) & (results["metric"] == metric)]
@@ -201,18 +230,20 @@ def summarise(results: pd.DataFrame) -> str:
                     e = mean_ci(values["value"].to_numpy())
                     line.append(f"{e.value:.3f} ({e.low:.3f}–{e.high:.3f}), n={len(values)}")
             out.append(f"| {cell} | " + " | ".join(line) + " |")
-        out += paired_differences(part)
+        out += paired_differences(paired_leads(task, part, files))
     return "\n".join(out)
 
 
-def paired_differences(part: pd.DataFrame) -> list[str]:
-    """Markdown lines: the deployed probe minus scratch and minus each ablation's probe, per cell with two seeds
-    or more of both, paired by seed (the same label subset and held-out patients): mean and 95 % t-interval of the
-    differences, the per-seed differences, and ** where the interval excludes 0. Seeds share the encoder and the
-    held-out set, so the interval is about the adapters' randomness, not the encoder's."""
-    values = part.set_index(["cell", "variant", "seed"])["value"]
+def paired_leads(task: str, part: pd.DataFrame, files: dict[tuple[str, str, str, int], Path]) -> list[dict]:
+    """The deployed probe minus scratch and minus each ablation's probe on one task's primary metric (`part`),
+    per cell with two seeds or more of both, paired by seed (the same label subset and held-out patients): the
+    per-seed differences, their mean and 95 % t-interval over seeds (``t``), and, where every seed's held-out rows
+    are in `files`, the 95 % patient-bootstrap interval of the same mean (``patients``, `scoring.paired_lead`,
+    1,000 resamples; else None). Seeds share the encoder and the held-out set: the t-interval is about the
+    adapters' randomness (label subset, training seed), the bootstrap about the held-out patients."""
+    values = part.set_index(["cell", "variant", "seed"])["value"].sort_index()
     others = [v for v in dict.fromkeys(part["variant"]) if v == "scratch-finetune" or v.endswith("-probe")]
-    lines = []
+    leads = []
     for cell in sorted(dict.fromkeys(part["cell"]), key=cell_order):
         for other in (o for o in others if o != "pretrained-probe"):
             try:
@@ -223,16 +254,58 @@ def paired_differences(part: pd.DataFrame) -> list[str]:
             if len(seeds) < 2:
                 continue
             diff = a.loc[seeds].to_numpy() - b.loc[seeds].to_numpy()
-            e = mean_ci(diff)
-            mark = "**" if e.low > 0 or e.high < 0 else ""
-            per_seed = ", ".join(f"{d:+.3f}" for d in diff)
-            lines.append(f"| {cell} | pretrained-probe − {other} | {mark}{e.value:+.3f} ({e.low:+.3f} to {e.high:+.3f})"
-                         f"{mark} | {per_seed} |")
-    if not lines:
+            keys = [(task, cell, v, seed) for seed in seeds for v in ("pretrained-probe", other)]
+            patients = patient_lead(task, tuple(files[k] for k in keys)) if all(k in files for k in keys) else None
+            leads.append({"task": task, "cell": cell, "comparison": f"pretrained-probe − {other}",
+                          "per_seed": diff, "t": mean_ci(diff), "patients": patients})
+    return leads
+
+
+def paired_differences(leads: list[dict]) -> list[str]:
+    """Markdown lines of one task's `paired_leads`; ** where an interval excludes 0."""
+    if not leads:
         return []
+    lines = []
+    for lead in leads:
+        e = lead["patients"]
+        boot = "no held-out rows saved" if e is None else f"{excludes_zero(e)} ({e.n_patients} patients)"
+        per_seed = ", ".join(f"{d:+.3f}" for d in lead["per_seed"])
+        lines.append(f"| {lead['cell']} | {lead['comparison']} | {excludes_zero(lead['t'])} | {per_seed} | {boot} |")
     title = ("Paired by seed (same labels, same held-out patients): the deployed probe's lead, mean (95 % t-interval "
-             "over seeds) and per seed; ** where the interval excludes 0")
-    return ["", title, "", "| cell | comparison | difference | per seed |", "|---|---|---|---|", *lines]
+             "over seeds), per seed, and the same mean with its paired patient-bootstrap interval; ** where an "
+             "interval excludes 0")
+    return ["", title, "", "| cell | comparison | difference, t over seeds | per seed | difference, patient bootstrap |",
+            "|---|---|---|---|---|", *lines]
+
+
+def paired_rows(results: pd.DataFrame, files: dict[tuple[str, str, str, int], Path]) -> list[dict]:
+    """`RetrospectiveInputs.paired_leads` rows: every label-fraction lead of every task's primary metric with its
+    paired patient-bootstrap interval."""
+    rows = []
+    for task, metric in PRIMARY.items():
+        part = results[(results["task"] == task) & (results["metric"] == metric)]
+        for lead in paired_leads(task, part, files):
+            e, fraction = lead["patients"], fraction_of(lead["cell"])
+            if e is not None and fraction is not None:
+                rows.append({"task": task, "fraction": fraction, "comparison": lead["comparison"], "metric": metric,
+                             "value": e.value, "low": e.low, "high": e.high, "n_patients": e.n_patients,
+                             "n_seeds": len(lead["per_seed"])})
+    return rows
+
+
+@functools.cache
+def patient_lead(task: str, paths: tuple[Path, ...]) -> Estimate:
+    """`scoring.paired_lead` of the held-out rows in `paths` (A and B of each seed, in turn), 1,000 resamples;
+    cached, as every recorded cell rewrites the tables."""
+    frames = [pd.read_parquet(path) for path in paths]
+    runs = list(zip(frames[0::2], frames[1::2], strict=True))
+    return scoring.paired_lead(task, runs, GRADE_SCALES, n_boot=1000, seed=0)
+
+
+def excludes_zero(e: Estimate) -> str:
+    """``+0.123 (+0.045 to +0.201)``, in ** where the interval excludes 0."""
+    mark = "**" if e.low > 0 or e.high < 0 else ""
+    return f"{mark}{e.value:+.3f} ({e.low:+.3f} to {e.high:+.3f}){mark}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", type=Path, action="append", default=[], metavar="RESULTS_CSV",
                         help="an earlier run's results.csv (same cohort, encoder, held-out set) for the tables "
                         "and retrospective.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the cells WORK/results.csv already holds (an interrupted run) and train the rest")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     if not args.tasks.strip(",") and not args.merge:
@@ -279,8 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     table = table[table["study"].isin(bags.studies)].reset_index(drop=True)
     train_all, test = table[table["split"] == "train"], table[table["split"] == "test"]
 
-    def pretrained(name: str, **settings: str) -> Path:
+    def pretrained(name: str, **settings) -> Path:
         """A tiny encoder pretrained here with ``settings`` on the downstream training patients' slices."""
+        if settings.get("lesion_bias"):
+            settings |= {"lesion_masks": (str(args.work / "lesion_masks"),)}
         config = PretrainConfig.profile("tiny", steps=args.pretrain_steps, **settings)
         result = pretrain(config, images, args.work / name, args.device, exclude_patients=set(test["patient"]))
         print(f"pretrained {name} {config.steps} steps in {result.seconds:.0f} s: masked SSIM "
@@ -292,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     encoders |= {a: pretrained(f"encoder-{a}", **ABLATIONS[a]) for a in filter(None, args.pretrain_ablations.split(","))}
     strata = patient_strata(pl.from_pandas(table[["patient", "center", "category"]]))
     variants = [v for v in VARIANTS if v.name in args.variants.split(",")]
-    rows: list[dict] = []
+    rows: list[dict] = (pd.read_csv(args.work / "results.csv").to_dict("records")
+                        if args.resume and (args.work / "results.csv").is_file() else [])
+    done = {(r["task"], r["cell"], r["variant"], r["seed"]) for r in rows}
     probe_tables: dict[Path, SliceEmbeddings] = {}
 
     def embeddings(task: str, variant: Variant, checkpoint: Path) -> SliceEmbeddings | None:
@@ -317,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def write_outputs() -> pd.DataFrame:
         """results.csv (this run), and tables.md and retrospective.json (this run and --merge)."""
-        current = pd.DataFrame(rows)
-        current.to_csv(args.work / "results.csv", index=False)
+        current = pd.DataFrame(rows, columns=[*RUN_KEY, "value", "low", "high", "n_test_patients", "seconds"])
+        current.to_csv(args.work / "results.csv", index=False)  # with its header when empty (--tasks '')
         results = merge_results(current, args.merge)
         provenance = {
             "command": command, "commit": commit, "date": date,
@@ -330,23 +409,32 @@ def main(argv: list[str] | None = None) -> int:
                       "a center out of the adapters' labels only",
         }
         retrospective = {"label_efficiency": label_efficiency_rows(results),
+                         "paired_leads": paired_rows(results, files()),
                          "leave_one_center_out": loco_rows(results), "provenance": provenance}
         (args.work / "retrospective.json").write_text(json.dumps(retrospective, indent=1) + "\n")
-        (args.work / "tables.md").write_text(header() + summarise(results) + "\n")
+        (args.work / "tables.md").write_text(header() + summarise(results, files()) + "\n")
         return results
 
-    def record(task, cell, variant, seed, scores, n, seconds=float("nan")):
+    def files() -> dict[tuple[str, str, str, int], Path]:
+        return prediction_files([args.work, *(path.parent for path in args.merge)])
+
+    def record(task, cell, variant, seed, scores, n, seconds=float("nan"), held_out: pd.DataFrame | None = None):
+        if held_out is not None:
+            folder = args.work / "predictions" / task / cell / variant
+            folder.mkdir(parents=True, exist_ok=True)
+            held_out.to_parquet(folder / f"seed{seed}.parquet")
         rows.extend(r | {"seconds": seconds} for r in rows_of(task, cell, variant, seed, scores, n))
         write_outputs()
         print(f"{time.perf_counter() - start:7.0f} s  {task} {cell} {variant} seed {seed}: "
               f"{PRIMARY[task]} {scores[PRIMARY[task]].format() if PRIMARY[task] in scores else 'n/a'}", flush=True)
 
-    def cell_run(task, variant, checkpoint, train, held, seed) -> tuple[dict, float]:
-        """One cell's scores and its seconds (the shared slice table's first embedding included)."""
+    def cell_run(task, variant, checkpoint, train, held, seed) -> tuple[dict, pd.DataFrame, float]:
+        """One cell's scores, held-out rows and seconds (the shared slice table's first embedding included)."""
         tic = time.perf_counter()
-        scores = run_cell(task, variant, checkpoint, images, masks, bags, table, train, held, seed, args.profile,
-                          args.device, args.finetune_steps, embeddings(task, variant, checkpoint))
-        return scores, time.perf_counter() - tic
+        scores, held_out = run_cell(task, variant, checkpoint, images, masks, bags, table, train, held, seed,
+                                    args.profile, args.device, args.finetune_steps,
+                                    embeddings(task, variant, checkpoint))
+        return scores, held_out, time.perf_counter() - tic
 
     for task in filter(None, args.tasks.split(",")):
         for fraction in map(float, filter(None, args.fractions.split(","))):
@@ -358,21 +446,27 @@ def main(argv: list[str] | None = None) -> int:
                         if name != "hybrid" and variant.source == "scratch":
                             continue  # the scratch baseline is the hybrid's architecture
                         label = variant.name if name == "hybrid" else f"{name}-{variant.mode}"
-                        scores, seconds = cell_run(task, variant, Path(ckpt), train, test, seed)
+                        if (task, f"{fraction:.0%} labels", label, seed) in done:
+                            continue
+                        scores, held_out, seconds = cell_run(task, variant, Path(ckpt), train, test, seed)
                         record(task, f"{fraction:.0%} labels", label, seed, scores, test["patient"].nunique(),
-                               seconds)
+                               seconds, held_out)
                 if fraction == 1.0 and seed == 0:
                     for name, scores in baselines(task, train, test, args.work, seed).items():
-                        record(task, "100% labels", name, seed, scores, test["patient"].nunique())
+                        if (task, "100% labels", name, seed) not in done:
+                            record(task, "100% labels", name, seed, scores, test["patient"].nunique())
         if args.loco and task in ("classification", "segmentation"):
             for center in centers:
                 held = table[table["center"] == center]
                 others = train_all[train_all["center"] != center]
                 for variant in variants:
-                    scores, seconds = cell_run(task, variant, encoder_dir, others, held, 0)
-                    record(task, f"held-out {center}", variant.name, 0, scores, held["patient"].nunique(), seconds)
+                    if (task, f"held-out {center}", variant.name, 0) in done:
+                        continue
+                    scores, held_out, seconds = cell_run(task, variant, encoder_dir, others, held, 0)
+                    record(task, f"held-out {center}", variant.name, 0, scores, held["patient"].nunique(), seconds,
+                           held_out)
     results = write_outputs()
-    print(header() + summarise(results))
+    print(header() + summarise(results, files()))
     return 0
 
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from brainfm.evaluation.bootstrap import Estimate, patient_bootstrap
+from brainfm.evaluation.bootstrap import Estimate, Metric, defined_mean, patient_bootstrap
 from brainfm.evaluation.classification import accuracy, classification_estimates, quadratic_kappa
-from brainfm.evaluation.survival import survival_estimates
+from brainfm.evaluation.survival import harrell_c, survival_estimates
 
 CLASS_OUTPUTS: tuple[str, ...] = ("category", "subtype")
 SURVIVAL_MONTHS: tuple[float, ...] = (12.0, 24.0)  # time-dependent AUC horizons
@@ -124,6 +124,61 @@ def task_scores(
     if task == "prognosis":
         return prognosis_scores(predictions, train, n_boot=n_boot, seed=seed)
     raise ValueError(f"unknown study task {task!r}; choose classification, grading or prognosis")
+
+
+def primary_metric(
+    task: str, predictions: pd.DataFrame, scales: Mapping[str, Sequence[str]]
+) -> tuple[Metric, tuple[np.ndarray, ...]]:
+    """A task's headline metric and the per-row arrays it reads: category accuracy (classification), exact-grade
+    accuracy (grading), Harrell's C of ``risk`` (prognosis), or the mean whole-lesion Dice over the volumes
+    with a lesion (segmentation: one row per volume, ``dice_whole`` NaN where the truth is empty)."""
+    if task == "classification":
+        classes, proba = class_probabilities(predictions, "category")
+        return accuracy, (predictions["category"].to_numpy(), np.asarray(classes)[np.argmax(proba, axis=1)])
+    if task == "grading":
+        return accuracy, grade_levels(predictions, scales)
+    if task == "prognosis":
+        columns = ("survival_months", "event", "risk")
+        return harrell_c, tuple(predictions[c].to_numpy(dtype=float) for c in columns)
+    if task == "segmentation":
+        return defined_mean, (predictions["dice_whole"].to_numpy(dtype=float),)
+    raise ValueError(f"unknown task {task!r}; choose classification, grading, prognosis or segmentation")
+
+
+def paired_lead(
+    task: str,
+    runs: Sequence[tuple[pd.DataFrame, pd.DataFrame]],
+    scales: Mapping[str, Sequence[str]],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Estimate:
+    """How far variant A leads variant B on the same held-out patients: the mean over runs (seeds) of
+    ``primary(A) - primary(B)`` (`primary_metric`), with a 95 % patient-bootstrap interval in which a drawn
+    patient brings its rows of every run and of both variants.
+
+    ``runs`` holds one (A, B) pair of held-out prediction frames per seed, both over the same patients (the
+    seeds differ in their training labels, not in the held-out set). Pairing removes the between-patient
+    variation the two variants share, so the interval is about the held-out patients; the seeds' spread is
+    averaged, not resampled (three seeds cannot be), so report it beside this interval.
+    """
+    if not runs:
+        raise ValueError("paired_lead needs at least one (A, B) pair of prediction frames")
+    for k, (a, b) in enumerate(runs):
+        if set(a["patient"]) != set(b["patient"]):
+            raise ValueError(f"run {k}: the two variants were scored on different patients; pair runs of the same "
+                             "held-out set")
+    frames = [frame for pair in runs for frame in pair]
+    parts = [primary_metric(task, frame, scales) for frame in frames]
+    group = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    local = np.concatenate([np.arange(len(f)) for f in frames])
+
+    def lead(drawn_group: np.ndarray, drawn_row: np.ndarray) -> float:
+        values = [metric(*(a[drawn_row[drawn_group == k]] for a in arrays))
+                  for k, (metric, arrays) in enumerate(parts)]
+        return float(np.mean(np.subtract(values[0::2], values[1::2])))
+
+    patients = np.concatenate([f["patient"].to_numpy() for f in frames])
+    return patient_bootstrap(lead, patients, group, local, n_boot=n_boot, seed=seed)
 
 
 def baseline_scores(

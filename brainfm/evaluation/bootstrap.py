@@ -47,6 +47,13 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence}")
 
 
+def defined_mean(values: npt.ArrayLike) -> float:
+    """Mean over the defined (non-NaN) rows; NaN when there are none, which `patient_bootstrap` skips."""
+    array = np.asarray(values, dtype=float)
+    defined = array[~np.isnan(array)]
+    return float(defined.mean()) if defined.size else float("nan")
+
+
 def patient_bootstrap(
     metric: Metric,
     patients: npt.ArrayLike,

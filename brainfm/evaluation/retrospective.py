@@ -2,7 +2,8 @@
 
 Builds a :class:`~brainfm.evaluation.html_report.Report` from :class:`RetrospectiveInputs`: the model card
 (data, splits, versions, intended use), the multi-task table against scratch, the baselines and the synthetic
-oracle, label-efficiency curves, zero-shot accuracy on rare subtypes, the leave-one-center-out matrix, the
+oracle, label-efficiency curves, the deployed model's paired leads over scratch and the encoder ablations,
+zero-shot accuracy on rare subtypes, the leave-one-center-out matrix, the
 calibration of the classifier's P(abnormal), and a Grad-CAM gallery with its localisation scores. Inputs that a
 run did not measure (None, or empty) give a section that says so instead of numbers.
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 RETROSPECTIVE_SECTIONS: tuple[str, ...] = (
-    "model-card", "multi-task", "label-efficiency", "zero-shot", "cross-center", "calibration", "explainability",
+    "model-card", "multi-task", "label-efficiency", "paired-leads", "zero-shot", "cross-center", "calibration", "explainability",
 )
 DEPLOYED = "pretrained-probe"  # the stage-3 assets' deployed variant (assets/adapters.py)
 N_BOOT = 1000  # bootstrap replicates behind a row that does not state its own (patient_bootstrap's default)
@@ -95,6 +96,9 @@ class RetrospectiveInputs:
         (default `DEFAULT_INTENDED_USE`)}; the data's provenance is the report's.
     label_efficiency: rows {task, fraction (share of training labels in (0, 1]), variant, metric, value, low,
         high, n_seeds (≥ 2: a t-interval over seeds)}.
+    paired_leads: rows {task, fraction, comparison ("A − B"), metric, value, low, high, n_patients, n_seeds}: the
+        mean over seeds of A's metric minus B's on the same held-out patients, with its paired patient-bootstrap
+        interval (`brainfm.evaluation.adapters.paired_lead`).
     zero_shot: rows {subtype, value, low, high, n_patients, chance} of the contrastive head's accuracy on rare
         subtypes kept out of its training; chance is the accuracy of guessing (a fixed input).
     leave_one_center_out: rows {held_out_center, task, metric, value, low, high, n_patients}.
@@ -112,6 +116,7 @@ class RetrospectiveInputs:
     task_metrics: Mapping[str, Sequence[Mapping[str, Any]]]
     model_card: Mapping[str, Any]
     label_efficiency: Sequence[Mapping[str, Any]] | None = None
+    paired_leads: Sequence[Mapping[str, Any]] | None = None
     zero_shot: Sequence[Mapping[str, Any]] | None = None
     leave_one_center_out: Sequence[Mapping[str, Any]] | None = None
     benchmark_source: str | None = None
@@ -124,9 +129,10 @@ class RetrospectiveInputs:
 
 
 def read_benchmark(path: Path) -> dict[str, Any]:
-    """The label-efficiency and leave-one-center-out rows of ``bench/adapters.py``'s ``retrospective.json``, as
-    keyword arguments of :class:`RetrospectiveInputs` (``label_efficiency``, ``leave_one_center_out``,
-    ``benchmark_source``: its command, cohort, commit, machine and date in one sentence)."""
+    """The label-efficiency, paired-lead and leave-one-center-out rows of ``bench/adapters.py``'s
+    ``retrospective.json``, as keyword arguments of :class:`RetrospectiveInputs` (``label_efficiency``,
+    ``paired_leads`` (absent from files written before it), ``leave_one_center_out``, ``benchmark_source``: its
+    command, cohort, commit, machine and date in one sentence)."""
     import json
 
     try:
@@ -141,7 +147,7 @@ def read_benchmark(path: Path) -> dict[str, Any]:
     source = (f"Measured by bench/adapters.py, not by this run: cohort {where.get('cohort', '?')}, commit "
               f"{where.get('commit', '?')}, {where.get('machine', '?')}, {where.get('date', '?')}; command: "
               f"{where.get('command', '?')}")
-    return {"label_efficiency": data["label_efficiency"] or None,
+    return {"label_efficiency": data["label_efficiency"] or None, "paired_leads": data.get("paired_leads") or None,
             "leave_one_center_out": data["leave_one_center_out"] or None, "benchmark_source": source}
 
 
@@ -337,7 +343,7 @@ def _scratch_comparison(section: Section, tables: Sequence[_TaskTable]) -> None:
                   "Pretrained (deployed) against the same network trained from scratch, primary metrics.")
     section.note("The difference is one of point estimates and has no interval: the intervals are per variant, "
                  "and overlapping intervals neither show nor rule out a difference (that needs a paired "
-                 "bootstrap over the same patients).")
+                 "bootstrap over the same patients: the paired section below, where the benchmark measured it).")
     fig = forest_figure(labels, values, lows, highs, "primary metric, each variant's 95 % CI", reference=None)
     section.figure(fig, "Deployed and scratch on each task's primary metric, each with its own 95 % CI.",
                    {"label": labels, "value": values, "low": lows, "high": highs})
@@ -411,6 +417,43 @@ def _efficiency_figure(
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig, source
+
+
+def _paired_leads(report: Report, rows: Sequence[Mapping[str, Any]] | None, source: str | None) -> None:
+    section = report.section(
+        "paired-leads", "Pretrained against scratch and the ablations, paired by patient",
+        "The deployed variant's lead over another on the same held-out patients and label subsets: the mean over "
+        "seeds of the difference of their primary metrics, with a paired patient-bootstrap 95 % CI (a resampled "
+        "patient brings its predictions under both variants and every seed). An interval above 0 shows the lead.",
+    )
+    if not rows:
+        _not_measured(section, f"paired leads are measured by bench/adapters.py from each cell's held-out "
+                      f"predictions; see {BENCHMARKS}.")
+        return
+    if source:
+        section.note(source)
+    where = "paired_leads"
+    table: list[list[Cell]] = []
+    labels: list[str] = []
+    estimates: list[Estimate] = []
+    tasks = _task_order(list(dict.fromkeys(str(r["task"]) for r in rows)))
+    for row in sorted(rows, key=lambda r: (tasks.index(str(r["task"])), float(r["fraction"]), str(r["comparison"]))):
+        _require(row, ("task", "fraction", "comparison", "metric", "value", "low", "high", "n_patients", "n_seeds"),
+                 where)
+        estimate = _estimate(row, where, n_boot=N_BOOT, n_seeds=int(row["n_seeds"]))
+        shown = "above 0" if estimate.low > 0 else "below 0" if estimate.high < 0 else "includes 0"
+        table.append([str(row["task"]), f"{float(row['fraction']):.0%}", str(row["comparison"]), str(row["metric"]),
+                      estimate, Count(int(row["n_seeds"])), shown])
+        labels.append(f"{row['task']} {float(row['fraction']):.0%}: {row['comparison']}")
+        estimates.append(estimate)
+    section.table(table, ["task", "labels", "comparison", "metric", "difference (95 % CI)", "seeds", "interval"],
+                  "Paired differences of the primary metric on the same held-out patients.")
+    fig = forest_figure(labels, [e.value for e in estimates], [e.low for e in estimates],
+                        [e.high for e in estimates], "difference of the primary metric (paired, 95 % CI)")
+    section.figure(fig, "Each comparison's paired difference with its patient-bootstrap 95 % CI; the dashed line "
+                   "is no difference.", {"label": labels, "value": [e.value for e in estimates],
+                                         "low": [e.low for e in estimates], "high": [e.high for e in estimates]})
+    plt.close(fig)
 
 
 # --- zero-shot ----------------------------------------------------------------------------------------------
@@ -613,6 +656,7 @@ def retrospective_report(inputs: RetrospectiveInputs, provenance: Provenance) ->
     _model_card(report, inputs.model_card)
     _multi_task(report, inputs)
     _label_efficiency(report, inputs.label_efficiency, inputs.benchmark_source)
+    _paired_leads(report, inputs.paired_leads, inputs.benchmark_source)
     _zero_shot(report, inputs.zero_shot)
     _cross_center(report, inputs.leave_one_center_out, inputs.benchmark_source)
     _calibration(report, inputs.calibration, inputs.n_boot, inputs.seed)

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import torch
 from monai.metrics import DiceMetric, HausdorffDistanceMetric
 
-from brainfm.evaluation.bootstrap import Estimate, patient_bootstrap
+from brainfm.evaluation.bootstrap import Estimate, defined_mean, patient_bootstrap
 
 STRUCTURES: dict[str, tuple[int, ...]] = {
     "lesion": (1,),
@@ -114,12 +114,6 @@ def series_spacings_mm(slice_mm: Sequence[float], pixel_mm: Sequence[float]) -> 
             for s, p in zip(slice_mm, pixel_mm, strict=True)]
 
 
-def _defined_mean(values: np.ndarray) -> float:
-    """Mean over the studies where the score is defined; NaN when none is."""
-    defined = values[~np.isnan(values)]
-    return float(defined.mean()) if defined.size else float("nan")
-
-
 def _false_positive_rate(truth_empty: np.ndarray, pred_empty: np.ndarray) -> float:
     """Share of empty-truth studies with a non-empty prediction; NaN without an empty-truth study."""
     return float((~pred_empty[truth_empty]).mean()) if truth_empty.any() else float("nan")
@@ -141,7 +135,7 @@ def segmentation_estimates(
         if not empty.all():
             for key, values in (("dice", scores.dice[:, k]), ("hd95_mm", scores.hd95_mm[:, k])):
                 result[f"{key}_{name}"] = patient_bootstrap(
-                    _defined_mean, patients, values, n_boot=n_boot, seed=seed
+                    defined_mean, patients, values, n_boot=n_boot, seed=seed
                 )
         if empty.any():
             result[f"fp_rate_{name}"] = patient_bootstrap(

@@ -21,7 +21,7 @@ import polars as pl
 from rouge_score import rouge_scorer, tokenizers
 from sacrebleu.metrics import BLEU
 
-from brainfm.evaluation.bootstrap import Estimate, patient_bootstrap
+from brainfm.evaluation.bootstrap import Estimate, defined_mean, patient_bootstrap
 from brainfm.evaluation.classification import macro_f1
 from brainfm.grounding.evidence import SizeTolerance
 from brainfm.grounding.guard import report_subtype
@@ -63,15 +63,9 @@ def _pairs(hyps: Sequence[str], refs: Sequence[str]) -> tuple[list[str], list[st
     return [str(h) for h in hyps], [str(r) for r in refs]
 
 
-def _defined_mean(values: np.ndarray) -> float:
-    """Mean over the defined (non-NaN) rows; NaN when there are none, which the bootstrap skips."""
-    defined = values[~np.isnan(values)]
-    return float(defined.mean()) if defined.size else float("nan")
-
-
 def _estimate(values: npt.ArrayLike, patients: npt.ArrayLike, n_boot: int, seed: int) -> Estimate:
     return patient_bootstrap(
-        _defined_mean, patients, np.asarray(values, dtype=float), n_boot=n_boot, seed=seed
+        defined_mean, patients, np.asarray(values, dtype=float), n_boot=n_boot, seed=seed
     )
 
 

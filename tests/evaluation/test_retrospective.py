@@ -74,6 +74,13 @@ def _efficiency_rows() -> list[dict[str, Any]]:
     return rows
 
 
+PAIRED = [{"task": t, "fraction": f, "comparison": c, "metric": m, "value": x, "low": lo, "high": hi,
+           "n_patients": 90, "n_seeds": 3}
+          for t, f, c, m, x, lo, hi in (
+              ("segmentation", 0.1, "pretrained-probe − scratch-finetune", "dice_whole", -0.03, -0.08, 0.02),
+              ("classification", 0.5, "pretrained-probe − scratch-finetune", "category_accuracy", 0.3, 0.2, 0.4),
+              ("classification", 0.1, "pretrained-probe − vit-probe", "category_accuracy", 0.06, -0.01, 0.13),
+              ("classification", 0.1, "pretrained-probe − scratch-finetune", "category_accuracy", 0.16, 0.08, 0.24))]
 ZERO_SHOT = [{"subtype": s, "value": x, "low": x - 0.2, "high": min(x + 0.2, 1.0), "n_patients": 4, "chance": 1 / 3}
              for s, x in (("encephalitis", 0.5), ("cavernous_malformation", 0.25), ("chiari", 0.75))]
 LOCO = [{"held_out_center": c, "task": t, "metric": m, "value": x, "low": x - 0.1, "high": x + 0.1, "n_patients": 10}
@@ -109,7 +116,8 @@ def _gallery(folder: Path) -> list[dict[str, Any]]:
 
 def full_inputs(folder: Path) -> RetrospectiveInputs:
     return RetrospectiveInputs(
-        task_metrics=TASK_METRICS, model_card=MODEL_CARD, label_efficiency=_efficiency_rows(), zero_shot=ZERO_SHOT,
+        task_metrics=TASK_METRICS, model_card=MODEL_CARD, label_efficiency=_efficiency_rows(), paired_leads=PAIRED,
+        zero_shot=ZERO_SHOT,
         leave_one_center_out=LOCO, calibration=_predictions(), gradcam=_gallery(folder),
         gradcam_scores={"pointing game": Estimate(0.6, 0.4, 0.8, 9, 1000),
                         "energy inside the mask": Estimate(0.35, 0.25, 0.45, 9, 1000)},
@@ -132,8 +140,9 @@ def test_full_report_is_complete_self_contained_and_picks_the_right_headline(tmp
     assert [s["id"] for s in document["sections"]] == list(RETROSPECTIVE_SECTIONS)
     assert numbers_without_ci(document) == []
     html = files.html.read_text()
-    # Forest (deployed vs scratch), two label-efficiency tasks, zero-shot, heat map, reliability, gallery.
-    assert html.count("data:image/png;base64,") == 7
+    # Forest (deployed vs scratch), two label-efficiency tasks, paired leads, zero-shot, heat map, reliability,
+    # gallery.
+    assert html.count("data:image/png;base64,") == 8
     assert re.findall(r"(?:src|href)=\"(?!data:|#)", html) == [] and "<script" not in html and "<link" not in html
     assert NOT_MEASURED not in html
 
@@ -165,6 +174,15 @@ def test_full_report_is_complete_self_contained_and_picks_the_right_headline(tmp
                     ("classification", "scratch-finetune")]
     assert efficiency["rows"][1]["50%"]["text"] == "0.500 (0.450–0.550)"
     assert efficiency["rows"][1]["50%"]["n_seeds"] == 3 and "t-interval over 3 seeds" in efficiency["intervals"]
+
+    paired = _tables(_section(document, "paired-leads"))[0]["rows"]
+    assert [(r["task"]["text"], r["labels"]["text"], r["comparison"]["text"]) for r in paired] == [
+        ("segmentation", "10%", "pretrained-probe − scratch-finetune"),  # task order as in the other tables
+        ("classification", "10%", "pretrained-probe − scratch-finetune"),
+        ("classification", "10%", "pretrained-probe − vit-probe"),
+        ("classification", "50%", "pretrained-probe − scratch-finetune")]
+    assert [r["interval"]["text"] for r in paired] == ["includes 0", "above 0", "includes 0", "above 0"]
+    assert paired[1]["difference (95 % CI)"]["text"] == "0.160 (0.080–0.240)"
 
     loco = _tables(_section(document, "cross-center"))[0]["rows"]
     assert [r["held-out center"]["text"] for r in loco] == ["center_a", "center_b", "center_c"]
@@ -207,7 +225,8 @@ def test_inputs_not_measured_are_stated_and_sections_still_present(tmp_path: Pat
     document = json.loads(files.json.read_text())
     assert missing_sections(document, RETROSPECTIVE_SECTIONS) == []
     assert numbers_without_ci(document) == []
-    for section_id in ("label-efficiency", "zero-shot", "cross-center", "calibration", "explainability"):
+    for section_id in ("label-efficiency", "paired-leads", "zero-shot", "cross-center", "calibration",
+                       "explainability"):
         texts = [b["text"] for b in _section(document, section_id)["blocks"] if b["type"] == "paragraph"]
         assert any(t.startswith(NOT_MEASURED) for t in texts), section_id
     assert any(BENCHMARKS in b["text"] for b in _section(document, "label-efficiency")["blocks"])
@@ -226,6 +245,7 @@ def _without(row: dict[str, Any], *keys: str) -> dict[str, Any]:
         ({"leave_one_center_out": [_without(LOCO[0], "high")]}, "leave_one_center_out: a row lacks high"),
         ({"zero_shot": [ZERO_SHOT[0] | {"low": float("nan")}]}, "not a finite interval"),
         ({"label_efficiency": [_efficiency_rows()[0] | {"n_seeds": 1}]}, "at least 2"),
+        ({"paired_leads": [_without(PAIRED[0], "low")]}, "paired_leads: a row lacks low"),
         ({"model_card": {"data": MODEL_CARD["data"]}}, r"model_card lacks \['versions'\]"),
         ({"calibration": pd.DataFrame({"patient": ["P1"], "category": ["normal"]})}, "lack columns"),
     ],
@@ -240,11 +260,11 @@ def test_benchmark_results_fill_both_sections_and_say_where_they_come_from(tmp_p
     provenance = {"command": "python bench/adapters.py --fractions 0.1,1.0", "cohort": "synth small, seed 0",
                   "commit": "abc1234", "machine": "2-core VM", "date": "2026-12-05"}
     path = tmp_path / "retrospective.json"
-    path.write_text(json.dumps({"label_efficiency": _efficiency_rows(), "leave_one_center_out": LOCO,
-                                "provenance": provenance}))
+    path.write_text(json.dumps({"label_efficiency": _efficiency_rows(), "paired_leads": PAIRED,
+                                "leave_one_center_out": LOCO, "provenance": provenance}))
     inputs = RetrospectiveInputs(task_metrics=TASK_METRICS, model_card=MODEL_CARD, **read_benchmark(path))
     document = json.loads(retrospective_report(inputs, PROVENANCE).write(tmp_path / "report").json.read_text())
-    for section_id in ("label-efficiency", "cross-center"):
+    for section_id in ("label-efficiency", "paired-leads", "cross-center"):
         notes = [b["text"] for b in _section(document, section_id)["blocks"] if b["type"] == "note"]
         assert any("not by this run" in n and "abc1234" in n and "synth small" in n for n in notes)
         assert _tables(_section(document, section_id))
