@@ -34,8 +34,10 @@ from brainfm.reports.person_names import (
     STAFF_ROLES,
     SURNAMES,
     WORD_SURNAMES,
+    all_ordinary_words,
     find_person_names,
 )
+from brainfm.reports.structured_fields import coded_value, structured_identifiers
 
 NAME, ID, HOSPITAL, PHONE, DATE, DOCTOR, ADDRESS = "[姓名]", "[编号]", "[医院]", "[电话]", "[日期]", "[医师]", "[地址]"
 KNOWN = "[标识]"  # a known identifier of the study, whatever its kind
@@ -66,7 +68,8 @@ _NOT_NAME_WORDS = (
 # Institution words (in title case or upper case) after an institution's name.
 _INSTITUTION = (
     r"(?:Hospitalar|Hospitals?|Sanatorium|Infirmary|Clinic|Cl[ií]nica|Poly[cC]linic|Policl[ií]nica|Centre|Center"
-    r"|HOSPITALAR|HOSPITALS?|SANATORIUM|INFIRMARY|CLINIC|CL[IÍ]NICA|POLYCLINIC|CENTRE|CENTER)\b"
+    r"|Institute|(?:Imaging|Medical|Health(?:care)?|Diagnostic) Group"
+    r"|HOSPITALAR|HOSPITALS?|SANATORIUM|INFIRMARY|CLINIC|CL[IÍ]NICA|POLYCLINIC|CENTRE|CENTER|INSTITUTE)\b"
 )
 _CAP_WORD = rf"[{_UPPER}][{_LETTER}'’\-]*"
 # A word of a name: capitalised or upper case, a given name maybe hyphenated (Cantonese, Wade-Giles: Tai-man,
@@ -77,21 +80,27 @@ _LATIN_WORD = (
 )
 # "Surname, Given" (Huang, Mingyu; LI, CHIH-WEI; LEI, Sio Ian), and after a name its English name (LEE Wing-yee,
 # Vivian); not the degree in "Li Wei, MD", nor the rank in "Yip Kwok-wah, Resident".
-_GIVEN_AFTER_COMMA = rf", (?=[{_UPPER}]){_LATIN_WORD}(?: {_LATIN_WORD})?"
+_INITIAL = rf"[{_UPPER}]\."  # O. Petrenko, Qin, Y.
+_GIVEN_AFTER_COMMA = rf", (?:{_INITIAL}(?:[ \-]?{_INITIAL})*|(?=[{_UPPER}]){_LATIN_WORD}(?: {_LATIN_WORD})?)"
+# Lower-case particles inside a name (Nur Aisyah binte Rahman, Ana da Silva, Jan van Dijk).
+_PARTICLE = r"(?:bin|binti|binte|bte|van|von|der|de|da|do|dos|das|di|del|al|el)"
 # Not the first words of an institution (InstitutionName: Zhongshan Hospital).
 _NO_INSTITUTION_NEXT = rf"(?![ ](?:{_CAP_WORD} )*{_INSTITUTION})"
 # A Latin name: one to three words (Zhang Wei, ZHANG^WEI, Chan Tai-man, Au Yeung Wing-sze), maybe with a given
 # name after a comma; _LATIN_NAMES: two words or more, or a comma, where a single capitalised word is as likely
 # no name (after a Chinese label, next to a Chinese name: 王芳 MRI).
 _LATIN_NAME = (
-    rf"(?!Dr\b){_LATIN_WORD}(?:[ ^]{_LATIN_WORD}){{0,2}}(?:{_GIVEN_AFTER_COMMA})?{_NO_INSTITUTION_NEXT}"
+    rf"(?!Dr\b)(?:{_INITIAL}[ ]?){{0,2}}{_LATIN_WORD}(?:[ ^](?:{_PARTICLE} )?{_LATIN_WORD}){{0,2}}"
+    rf"(?:{_GIVEN_AFTER_COMMA})?{_NO_INSTITUTION_NEXT}"
 )
 _LATIN_NAMES = (
     rf"(?!Dr\b){_LATIN_WORD}(?:(?:[ ^]{_LATIN_WORD}){{1,3}}(?:{_GIVEN_AFTER_COMMA})?|{_GIVEN_AFTER_COMMA})"
     rf"{_NO_INSTITUTION_NEXT}"
 )
-# A name written with spaces between its characters (刘 洋, 朴 成 浩), before two spaces or the line's end.
-_SPACED_NAME = rf"[{SURNAMES}](?:[ \t][\u4e00-\u9fff]){{1,3}}(?![ \t]?[\u4e00-\u9fff])"
+# Parts of a name joined by a middle dot (包·巴雅尔, 热依拉·艾买提).
+_DOTTED_NAME = r"[\u4e00-\u9fff]{1,8}(?:[·•・][\u4e00-\u9fff]{1,8})+"
+# A name written with spaces between its characters (刘 洋, 朴 成 浩, 王  莉), before a wider gap or the line's end.
+_SPACED_NAME = rf"[{SURNAMES}](?:[ \t]{{1,3}}[\u4e00-\u9fff]){{1,3}}(?![ \t]?[\u4e00-\u9fff])"
 _PINYIN_NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}"  # two or three title-case words: Zhu Lin
 # A romanised name next to a name (梁國雄 LEONG KUOK HONG, 謝明中 (Hsieh Ming-chung), 吳佳蓉 / Wu Chia-jung,
 # António Ribeiro／高慧敏): the same person's.
@@ -100,15 +109,17 @@ _ROMAN_BEFORE = re.compile(rf"(?P<v>{_LATIN_NAMES})[ \t]*(?:[/／]|[（(])[ \t]*
 _LONGEST_ROMAN = 60  # characters before a name searched for its romanised form
 # A gloss of a Chinese label (报告医师 Radiologist：, 姓名 Nome：) and a title before a name (Dr. 黎少华).
 _GLOSS = rf"(?:[ \t]+[A-Z][{_LETTER}.'’ ]{{0,30}}?)?"
-_HONORIFIC = r"(?:(?:Dr|Prof|Mr|Mrs|Ms|Miss)\.?[ \t]*)?"
-_CARET_NAME = r"[A-Za-z]+(?:\^+[A-Za-z]+)+"  # a DICOM person name in any case: ZHANG^WEI, zhang^wei
+_HONORIFIC = r"(?:(?:Dra|Dr|Prof|Mr|Mrs|Ms|Miss|Sra|Sr)\.?[ \t]*)?"
+# A DICOM person name in any case: ZHANG^WEI, zhang^wei, LI^^MING; not an HL7 name's type code (LI^MING^^^^^L).
+_CARET_NAME = r"[A-Za-z]+(?:\^{1,2}[A-Za-z]+)+"
 # Words that open a report's account of the patient, and what may follow the name right after one.
 _PATIENT_WORDS = alternation(("患者", "病人", "患儿", "病员", "姓名", "受检者", "被检者", "就诊者"))
 # Only strong name contexts follow: a bare comma or 就诊/入院 also follow 患者高血压 or 患者于我院.
 _AFTER_NAME = r"[（(]|[，,][ \t]*(?:男|女)|因|主诉|自诉|男|女|性别|年龄|于(?=\d)"
 # Surname-led words that follow 患者 in clinical text; 于 (a surname too) mostly opens a time or place.
 _NOT_NAMES = alternation(("于", "高龄", "高热", "高烧", "高血", "左侧", "常规", "明显", "安静", "配合", "周身"))
-_SEP = r"[ \t]*(?:[:：]|】[:：]?)[ \t]*"  # a colon or 【label】; never across a line break ([] is a placeholder)
+# A colon, 【label】 or a table's bar (┃ 住院号 ┃ …); never across a line break ([] is a placeholder).
+_SEP = r"[ \t]*(?:[:：┃│║]|】[:：]?)[ \t]*"
 # Labels of ID numbers; 编号 covers 会诊编号, 受试者编号, 原报告编号…
 _ID_LABELS = [
     "住院号", "门诊号", "急诊号", "病历号", "病案号", "检查号", "影像号", "登记号", "放射编号", "检查编号", "申请单号",
@@ -116,14 +127,22 @@ _ID_LABELS = [
     "MRN", "Accession No.", "Accession No", "Accession", "工号", "编号", "HKID", "Case No.", "Case No", "Hospital No.",
     "Hospital No", "Ref No.", "Ref No",
 ]
-_CHECK_DIGIT = r"(?:\([0-9A]\))?"  # a Hong Kong check digit in parentheses: K512338(6), HN19034421(7)
-# An ID value: letters, digits and hyphens with a digit among them (HZ-2024-0318, 2011873-4, K512338(6)).
-_ID_VALUE = rf"(?=[A-Za-z\-]*\d)[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?{_CHECK_DIGIT}"
+_CHECK_DIGIT = r"(?:\([0-9A]\))?"
+_CARD_NUMBER = r"\d{4}(?:[ ]\d{4}){2,4}(?:[ ]\d{1,4})?(?!\d)"  # a card number in groups: 6217 0033 1809 4526  # a Hong Kong check digit in parentheses: K512338(6), HN19034421(7)
+# An ID value: letters, digits and hyphens with a digit among them (HZ-2024-0318, 2011873-4, K512338(6)), maybe
+# in three parts or more between slashes (MR/2023/10/0417; not 12/24, a slice).
+_ID_VALUE = (
+    rf"(?=[A-Za-z\-/]*\d)[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:(?:/[A-Za-z0-9\-]*[A-Za-z0-9]){{2,}})?"
+    rf"{_CHECK_DIGIT}"
+)
 # Any label ending in 号 (会诊号, 登记号…), but not a word that does (信号, 型号, 序号, 层号, 符号…); in English
 # and Portuguese No./ID/Number (Process No., Patient ID, N.º de utente), which need a colon.
 _NUMBER_LABEL = r"号(?<![信型序层符括句问记称口字暗年几等逗引顿分冒加减乘星番月日]号)"
-_ENGLISH_NUMBER_LABEL = r"No\.?|NO\.?|Number|NUMBER|ID|N\.?º(?:[ \t]+[a-zà-ÿ]+){0,3}"
-_PHONE_LABELS = ["联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "内线", "Tel", "TEL"]
+_ENGLISH_NUMBER_LABEL = r"No\.?|NO\.?|Number|NUMBER|ID|N\.?º(?:[ \t]+[A-Za-zÀ-ÿ]+){0,3}"
+_PHONE_LABELS = [
+    "联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "内线", "传真", "Tel", "TEL", "Fax", "fax",
+    "FAX",
+]  # fmt: skip
 # An extension after a phone number (028-85422286转3301, 0755-86913333-8602, ext. 215), and its own labels.
 _EXTENSION = r"(?:[ \t]*(?:转|-|分机|[Ee]xt\.?|x)[ \t]*\d{1,6}(?!\d))?"
 _EXTENSION_LABELS = ["分机号", "分机", "Ext.", "ext."]
@@ -143,21 +162,31 @@ _PHONE_SHAPE = (
 _ENGLISH_LABELS = alternation(f for w in ("patient", "name", "pt") for f in (w, w.title(), w.upper()))
 _HOSPITAL_SUFFIXES = (
     "附属医院", "人民医院", "中心医院", "医院", "医学中心", "医疗中心", "卫生院", "保健院", "影像中心", "卫生服务中心",
-    "诊所", "门诊部", "疗养院",
+    "诊所", "门诊部", "疗养院", "体检中心", "卫生室", "卫生中心", "护老院", "养老院", "敬老院",
 )  # fmt: skip
+# Short forms: a numbered hospital (湘雅二院, 市一院, 附一院) and a provincial or city people's hospital (省人医).
+_SHORT_HOSPITAL = r"[一二三四五六七八九十]院|人医(?<=[省市县区]人医)"
 # English staff labels before a Latin name; a bare participle needs a colon (Reported: Lu Jie).
 _ENGLISH_STAFF = (
-    r"Radiologist|Reported by|Reviewed by|Physician(?![A-Za-z])|Dr\.?"
+    r"Radiologist|radiologist|RADIOLOGIST|Reported by|Reviewed by|Physician(?![A-Za-z])|Dra?\.?"
     r"|(?:Consultant|Technologist|Reported|Reviewed|Verified|Approved|Checked|Dictated|Signed|Vetted|Requested"
-    r"|Authori[sz]ed|Supervised|Transcribed|Typed)[ \t]*:"
+    r"|Authori[sz]ed|Supervised|Transcribed|Typed|Resident|Fellow|Registrar|Technician|Radiographer|Interpreter"
+    r"|Translator|Provider|PROVIDER)[ \t]*:"
+    # maybe with an adverb: Read remotely by, Electronically signed by
     r"|(?:Verified|Approved|Checked|Dictated|Signed|Read|Referred|Requested|Performed|Seen|Treated|Vetted"
-    r"|Authori[sz]ed|Supervised|Transcribed|Typed|Interpreted) by"
+    r"|Authori[sz]ed|Supervised|Transcribed|Typed|Interpreted)(?: [a-z]+ly)? by"
+    r"|(?:Electronically|Digitally) (?:signed|verified|approved|reviewed|reported|authori[sz]ed) by"
 )
 _MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December"
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec"
 )
-_TIME = r"(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?|[ \t]*\d{1,2}[ \t]*时(?:[ \t]*\d{1,2}[ \t]*分)?)"
+# A time after a date: 10:41, 10:41:07, ISO 8601's T10:41:07(.5)(Z, +08:00), 03时18分.
+_TIME = (
+    r"(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?|T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+\-]\d{2}:?\d{2})?"
+    r"|[ \t]*\d{1,2}[ \t]*时(?:[ \t]*\d{1,2}[ \t]*分)?)"
+)
+_CN_DIGIT, _CN_NUMBER = "〇零一二三四五六七八九", "一二三四五六七八九十"  # 二〇二三年五月二十七日
 # An institution in English or Portuguese, in title case or upper case: capitalised words (and of, de, &…) before
 # Hospital, Clinic, Centre… (Prince of Wales Hospital, HONG KONG SANATORIUM & HOSPITAL), any after it (of
 # Shandong University, Conde de São Januário), and the university after a comma (Ruijin Hospital, Shanghai Jiao
@@ -184,11 +213,34 @@ _ENGLISH_HOSPITAL = (
     rf"|(?:Centro Hospital|CENTRO HOSPITAL|Hospital|HOSPITAL)(?:ar|AR)?{_INSTITUTION_NAME}+){_UNIVERSITY}?"
 )
 
+# A bed number: 加3, +2, A06, NS1-31, ICU-5.
+_BED = r"(?:加|\+)?(?:[A-Za-z]{1,5}\d{0,2}-?)?\d{1,3}(?:-\d{1,3})?"
+# A bed number right before 床, with a prefix (加3床, A06床; a bare 3床 of ward talk is left to the 床号 label).
+_BED_BEFORE = re.compile(rf"(?<![A-Za-z0-9+\-])(?=[加+A-Za-z]){_BED}$")
+_MODALITY = r"(?:MRI|MRA|CTA|CT|MR|DSA|PET)"
+_OWN_HOSPITAL = frozenset({"本院", "我院", "外院", "他院", "院外"})
+Reject = Callable[[str, int, int], bool]  # whether a match's text[start:end] is no identifier after all
+
+
+
+_ROLE_BEFORE = re.compile(rf"(?:{alternation(STAFF_ROLES)}){_SEP}$")
+
+
+def _after_role(text: str, start: int, end: int) -> bool:
+    """No staff role label and separator end right before ``start``."""
+    return not _ROLE_BEFORE.search(text, max(0, start - 16), start)
+
+
+def _ordinary_place(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` names no outside hospital: ordinary words (头颅, 复查) or our own hospital."""
+    return text[start:end] in _OWN_HOSPITAL or all_ordinary_words(text[start:end])
+
+
 # Every pattern starts with a literal or a character class and is case-sensitive, so that Python's regex
 # engine can skip positions by their first character (a leading lookbehind, or re.IGNORECASE with ASCII
 # alternatives, makes a rule several times slower). The identifier is group "v".
-_PATTERNS: tuple[tuple[str, str] | tuple[str, str, re.Pattern[str]], ...] = (
-    (rf"(?:姓[ \t\u3000]*名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?P<v>[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME})", NAME),
+_PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
+    (rf"(?:姓[ \t\u3000]*名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?P<v>{_DOTTED_NAME}|[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME}|[\uac00-\ud7a3]{{2,5}})", NAME),
     (rf"(?:{_PATIENT_WORDS})[ \t]*(?P<v>{_PINYIN_NAME}|{_CARET_NAME})", NAME),  # 患者Zhao Liping
     (rf"(?:Mr|Mrs|Ms|Miss)\.?[ \t]+(?P<v>{_LATIN_NAME})", NAME),
     # 患者王伟因头痛…, 患者陈晓（女…: a surname and one or two characters, then punctuation or a usual next word.
@@ -196,13 +248,19 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, re.Pattern[str]], ...] = (
     (rf"(?:{_ENGLISH_LABELS})[ \t]*(?:name|Name|NAME)?[ \t]*[:：]?[ \t]*(?P<v>{_CARET_NAME})", NAME),
     # After a colon a name, two or three characters alone or a spaced name (黄 韬); after a space only a
     # surname-led one (not 报告 姓名).
-    (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t]+(?={_CJK_NAME}))(?P<v>{_CJK_NAME}|[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_SPACED_NAME})", DOCTOR),
-    # A romanised name after any role label, maybe glossed and titled (報告醫生 Médico：Dr. António Ribeiro).
-    (rf"(?:{alternation(STAFF_ROLES)})(?:{_GLOSS}{_SEP}|[ \t]+){_HONORIFIC}(?P<v>{_LATIN_NAMES})", DOCTOR),
-    (rf"(?:{alternation(KIN_ROLES)})(?:{_GLOSS}{_SEP}|[ \t]+){_HONORIFIC}(?P<v>{_LATIN_NAMES})", NAME),
-    (rf"(?:{_ENGLISH_STAFF})[ \t]*:?[ \t]*(?:Dr\.?[ \t]*)?(?P<v>{_LATIN_NAME})", DOCTOR),
+    # Alone, not a department (申请医生：产科 杨晓菲).
+    (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t\u3000]+(?={_CJK_NAME}))(?P<v>{_CJK_NAME}|(?![\u4e00-\u9fff]{{1,2}}[科室](?![\u4e00-\u9fff]))[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_SPACED_NAME})", DOCTOR),
+    # A romanised name after any role label, maybe glossed and titled (報告醫生 Médico：Dr. António Ribeiro), or
+    # right after a Chinese one (翻译Emily Zhang).
+    (rf"(?:{alternation(STAFF_ROLES)})(?:{_GLOSS}{_SEP}|[ \t]+|(?<=[\u4e00-\u9fff])(?=[A-Z])){_HONORIFIC}(?P<v>{_LATIN_NAMES})", DOCTOR),
+    (rf"(?:{alternation(KIN_ROLES)})(?:{_GLOSS}{_SEP}|[ \t]+|(?<=[\u4e00-\u9fff])(?=[A-Z])){_HONORIFIC}(?P<v>{_LATIN_NAMES})", NAME),
+    # A staff member's code before the name (录入：YY0317 聂小芸), after a role label (checked after the match).
+    (r"(?P<v>[A-Za-z](?<![A-Za-z0-9][A-Za-z])[A-Za-z]{0,3}\d{2,8})(?=[ \t]+[\u4e00-\u9fff])", ID, _after_role),
+    (rf"(?:{_ENGLISH_STAFF})[ \t]*:?[ \t]*{_HONORIFIC}(?P<v>{_LATIN_NAME})", DOCTOR),
     # A label in Latin letters runs into no word (IDH1 is a gene).
-    (rf"(?:{alternation(_ID_LABELS)})(?:{_SEP}|[ \t]+|(?![A-Za-z])|(?<![A-Za-z]))(?P<v>{_ID_VALUE})", ID),
+    (rf"(?:{alternation(_ID_LABELS)})(?:{_GLOSS}{_SEP}|[ \t\u3000]+|(?![A-Za-z])|(?<![A-Za-z]))(?P<v>{_CARD_NUMBER}|{_ID_VALUE})", ID),
+    # A bed after its label: a ward before the number (床号：神外ICU-5, 床号 Bed ┃ 老年科 09).
+    (rf"(?:床[ \t]*号|床位号?)(?:{_GLOSS}{_SEP}|[ \t]+)(?P<v>(?:[\u4e00-\u9fff]{{1,6}}[ \t]?)?{_BED})(?![\dA-Za-z])", ID),
     (rf"(?:{alternation(_PHONE_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\+?[\d\- ]{{7,16}}\d{_EXTENSION})", PHONE),
     (rf"(?:{alternation(_EXTENSION_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\d{{2,6}})(?!\d)", PHONE),
     # A phone number by its shape after a phone, relative or notification word in its sentence (by phone (6287
@@ -213,30 +271,36 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, re.Pattern[str]], ...] = (
     # or more (not Series No.: 4), but not a house number (5号3楼).
     (rf"(?:{_NUMBER_LABEL})(?:{_SEP}|[ \t]*)(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})(?![\u4e00-\u9fff])", ID),
     (rf"(?:{_ENGLISH_NUMBER_LABEL}){_SEP}(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),
+    (rf"(?:No|NO)\.[ \t]+(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),  # No. 2024-0056731
     (rf"(?:送检单位|检查单位|就诊医院|医院名称){_SEP}(?P<v>[^\s，。；,;]+)", HOSPITAL),
-    (rf"(?P<v>{_ENGLISH_HOSPITAL})", HOSPITAL, _GENERIC_INSTITUTION),
+    (rf"(?P<v>{_ENGLISH_HOSPITAL})", HOSPITAL, lambda text, a, b: bool(_GENERIC_INSTITUTION.fullmatch(text, a, b))),
+    # An outside hospital's short name between a prior study's date and its modality, in a comparison
+    # (与2022-05-17华西MRI对比): a name or place, not ordinary words (头颅, 复查) nor 本院/外院.
+    (rf"\d[日号]?(?P<v>[\u4e00-\u9fff]{{2,6}}?)(?={_MODALITY}[^\n。]{{0,20}}?(?:对比|比较|相比))", HOSPITAL, _ordinary_place),
     (rf"(?P<v>(?:19|20)\d{{2}}[ \t]*[-/.年][ \t]*\d{{1,2}}[ \t]*[-/.月][ \t]*\d{{1,2}}(?:[ \t]*日)?{_TIME}?)", DATE),
     (rf"(?P<v>(?:{_MONTHS})\.?(?:[ \t]+\d{{1,2}}(?:st|nd|rd|th)?,?)?[ \t]+(?:19|20)\d{{2}}{_TIME}?)(?!\d)", DATE),  # March 2022
     (rf"(?P<v>\d(?<![\d.]\d)\d?(?:st|nd|rd|th)?[ \t\-]+(?:{_MONTHS})\.?[ \t,\-]+(?:19|20)\d{{2}}{_TIME}?)(?!\d)", DATE),
     (r"(?P<v>(?:19|20)\d{2}[ \t]*年[ \t]*\d{1,2}[ \t]*月)", DATE),
     # Taiwan's ROC calendar (year 113 is 2024): 民國113年2月18日, 113年2月18日, 113/02/18.
-    (r"(?P<v>民国[ \t]*\d{1,3}[ \t]*年(?:[ \t]*\d{1,2}[ \t]*月(?:[ \t]*\d{1,2}[ \t]*[日号])?)?)", DATE),
+    (rf"(?P<v>民国[ \t]*\d{{1,3}}[ \t]*年(?:[ \t]*\d{{1,2}}[ \t]*月(?:[ \t]*\d{{1,2}}[ \t]*[日号]{_TIME}?)?)?)", DATE),
+    (rf"(?P<v>[一二][{_CN_DIGIT}]{{3}}[ \t]*年[ \t]*[{_CN_NUMBER}]{{1,2}}[ \t]*月(?:[ \t]*[{_CN_NUMBER}]{{1,3}}[ \t]*[日号])?)", DATE),
     (r"(?P<v>1(?<![\d.]1)[01]\d(?:[ \t]*年[ \t]*\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*[日号]|(?P<s>[-/.])(?:0[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01])(?![\d.])))", DATE),
     (r"(?P<v>\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*[日号])", DATE),
     # A year and a month: 2023-08, 2023/8 (not a range of years: 2019-2021).
-    (r"(?P<v>(?:1(?<![A-Za-z\d.]1)9|2(?<![A-Za-z\d.]2)0)\d{2}(?P<s>[-/.])(?:0?[1-9]|1[0-2]))(?![\d.]|(?P=s)\d)", DATE),
+    (rf"(?P<v>(?:1(?<![A-Za-z\d.]1)9|2(?<![A-Za-z\d.]2)0)\d{{2}}(?P<s>[-/.])(?:0?[1-9]|1[0-2]))(?![\d.]|(?P=s)\d|{_UNIT})", DATE),
     # 23-05-12 only after a date label (unlabelled, it is as likely a size 12-10-15mm or slices 10/11/12);
     # 05/12/2023 anywhere, but not before a unit. One separator twice, no digit or point around.
     (r"(?:日期|时间|Date|DATE|DOB)[ \t]*[:：]?[ \t]*(?P<v>\d{2,3}(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
     (rf"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{{1,2}}(?P=s)(?:19|20)\d{{2}}{_TIME}?)(?!\.?\d|[ \t]*(?:mm|cm|层))", DATE),
     # (?<!\dX) after the first character X: no digit before the number, without a leading lookbehind.
     (rf"(?P<v>1(?<!\d1)[3-9]\d(?:[- ]?\d{{4}}){{2}}|0(?<!\d0)\d{{2,3}}[- ]\d{{7,8}}(?!\d){_EXTENSION})(?!\d)", PHONE),
-    (rf"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{{0,3}}\d{{6,}}[A-Za-z0-9]*{_CHECK_DIGIT})(?![\d.])", ID),
+    # A long number, maybe with a prefix, a suffix after a hyphen (CT240314-1127) or a check digit.
+    (rf"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{{0,3}}\d{{6,}}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*{_CHECK_DIGIT})(?![\d.])", ID),
     (rf"[（(](?P<v>{_LATIN_NAME})[)）](?=[，, \t]*(?:男|女))", NAME),  # 郭雨萱（GUO YUXUAN），男
-    (rf"(?P<v>{_CARET_NAME})", NAME),  # a DICOM person name anywhere: (MENG^FANYU)
+    (rf"(?P<v>{_CARET_NAME})", NAME, coded_value),  # a DICOM person name anywhere: (MENG^FANYU), not a code
     (rf"(?P<v>{_CJK_NAME})(?=(?:[（(][^（）()\n]{{1,30}}[)）])?[，, \t]*(?:男|女|先生|女士))", NAME),
 )
-_HOSPITAL_SUFFIX = re.compile(alternation(_HOSPITAL_SUFFIXES))
+_HOSPITAL_SUFFIX = re.compile(f"{alternation(_HOSPITAL_SUFFIXES)}|{_SHORT_HOSPITAL}")
 # The name before a hospital suffix: up to 20 name characters ending right at the suffix.
 _HOSPITAL_HEAD = re.compile(r"[\u4e00-\u9fffA-Za-z0-9（）()]{2,20}$")
 # Words a hospital match may swallow before the name (患者于北京协和医院, 建议至上级医院): cut after the last.
@@ -244,23 +308,38 @@ _HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|
 # Hospital words that name no institution (建议至上级医院).
 _GENERIC_HOSPITALS = frozenset({
     "", "上级", "专科", "综合", "当地", "基层", "其他", "其它", "正规", "该", "外", "上述", "大", "私人", "个体", "社区",
-    "乡镇", "村", "神经", "放射", "医学", "核医学", "介入",  # the last: departments (神经影像中心)
+    "乡镇", "村", "神经", "放射", "医学", "核医学", "介入",  # then departments (神经影像中心)
+    "同", "单", "两",  # and the words before a numbered 院 that is none (同一院区)
 })  # fmt: skip
 
 Span = tuple[int, int, str]  # start, end and the placeholder that replaces text[start:end]
 
 
-def _regex_finder(
-    pattern: str, placeholder: str, reject: re.Pattern[str] | None = None
-) -> Callable[[str], Iterator[Span]]:
-    """The spans of group "v" of ``pattern``'s matches, but none that ``reject`` matches whole (checked after
-    the match, as a leading lookahead would keep the engine from skipping positions)."""
+def _regex_finder(pattern: str, placeholder: str, reject: Reject | None = None) -> Callable[[str], Iterator[Span]]:
+    """The spans of group "v" of ``pattern``'s matches, but none that ``reject`` rejects (checked after the
+    match, as a leading lookahead would keep the engine from skipping positions)."""
     compiled = re.compile(pattern)
     return lambda text: (
         (*m.span("v"), placeholder)
         for m in compiled.finditer(text)
-        if reject is None or not reject.fullmatch(text, *m.span("v"))
+        if reject is None or not reject(text, *m.span("v"))
     )
+
+
+def _structured(text: str) -> Iterator[Span]:
+    """Identifiers by their place in HL7 segments, DICOM dumps and key=value exports
+    (:mod:`brainfm.reports.structured_fields`)."""
+    return ((a, b, PLACEHOLDERS[kind]) for a, b, kind in structured_identifiers(text))
+
+
+def _beds(text: str) -> Iterator[Span]:
+    """Bed numbers right before 床 (加3床, +2床, A06床, NS1-31床), searched from 床 backwards."""
+    at = text.find("床")
+    while at >= 0:
+        bed = _BED_BEFORE.search(text, max(0, at - 12), at)
+        if bed:
+            yield *bed.span(), ID
+        at = text.find("床", at + 1)
 
 
 def _hospitals(text: str) -> Iterator[Span]:
@@ -272,7 +351,9 @@ def _hospitals(text: str) -> Iterator[Span]:
     for suffix in _HOSPITAL_SUFFIX.finditer(text):
         head = _HOSPITAL_HEAD.search(text, max(0, suffix.start() - 20), suffix.start())
         start = head.start() if head else suffix.start()
-        lead = _HOSPITAL_LEAD.match(text, start, suffix.start())
+        # A lead word opening a line is the name's first character (于都县中医院).
+        line_start = start == 0 or text[start - 1] == "\n"
+        lead = _HOSPITAL_LEAD.match(text, start + line_start, suffix.start())
         start = lead.end() if lead else start
         label = text[suffix.end() : suffix.end() + 1] in (":", "：")  # 申请医院：, 转出医院：
         if text[start : suffix.start()] not in _GENERIC_HOSPITALS and not label:
@@ -290,7 +371,9 @@ def _person_names(text: str) -> Iterator[Span]:
 
 # In priority order: where two finders' spans overlap, the earlier one's placeholder stands.
 _FINDERS: tuple[Callable[[str], Iterator[Span]], ...] = (
+    _structured,
     *(_regex_finder(*pattern) for pattern in _PATTERNS[:-1]),
+    _beds,
     _hospitals,
     _regex_finder(*_PATTERNS[-1]),  # after hospitals: a hospital name may end in a surname-like character
     _person_names,

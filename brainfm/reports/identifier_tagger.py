@@ -42,6 +42,7 @@ from brainfm.reports.person_names import (
     SURNAMES,
     WORD_SURNAMES,
     all_ordinary_words,
+    inside_long_word,
     vetoed_words,
 )
 
@@ -262,23 +263,35 @@ _SHAPES = {
     "phone": re.compile(r"(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}|0\d{2,3}[- ]?\d{7,8}(?:转\d+)?|\d{8}"),
     "id": re.compile(r".*(?:\d{4}|[A-Za-z][-_]?\d|\d[-_]?[A-Za-z]).*"),
 }
-_LATIN_WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ]{2,}")
+# Shapes a number of a kind never has: a range of years (2019-2021年) is no date, a measurement (Skyra 3.0T, a
+# number with one decimal point) no ID.
+_NOT_SHAPES = {
+    "date": re.compile(r"(?:19|20)\d{2}[-~–至到](?:19|20)\d{2}年?"),
+    "id": re.compile(r".*(?<![\d.])\d+\.\d+(?![\d.]).*"),
+}
+_LATIN_WORD = re.compile(r"[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿ]+")  # capitalised: Seen at is one
 _UNIT_NEXT = re.compile(r"\s*(?:mm|cm|ms|s/mm|ml|mg|层|个月|年|天|周|次|岁)")
 
 
 def could_be(text: str, start: int, end: int, kind: str) -> bool:
     """``text[start:end]`` could be an identifier of ``kind`` on its own: two characters or more, cutting no
-    word of Latin letters and digits; a number has its kind's shape and no unit after it; a name or a place in
-    Latin script has two words or more, and in Chinese a word that jieba reads as a name or place, or one it does
-    not know (主任, 出院, 简单说明 and 于昨日 are none)."""
+    word of Latin letters and digits; a number has its kind's shape (and none it never has) and no unit after it;
+    a name or a place in Latin script has two capitalised words or more, and in Chinese starts in no long dictionary word
+    (维吾尔|语) and is a word that jieba reads as a name or place, or one it does not know (主任, 出院, 简单说明
+    and 于昨日 are none)."""
     span = text[start:end]
     if end - start < 2 or _inside_word(text, start) or _inside_word(text, end):
         return False
     if kind in _SHAPES:
-        return bool(_SHAPES[kind].fullmatch(span)) and not _UNIT_NEXT.match(text, end)
+        not_shape = _NOT_SHAPES.get(kind)
+        return (
+            bool(_SHAPES[kind].fullmatch(span))
+            and not (not_shape and not_shape.fullmatch(span))
+            and not _UNIT_NEXT.match(text, end)
+        )
     if not any(_is_cjk(c) for c in span):  # one Latin word is as likely no name (MEDICAL CENTRE, Seen at)
         return len(_LATIN_WORD.findall(span)) >= 2
-    return not all_ordinary_words(span)
+    return not inside_long_word(text, start) and not all_ordinary_words(span)
 
 
 def _inside_word(text: str, at: int) -> bool:

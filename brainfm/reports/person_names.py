@@ -82,7 +82,7 @@ STAFF_ROLES = (
     "Reviewed by", "Verified by", "Approved by", "Checked by", "Dictated by", "Signed by", "Read by", "Reported",
     "Reviewed", "Verified", "Approved", "Checked", "Dictated", "Signed", "Referring physician", "Technologist",
     "术者", "手术者", "主刀医生", "主刀医师", "助手", "麻醉医师", "麻醉医生", "确认", "复阅", "审阅者", "Dr.", "Dr",
-    "Prof.", "Prof",
+    "Prof.", "Prof", "村医", "乡村医生", "书写", "协调员", "录入员", "登记员", "打印员", "校对员", "审核员",
     "覆核", "覆阅",  # 覆 is simplified too, so never folded to 复: words of their own
 )  # fmt: skip
 # Kinship words: a relative's name may follow one (监护人：祖母 王秀英), and none is a name (祖母 is tagged one).
@@ -140,7 +140,8 @@ _CLINICAL_WORDS = (
     "符合", "曲张", "游离", "阳性", "阴性", "查体", "康复", "麻醉", "麻木", "梅毒", "窦汇", "窦腔", "宫颈", "房间隔",
     "屈曲", "艾滋", "尤其", "迟发", "卫生", "温度", "齐平", "易于", "权重", "燕尾", "沙漏", "程度", "谷氨酸", "平扫",
     "扫描", "复查", "随访", "临床", "皮层", "皮质", "皮下", "皮肤", "花环", "融合", "暴露", "封闭", "劳累", "利于", "习惯",
-    "满意", "揭示", "印象", "宣教", "窦口",
+    "满意", "揭示", "印象", "宣教", "窦口", "陈述", "铜蓝蛋白",
+    "阿司匹林", "华法林", "甘露醇", "氯吡格雷", "尼莫地平", "丙戊酸",  # drugs that hold a surname
 )  # fmt: skip
 # Characters of clinical text that Chinese given names practically never hold.
 _NON_NAME_CHARS = frozenset(
@@ -150,11 +151,13 @@ _NON_NAME_CHARS = frozenset(
 )
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _NOUN_TAGS = frozenset({"n", "nr", "nrfg", "nrt", "ns", "nt", "nz", "ng", "t", "j", "x"})
+# Tags of a word that may be a given name where a name may end (医生许立，: jieba reads 许立 and 万方 as numerals).
+_GIVEN_NAME_TAGS = _NOUN_TAGS | {"m"}
 # A separator after a role word: a colon, 】 or a box-drawing bar, maybe after a note (家属（丈夫）：) or an English
 # or Portuguese gloss of the label (报告医师 Reported by：, 报告医生 Médico：).
 _SEP = (
-    r"[ \t]*(?:(?:[（(][^（）()\n]{1,6}[)）][ \t]*)?(?:[A-Z][A-Za-zÀ-ÿ.'’ ]{0,30}?[ \t]*)?(?:[:：│｜|]|】[:：]?))?"
-    r"[ \t]*(?:为|是)?[ \t]*"
+    r"[ \t\u3000]*(?:(?:[（(][^（）()\n]{1,6}[)）][ \t]*)?(?:[A-Z][A-Za-zÀ-ÿ.'’ ]{0,30}?[ \t]*)?(?:[:：│｜|]|】[:：]?))?"
+    r"[ \t\u3000]*(?:为|是)?[ \t\u3000]*"
 )
 # A role word, maybe with a title that makes it staff (核对医生：, 护送医生), then a separator.
 _ROLE = re.compile(
@@ -585,6 +588,19 @@ def _ordinary_word(word: str) -> bool:
     return tag is not None and not tag.startswith(("nr", "ns", "nz"))
 
 
+def inside_long_word(text: str, at: int) -> bool:
+    """``at`` lies inside a dictionary word of three characters or more in jieba's cut of its run of Chinese
+    characters (维吾尔|语): no name starts there."""
+    window = _CJK_RUN.finditer(text, max(0, at - _MAX_VETOED), at + _MAX_VETOED)
+    run = next((m for m in window if m.start() < at < m.end()), None)
+    start = run.start() if run else at
+    for word, _ in _words(run.group()) if run else ():
+        if start + len(word) > at:
+            return start < at and len(word) >= 3
+        start += len(word)
+    return False
+
+
 def all_ordinary_words(span: str) -> bool:
     """jieba cuts ``span`` into words none of which it reads as a name or place or leaves unknown (简单|说明,
     于|昨日), so that no name is there to read; a transliterated name (``nrt``) counts as a word, as in reports
@@ -670,7 +686,7 @@ def _name_end(reader: _Reader, at: int, separated: bool, told: bool) -> int | No
             return found.end
         if not told and found.tag == "x" and found.end - at == _surname_length(text, at) + 2:
             return found.end  # a surname and two given characters jieba lacks, after a role: 医生邬锦涛镇静后
-        if (separated or found.tag in _NOUN_TAGS) and _ends_name(
+        if (separated or found.tag in _GIVEN_NAME_TAGS) and _ends_name(
             text, found.end, told=told and not separated
         ):
             return found.end
@@ -745,6 +761,12 @@ def _after_roles(reader: _Reader) -> Iterator[PersonName]:
                 yield PersonName(at, end, False)
             continue
         end = _name_at(reader, at, separated, told)
+        if end is None and not separated and role in KIN_ROLES:
+            # Right after a kinship word, a short run up to punctuation, surname-led or a name without one, is
+            # the relative's name (其丈夫边巴，; not 邻居叫她).
+            end = _standing_alone(reader, at)
+            name_like = _surname_length(text, at) > 0 or reader.foreign(at) is not None
+            end = end if end is not None and end - at <= _LONGEST_CUT_NAME and name_like else None
         if end is None and (separated or told):
             at, end = _after_department(reader, at, told)
         while end is not None:

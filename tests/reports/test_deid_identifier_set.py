@@ -12,6 +12,7 @@ from brainfm.reports.deid_eval import score_deid
 from brainfm.reports.deid_text import identifier_spans
 
 DATA = Path(__file__).parents[1] / "data" / "reports"
+SEALED_ALL, SEALED_NAMES = 997, 455  # the sealed set's identifiers and names found, of 997 and 455
 
 
 def _record(text: str, *identifiers: tuple[str, str, str]) -> dict:
@@ -80,16 +81,27 @@ def test_unseen_set_keeps_its_scores() -> None:
     clinical words, fails."""
     scores = score_deid(read_jsonl(DATA / "deid_identifiers_unseen.jsonl"))
     assert scores.n_reports == 118
-    assert scores.recall["all"].hits >= 752 and scores.recall["name"].hits >= 367, scores.misses
+    assert scores.recall["all"].hits >= 759 and scores.recall["name"].hits >= 368, scores.misses
     assert scores.span_precision.value >= 0.99, scores.false_positives
 
 
-def test_sealed_set_keeps_its_unbiased_scores() -> None:
-    """The sealed set (tests/data/reports/README.md), written by someone who had read only the label conventions
-    and scored once, with the rules and the tagger as shipped: recall 0.944 (941 of 997), names 0.960 (437 of
-    455), span precision 0.986 (docs/BENCHMARKS.md). Not tuned on: its one scoring is a floor, and the target
-    (every identifier found) is not met."""
+def test_sealed_set_keeps_its_scores() -> None:
+    """The sealed set (tests/data/reports/README.md): scored once unbiased with the rules and the tagger as shipped
+    then (recall 0.944, 941 of 997; names 0.960, 437 of 455; span precision 0.986), then tuned on and added to the
+    tagger's training sets, so its scores now are tuning scores: a change that finds fewer, or masks clinical
+    words, fails."""
     scores = score_deid(read_jsonl(DATA / "deid_identifiers_sealed.jsonl"))
     assert scores.n_reports == 124
-    assert scores.recall["all"].hits >= 941 and scores.recall["name"].hits >= 437, scores.misses
+    assert scores.recall["all"].hits >= SEALED_ALL and scores.recall["name"].hits >= SEALED_NAMES, scores.misses
+    assert scores.span_precision.value >= 0.99, scores.false_positives
+
+
+def test_second_sealed_set_keeps_its_unbiased_scores() -> None:
+    """The second sealed set (tests/data/reports/README.md), written by someone who had read only the label
+    conventions, scored once unbiased with the rules and the tagger as shipped (recall 0.894, 990 of 1,107; names
+    0.910, 483 of 531; span precision 0.983) and not tuned on: a change that finds fewer, or masks more clinical
+    words, fails."""
+    scores = score_deid(read_jsonl(DATA / "deid_identifiers_sealed2.jsonl"))
+    assert scores.n_reports == 126
+    assert scores.recall["all"].hits >= 990 and scores.recall["name"].hits >= 483, scores.misses
     assert scores.span_precision.value >= 0.98, scores.false_positives

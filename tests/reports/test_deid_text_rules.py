@@ -1,6 +1,8 @@
 """The general rules of issue 11 ("privacy to zero"), one at a time: a name after any person-role label in any
 script, a romanised name next to a name, institution lines in upper case, labelled IDs, phones by shape, ROC and
-other date shapes, lists of names by department, and the precision guards (eponyms, kinship words). Each rule
+other date shapes, lists of names by department, and the precision guards (eponyms, kinship words); then the
+rules of the sealed set's round: structured exports (HL7, DICOM dumps, key=value), ISO and Chinese-numeral dates,
+short hospital names, beds, IDs in more forms, and Latin names with initials and particles. Each rule
 masks its identifier in every position it names; clinical text near each rule round-trips unchanged. Every
 example is written for these tests (none is taken from the identifier sets)."""
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from brainfm.reports import deidentify_text
-from brainfm.reports.deid_text import DATE, DOCTOR, HOSPITAL, ID, NAME, PHONE, identifier_spans
+from brainfm.reports.deid_text import ADDRESS, DATE, DOCTOR, HOSPITAL, ID, NAME, PHONE, identifier_spans
 
 
 def _masked(text: str) -> list[tuple[str, str]]:
@@ -78,6 +80,50 @@ CASES = [
     ("民國112年11月5日檢查", [("民國112年11月5日", DATE)]),
     ("于5月12号复查", [("5月12号", DATE)]),
     ("随访至2024-09无变化", [("2024-09", DATE)]),
+    # ISO date-times, ROC dates with a time, dates in Chinese numerals
+    ("扫描开始 2024-01-09T08:05:31，结束 2024-01-09T08:21:10Z", [("2024-01-09T08:05:31", DATE), ("2024-01-09T08:21:10Z", DATE)]),
+    ("檢查時間：民國112年7月3日 14時05分", [("民國112年7月3日 14時05分", DATE)]),
+    ("二〇二四年三月十一日", [("二〇二四年三月十一日", DATE)]),
+    # hospitals: short numbered and people's hospitals, a prior study's outside hospital in a comparison, more
+    # institution words, a department of a hospital, a line that opens with the hospital's name
+    ("拟转附二院神经外科治疗。", [("附二院", HOSPITAL)]),
+    ("曾于市人医就诊。", [("市人医", HOSPITAL)]),
+    ("对比：与2023-02-11瑞金MRI比较，病灶缩小。", [("2023-02-11", DATE), ("瑞金", HOSPITAL)]),
+    ("对比：与2023-02-11头颅MRI比较，病灶缩小。", [("2023-02-11", DATE)]),  # ordinary words: no hospital
+    ("送检：黄岭村卫生室", [("黄岭村卫生室", HOSPITAL)]),
+    ("既往于江夏区精神卫生中心诊治。", [("江夏区精神卫生中心", HOSPITAL)]),
+    ("赣州市第五人民医院体检中心", [("赣州市第五人民医院体检中心", HOSPITAL)]),
+    ("于田县中医院 放射科", [("于田县中医院", HOSPITAL)]),
+    ("Lotus Valley Imaging Group", [("Lotus Valley Imaging Group", HOSPITAL)]),
+    ("Operated at Guangzhou Brain Research Institute in 2020.", [("Guangzhou Brain Research Institute", HOSPITAL)]),
+    # beds with a prefix before 床, and a ward before the number after the label; IDs in other forms
+    ("病区 内一科 加12床", [("加12", ID)]),
+    ("急诊留观 B03床", [("B03", ID)]),
+    ("床  号：神内CCU-2", [("神内CCU-2", ID)]),
+    ("┃ 床号 Bed ┃ 心内科 11 ┃", [("心内科 11", ID)]),
+    ("N.º de Utente：AB-771203", [("AB-771203", ID)]),
+    ("影像号：CT/2024/03/1186", [("CT/2024/03/1186", ID)]),
+    ("No. 2025-0033418", [("2025-0033418", ID)]),
+    ("就诊卡号：6228 4810 2231 0097", [("6228 4810 2231 0097", ID)]),
+    ("检查号　CT-2401-0566", [("CT-2401-0566", ID)]),
+    ("录入：KL0821 杭雨桐", [("KL0821", ID), ("杭雨桐", NAME)]),
+    ("Clinic fax: +86 731 8422 0915", [("+86 731 8422 0915", PHONE)]),
+    # names: after a full-width space, with wider spaces, dotted or in Hangul after a name label
+    ("审核医师　司马景仁", [("司马景仁", DOCTOR)]),
+    ("报告医师：林  芳", [("林  芳", DOCTOR)]),
+    ("姓  名：乌·额尔敦", [("乌·额尔敦", NAME)]),
+    ("환자명/患者姓名：박서준", [("박서준", NAME)]),
+    # Latin names: initials, particles, more English staff labels, a name right after a Chinese role word
+    ("Reported by: Fang, L. (resident)", [("Fang, L.", DOCTOR)]),
+    ("Resident: K. Marchenko, MD", [("K. Marchenko", DOCTOR)]),
+    ("Radiologist: Dr. Siti Nurhaliza binti Osman", [("Siti Nurhaliza binti Osman", DOCTOR)]),
+    ("医生 Médica：Dra. Maria Inês Costa", [("Maria Inês Costa", DOCTOR)]),
+    ("Read remotely by: Arjun Mehta, MBBS", [("Arjun Mehta", DOCTOR)]),
+    ("Electronically signed by: Lin Haoran, MD", [("Lin Haoran", DOCTOR)]),
+    ("Attending radiologist: Bai Ruoxi, MD", [("Bai Ruoxi", DOCTOR)]),
+    ("ORDERING PROVIDER: MUELLER, Anna, MD", [("MUELLER, Anna", DOCTOR)]),
+    ("Radiographer: Ms. Cheung Wing-yan", [("Cheung Wing-yan", NAME)]),  # the title is no name
+    ("检查由翻译David Morales陪同。", [("David Morales", NAME)]),
 ]
 
 # Clinical text near each rule: nothing to mask.
@@ -101,11 +147,46 @@ CLINICAL = [
     "2019-2021年间多次复查。",  # a range of years is no year and month
     "报告医师：同上；余脑实质未见异常。",
     "参加人员：神经外科、神经内科；放射科",
+    "申请医生：儿科",  # a department after a staff label
+    "会诊医生：影像科 ",
+    "扫描参数：TR/TE 2000/9 ms",  # a year and a month's shape before a unit
+    "同一院区复查。",  # a numbered 院 after a word that names no hospital
+    "12床患者血压平稳。",  # a bare number before 床
+    "MSH|^~\\&|HIS|WARD|RIS|WARD|||ADT^A08|1|P|2.5",  # HL7 codes and a DICOM code are no caret names
+    "(0008,1030) LO [BRAIN^ROUTINE]  # StudyDescription",
+]
+
+
+# Structured exports: each field holds what its place says, whatever the value looks like.
+STRUCTURED = [
+    (
+        "PID|1||A55012345^^^MRN^MR||FENG^LIMEI^^^||19720305|F|||江西省九江市濂溪区十里大道56号||0792-8123456",
+        [("A55012345", ID), ("FENG^LIMEI", NAME), ("19720305", DATE), ("江西省九江市濂溪区十里大道56号", ADDRESS),
+         ("0792-8123456", PHONE)],
+    ),
+    (
+        "NK1|1|XU^JIANPING^^^^^L|HUS^丈夫|江西省九江市濂溪区十里大道56号|13607921234",
+        [("XU^JIANPING", NAME), ("江西省九江市濂溪区十里大道56号", ADDRESS), ("13607921234", PHONE)],
+    ),
+    ("OBR|1|PL230415-0007|FL230415-0112|头颅MRI平扫", [("PL230415-0007", ID), ("FL230415-0112", ID)]),
+    ("MSH|^~\\&|RIS|RAD|HIS|HIS|20230415101500||ORU^R01|7|P|2.4", [("20230415101500", DATE)]),
+    ("(0010,1040) LO [福建省莆田市城厢区梅园路8号]   # PatientAddress", [("福建省莆田市城厢区梅园路8号", ADDRESS)]),
+    ("(0008,1060) PN [安然]   # NameOfPhysiciansReadingStudy", [("安然", NAME)]),
+    ("(0008,0080) LO [Riverside Imaging]   # InstitutionName", [("Riverside Imaging", HOSPITAL)]),
+    (
+        "Approver=龚晓岚\nScanDateTime=2024-01-09T08:05:31\nSeriesNumber=5\nReportText=右侧额叶见高信号。",
+        [("龚晓岚", NAME), ("2024-01-09T08:05:31", DATE)],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_each_rule_masks_its_identifier(text: str, expected: list[tuple[str, str]]) -> None:
+    assert _masked(text) == expected, deidentify_text(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), STRUCTURED)
+def test_structured_fields_mask_what_their_place_holds(text: str, expected: list[tuple[str, str]]) -> None:
     assert _masked(text) == expected, deidentify_text(text)
 
 

@@ -67,7 +67,7 @@ def test_training_is_deterministic_under_a_seed_and_saving_keeps_the_tagger(
     )
 
 
-def test_the_shipped_tagger_was_trained_on_the_four_sets_as_they_are() -> None:
+def test_the_shipped_tagger_was_trained_on_the_training_sets_as_they_are() -> None:
     """The weights in the wheel come from `python -m brainfm.reports.identifier_tagger_training` on the sets in
     tests/data/reports: a set edited since must be followed by a retraining."""
     provenance = json.loads((SHIPPED / "tagger.json").read_text(encoding="utf-8"))["provenance"]
@@ -90,8 +90,8 @@ def test_clinical_text_and_placeholders_stay_as_they_are(text: str) -> None:
 
 
 def test_the_tagger_finds_names_the_rules_miss_and_its_output_passes_the_gates() -> None:
-    """On the sealed set (its one scoring is in docs/BENCHMARKS.md): names in layouts the rules were never
-    written for; and text de-identified with the tagger reads clean to the gates (:func:`find_identifiers`)."""
+    """On the sealed set (its one unbiased scoring is in docs/BENCHMARKS.md; tuned on since): names in layouts
+    the rules were not written for; and text de-identified with the tagger reads clean to the gates (:func:`find_identifiers`)."""
     records = {r["id"]: r for r in read_jsonl(DATA / "deid_identifiers_sealed.jsonl")}
     rules = score_deid(records.values(), spans=partial(identifier_spans, learned=False))
     both = score_deid(records.values())

@@ -94,6 +94,15 @@ NAMED = [
     ("患者Wang Lihua，女，40岁。", ["Wang Lihua"]),
     ("报告医师：Gao Peng / 审核医师：庹文", ["Gao Peng", "庹文"]),
     ("Referring: 孔令辉 (KONG^LINGHUI)", ["KONG^LINGHUI"]),
+    # the sealed set's round: a name jieba reads as a numeral right after a title, a relative's name right after
+    # the kinship word, more role words, a full-width space after a label
+    ("危急值已通知急诊医生万千，通知时间10:20。", ["万千"]),
+    ("陪同：其妻阿旺，电话13912345678。", ["阿旺"]),
+    ("送检：村医 甘玉成", ["甘玉成"]),
+    ("录入员：闻雪", ["闻雪"]),
+    ("书写：霍思彤    审核：安志勇", ["霍思彤", "安志勇"]),
+    ("研究协调员：华美伦", ["华美伦"]),
+    ("审核医师　上官明远", ["上官明远"]),
 ]
 
 # Clinical sentences, many with surname-led words (高信号, 白质, 左侧, 马尾…) or words jieba tags as names.
@@ -168,6 +177,10 @@ CLINICAL = [
     "Findings: The ventricles are normal in size. No acute infarct.",
     "Impression: Normal MRI Brain. Hospital No. not available.",
     "The Circle of Willis is patent; Sturge-Weber and Von Hippel-Lindau are excluded.",
+    "发病时间不详（家属陈述）。",  # a report word, a test and drugs that hold a surname
+    "建议查铜蓝蛋白。",
+    "予阿司匹林抗血小板治疗，停用华法林。",
+    "邻居叫她过来。",  # no name right after a kinship word
 ]
 
 
