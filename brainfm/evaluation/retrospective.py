@@ -186,6 +186,18 @@ def _not_measured(section: Section, what: str) -> None:
     section.paragraph(f"{NOT_MEASURED}: {what}")
 
 
+def _benchmark_rows(section: Section, rows: Sequence[Mapping[str, Any]] | None, source: str | None,
+                    what: str) -> bool:
+    """Whether a benchmark section has rows to show: if not, says `what` was not measured; if so, notes where
+    the rows come from (`source`, when a benchmark rather than this run measured them)."""
+    if not rows:
+        _not_measured(section, what)
+        return False
+    if source:
+        section.note(source)
+    return True
+
+
 def _panel_grid(n: int, width_in: float, height_in: float, columns: int = 3) -> tuple[plt.Figure, list[Any]]:
     """A figure of ``n`` panels, at most ``columns`` a row; unused axes are hidden."""
     ncols = min(columns, n)
@@ -359,12 +371,9 @@ def _label_efficiency(report: Report, rows: Sequence[Mapping[str, Any]] | None, 
         "Each variant trained on a share of the training labels (nested stratified subsets, by patient) and tested "
         "on the same held-out set; mean over seeds (label subset and training seed) with its 95 % t-interval.",
     )
-    if not rows:
-        _not_measured(section, f"label efficiency is measured by bench/adapters.py; see {BENCHMARKS} for its "
-                      "latest results.")
+    if not _benchmark_rows(section, rows, source, f"label efficiency is measured by bench/adapters.py; see "
+                           f"{BENCHMARKS} for its latest results."):
         return
-    if source:
-        section.note(source)
     where = "label_efficiency"
     parsed: list[tuple[str, float, str, str, Estimate]] = []
     for row in rows:
@@ -426,12 +435,9 @@ def _paired_leads(report: Report, rows: Sequence[Mapping[str, Any]] | None, sour
         "seeds of the difference of their primary metrics, with a paired patient-bootstrap 95 % CI (a resampled "
         "patient brings its predictions under both variants and every seed). An interval above 0 shows the lead.",
     )
-    if not rows:
-        _not_measured(section, f"paired leads are measured by bench/adapters.py from each cell's held-out "
-                      f"predictions; see {BENCHMARKS}.")
+    if not _benchmark_rows(section, rows, source, f"paired leads are measured by bench/adapters.py from each "
+                           f"cell's held-out predictions; see {BENCHMARKS}."):
         return
-    if source:
-        section.note(source)
     where = "paired_leads"
     table: list[list[Cell]] = []
     labels: list[str] = []
@@ -498,12 +504,9 @@ def _cross_center(report: Report, rows: Sequence[Mapping[str, Any]] | None, sour
         "carries to a center whose labels it has never seen (whether pretraining also left the center out is "
         "stated with the results' source).",
     )
-    if not rows:
-        _not_measured(section, "the leave-one-center-out matrix (bench/adapters.py --loco; see "
-                      f"{BENCHMARKS}).")
+    if not _benchmark_rows(section, rows, source, f"the leave-one-center-out matrix (bench/adapters.py --loco; "
+                           f"see {BENCHMARKS})."):
         return
-    if source:
-        section.note(source)
     where = "leave_one_center_out"
     cells: dict[tuple[str, str], Estimate] = {}
     for row in rows:
