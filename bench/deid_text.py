@@ -5,7 +5,7 @@ Scores :func:`brainfm.reports.deid_text.identifier_spans` on ``--set`` (by defau
 times both over the texts of ``--time`` on one core: cold, as text never seen (jieba and the tagger are loaded
 beforehand; the person-name recogniser's caches are cleared before each report), and cached (sentences cached
 by an earlier pass, as a hospital's repeated sentences are). ``--cross-validate`` adds the tagger's
-leave-one-set-out scores on the five sets it is trained on (a few minutes). Prints markdown, or JSON with
+leave-one-set-out scores on the six sets it is trained on (a few minutes). Prints markdown, or JSON with
 ``--json``.
 
     .venv/bin/python bench/deid_text.py

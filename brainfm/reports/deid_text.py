@@ -63,7 +63,7 @@ _NOT_NAME_WORDS = (
     "Unremarkable", "Protocol", "Stroke", "Routine", "Follow", "Hemisphere", "Lobe", "Lesion", "Mass", "Tumour",
     "Tumor", "Infarct", "Haemorrhage", "Hemorrhage", "Scan", "Sequence", "Series", "Image", "Slice", "Clinical",
     "History", "Indication", "Technique", "Comparison", "Result", "Results", "Urgent", "Critical", "Please", "The",
-    "And", "With", "For", "From",
+    "And", "With", "For", "From", "Name", "PN", "RN", "NP",
 )  # fmt: skip
 # Institution words (in title case or upper case) after an institution's name.
 _INSTITUTION = (
@@ -104,14 +104,30 @@ _SPACED_NAME = rf"[{SURNAMES}](?:[ \t]{{1,3}}[\u4e00-\u9fff]){{1,3}}(?![ \t]?[\u
 _PINYIN_NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}"  # two or three title-case words: Zhu Lin
 # A romanised name next to a name (梁國雄 LEONG KUOK HONG, 謝明中 (Hsieh Ming-chung), 吳佳蓉 / Wu Chia-jung,
 # António Ribeiro／高慧敏): the same person's.
-_ROMAN_AFTER = re.compile(rf"[ \t]*(?:(?P<open>[（(])|[/／])?[ \t]*(?P<v>{_LATIN_NAMES})(?(open)[ \t]*[)）])")
+# A name's Korean form in parentheses is the same person's too: 崔美兰（최미란）.
+_ROMAN_AFTER = re.compile(
+    rf"[ \t]*(?:(?P<open>[（(])|[/／])?[ \t]*(?P<v>{_LATIN_NAMES}|(?<=[（(])[\uac00-\ud7a3]{{2,5}}(?=[)）]))"
+    rf"(?(open)[ \t]*[)）])"
+)
+# A Latin name before a degree (Jane K. Doe, MD; E. Smith, RN): searched from the degree backwards on its line.
+_DEGREE = re.compile(r",[ \t]*(?:M\.D\.|MD|RN|PhD|Ph\.D\.|DO|MBBS|FRCR|NP|PA-C)(?![A-Za-z])")
+_NAME_BEFORE_DEGREE = re.compile(
+    rf"(?<![{_LETTER}'’.\-])(?P<v>(?:{_INITIAL}[ ]?){{0,2}}{_LATIN_WORD}(?:[ ](?:{_INITIAL}|{_PARTICLE}|{_LATIN_WORD})){{0,3}})$"
+)
 _ROMAN_BEFORE = re.compile(rf"(?P<v>{_LATIN_NAMES})[ \t]*(?:[/／]|[（(])[ \t]*$")
+# A Chinese name right after a romanised name (Dr. Wen Jing 文静, Tsering Lhamo / 次仁拉姆), before a blank or the
+# line's end: the same person.
+_CHINESE_AFTER = re.compile(
+    r"[ \t]*(?:[/／][ \t]*)?(?P<v>[\u4e00-\u9fff]{2,4}(?:·[\u4e00-\u9fff]{1,8})?)(?=[ \t\u3000]|$)", re.MULTILINE
+)
 _LONGEST_ROMAN = 60  # characters before a name searched for its romanised form
 # A gloss of a Chinese label (报告医师 Radiologist：, 姓名 Nome：) and a title before a name (Dr. 黎少华).
 _GLOSS = rf"(?:[ \t]+[A-Z][{_LETTER}.'’ ]{{0,30}}?)?"
 _HONORIFIC = r"(?:(?:Dra|Dr|Prof|Mr|Mrs|Ms|Miss|Sra|Sr)\.?[ \t]*)?"
 # A DICOM person name in any case: ZHANG^WEI, zhang^wei, LI^^MING; not an HL7 name's type code (LI^MING^^^^^L).
 _CARET_NAME = r"[A-Za-z]+(?:\^{1,2}[A-Za-z]+)+"
+# What an unidentified patient is registered as: no name (姓名：无名氏（男）).
+_NO_NAME = r"(?:无名氏|无名|不详|未知|匿名)(?![\u4e00-\u9fff])"
 # Words that open a report's account of the patient, and what may follow the name right after one.
 _PATIENT_WORDS = alternation(("患者", "病人", "患儿", "病员", "姓名", "受检者", "被检者", "就诊者"))
 # Only strong name contexts follow: a bare comma or 就诊/入院 also follow 患者高血压 or 患者于我院.
@@ -125,7 +141,7 @@ _ID_LABELS = [
     "住院号", "门诊号", "急诊号", "病历号", "病案号", "检查号", "影像号", "登记号", "放射编号", "检查编号", "申请单号",
     "流水号", "床号", "卡号", "病理号", "病理编号", "放射号", "影像编号", "身份证号", "身份证", "ID号", "ID", "PID",
     "MRN", "Accession No.", "Accession No", "Accession", "工号", "编号", "HKID", "Case No.", "Case No", "Hospital No.",
-    "Hospital No", "Ref No.", "Ref No",
+    "Hospital No", "Ref No.", "Ref No", "ACC", "Acc",
 ]
 _CHECK_DIGIT = r"(?:\([0-9A]\))?"
 _CARD_NUMBER = r"\d{4}(?:[ ]\d{4}){2,4}(?:[ ]\d{1,4})?(?!\d)"  # a card number in groups: 6217 0033 1809 4526  # a Hong Kong check digit in parentheses: K512338(6), HN19034421(7)
@@ -137,6 +153,14 @@ _ID_VALUE = (
 )
 # Any label ending in 号 (会诊号, 登记号…), but not a word that does (信号, 型号, 序号, 层号, 符号…); in English
 # and Portuguese No./ID/Number (Process No., Patient ID, N.º de utente), which need a colon.
+# A file or case number of a court, police or forensic office: a year in brackets and a serial before 号
+# (（2023）京0105民初1234号, 某鉴〔2024〕临鉴字第56号).
+_CASE_NUMBER = (
+    r"[\u4e00-\u9fff（）()]{0,10}[〔（(\[](?:19|20)\d{2}[〕）)\]][\u4e00-\u9fff\dA-Za-z]{0,12}?\d+号"
+)
+# An ID read out in digit words by speech recognition (住院号 幺五零三 三七七二, 检查号ct二零二三…).
+_SPOKEN_ID = r"[A-Za-z]{0,3}[零〇一二三四五六七八九幺]{4,}(?:[ \t]+[零〇一二三四五六七八九幺]{2,})*"
+_SPOKEN_EN = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 _NUMBER_LABEL = r"号(?<![信型序层符括句问记称口字暗年几等逗引顿分冒加减乘星番月日]号)"
 _ENGLISH_NUMBER_LABEL = r"No\.?|NO\.?|Number|NUMBER|ID|N\.?º(?:[ \t]+[A-Za-zÀ-ÿ]+){0,3}"
 _PHONE_LABELS = [
@@ -145,7 +169,7 @@ _PHONE_LABELS = [
 ]  # fmt: skip
 # An extension after a phone number (028-85422286转3301, 0755-86913333-8602, ext. 215), and its own labels.
 _EXTENSION = r"(?:[ \t]*(?:转|-|分机|[Ee]xt\.?|x)[ \t]*\d{1,6}(?!\d))?"
-_EXTENSION_LABELS = ["分机号", "分机", "Ext.", "ext."]
+_EXTENSION_LABELS = ["分机号", "分机", "Ext.", "ext.", "extension", "Extension"]
 # Words in a sentence that a phone number may follow at some distance: phone words, relatives, notifications.
 _PHONE_CUES = [
     *_PHONE_LABELS, "致电", "电告", "来电", "回电", "phone", "Phone", "PHONE", "mobile", "Mobile", "call", "Call",
@@ -165,26 +189,37 @@ _HOSPITAL_SUFFIXES = (
     "诊所", "门诊部", "疗养院", "体检中心", "卫生室", "卫生中心", "护老院", "养老院", "敬老院",
 )  # fmt: skip
 # Short forms: a numbered hospital (湘雅二院, 市一院, 附一院) and a provincial or city people's hospital (省人医).
-_SHORT_HOSPITAL = r"[一二三四五六七八九十]院|人医(?<=[省市县区]人医)"
+_SHORT_HOSPITAL = r"[一二三四五六七八九十]院|人医(?<=[省市县区]人医)|附院(?<=[一二三四五六七八九]附院)"
+# A campus or branch after a hospital's name: （天府院区）, （深圳福田分院）, （温江区）, 东院区.
+_CAMPUS = re.compile(r"[（(][\u4e00-\u9fff\w]{1,10}(?:院区|分院|院|店|区|分部|分中心)[)）]|[东西南北中新老本]?院区")
 # English staff labels before a Latin name; a bare participle needs a colon (Reported: Lu Jie).
 _ENGLISH_STAFF = (
     r"Radiologist|radiologist|RADIOLOGIST|Reported by|Reviewed by|Physician(?![A-Za-z])|Dra?\.?"
     r"|(?:Consultant|Technologist|Reported|Reviewed|Verified|Approved|Checked|Dictated|Signed|Vetted|Requested"
     r"|Authori[sz]ed|Supervised|Transcribed|Typed|Resident|Fellow|Registrar|Technician|Radiographer|Interpreter"
-    r"|Translator|Provider|PROVIDER)[ \t]*:"
+    r"|Translator|Provider|PROVIDER|Ordering|ORDERING)[ \t]*:"
     # maybe with an adverb: Read remotely by, Electronically signed by
     r"|(?:Verified|Approved|Checked|Dictated|Signed|Read|Referred|Requested|Performed|Seen|Treated|Vetted"
     r"|Authori[sz]ed|Supervised|Transcribed|Typed|Interpreted)(?: [a-z]+ly)? by"
     r"|(?:Electronically|Digitally) (?:signed|verified|approved|reviewed|reported|authori[sz]ed) by"
 )
+_MONTHS_UPPER = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
 _MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December"
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec"
 )
 # A time after a date: 10:41, 10:41:07, ISO 8601's T10:41:07(.5)(Z, +08:00), 03时18分.
 _TIME = (
-    r"(?:[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?|T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+\-]\d{2}:?\d{2})?"
+    r"(?:[ \t]*(?:上午|下午|晚上|凌晨|中午)?[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?"
+    r"|T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+\-]\d{2}:?\d{2})?"
     r"|[ \t]*\d{1,2}[ \t]*时(?:[ \t]*\d{1,2}[ \t]*分)?)"
+)
+# A day, a month's name and a year: 3 March 2022, 08-Nov-22 and 18SEP2023 (a two-digit year only between
+# hyphens); one rule, for speed.
+_DAY_MONTH_YEAR = (
+    rf"\d(?<![\d.]\d)\d?(?:(?:st|nd|rd|th)?[ \t\-]+(?:{_MONTHS})\.?[ \t,\-]+(?:19|20)\d{{2}}"
+    rf"|(?:-(?:{_MONTHS}|{_MONTHS_UPPER})-(?:19|20)?\d{{2}}|(?:{_MONTHS_UPPER}|{_MONTHS})(?:19|20)\d{{2}})"
+    rf"(?![\d{_LETTER}]))"
 )
 _CN_DIGIT, _CN_NUMBER = "〇零一二三四五六七八九", "一二三四五六七八九十"  # 二〇二三年五月二十七日
 # An institution in English or Portuguese, in title case or upper case: capitalised words (and of, de, &…) before
@@ -203,6 +238,7 @@ _GENERIC_INSTITUTION_WORDS = (
     "Specialist", "Specialty", "Outpatient", "Diagnostic", "Radiology", "Neuroscience", "Neurology", "Children's",
     "Women's", "Maternity", "Psychiatric", "Mental", "Dental", "Teaching", "University", "Referral", "Tertiary",
     "Primary", "Care", "The", "A", "An", "This", "That", "Our", "Your", "Same", "Other", "Another", "Nearest",
+    "Neuroimaging",
 )  # fmt: skip
 _GENERIC_INSTITUTION = re.compile(
     rf"(?:(?:(?i:{alternation(_GENERIC_INSTITUTION_WORDS)})|{_CONNECTOR}) )+{_INSTITUTION}"
@@ -215,9 +251,26 @@ _ENGLISH_HOSPITAL = (
 
 # A bed number: 加3, +2, A06, NS1-31, ICU-5.
 _BED = r"(?:加|\+)?(?:[A-Za-z]{1,5}\d{0,2}-?)?\d{1,3}(?:-\d{1,3})?"
+# A ward before a bed number: 神外ICU-5, 老年科 09, 神内-12, 神外2病区-18.
+_WARD = r"[\u4e00-\u9fff](?:[\u4e00-\u9fff\d]{0,7}[\u4e00-\u9fff])?[ \t\-]?"
 # A bed number right before 床, with a prefix (加3床, A06床; a bare 3床 of ward talk is left to the 床号 label).
 _BED_BEFORE = re.compile(rf"(?<![A-Za-z0-9+\-])(?=[加+A-Za-z]){_BED}$")
 _MODALITY = r"(?:MRI|MRA|CTA|CT|MR|DSA|PET)"
+_CN_ADDRESS = (
+    r"[\u4e00-\u9fff]{2,8}?[省市](?=[\u4e00-\u9fff])[^\n，。；,;：:（(]{0,50}"
+    r"(?:\d[ \t]*(?:号楼|号院|号|室|单元|组|栋|幢|楼|弄|层)|\d{3,4}(?![\d号]))"
+)
+_STREET_WORD = re.compile(r"(?:Road|Street|Avenue|Lane|Drive|Boulevard|Rd|St|Ave)\b")
+_NAME_BEFORE = re.compile(rf"{_CJK_NAME}$")
+_KIN_IN_PARENTHESES = re.compile(r"[（(](?:父|母|夫|妻|子|女|兄|弟|姐|妹|配偶|丈夫|妻子|儿子|女儿|本人)[，,、)）]")
+# A street address in English: a house number, a street (maybe numbered: South 4th Ring West Road), then the
+# district, city and a UK postcode (14 Elm Road, Cambridge CB1 2AB; No. 88 Huaihai Road (M), Huangpu District).
+_STREET_ADDRESS = (
+    r"(?:No\.[ ]?)?\d(?<![\d.]\d)\d{0,4}[A-Za-z]?,?(?:[ ][A-Z0-9][A-Za-z0-9'’]*){1,5}[ ]"
+    r"(?:Road|Street|Avenue|Lane|Drive|Boulevard|Rd|St|Ave)\b\.?(?:[ ]\([A-Z]\))?"
+    r"(?:,[ ][A-Z][a-z]+(?:[ ][A-Z][a-z]+){0,2}){0,3}(?:[ ][A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2})?"
+)
+_STREET = re.compile(_STREET_ADDRESS)
 _OWN_HOSPITAL = frozenset({"本院", "我院", "外院", "他院", "院外"})
 Reject = Callable[[str, int, int], bool]  # whether a match's text[start:end] is no identifier after all
 
@@ -231,6 +284,23 @@ def _after_role(text: str, start: int, end: int) -> bool:
     return not _ROLE_BEFORE.search(text, max(0, start - 16), start)
 
 
+# A trial's protocol or site number names no person (方案编号：ATTENTION-IA-2023, 中心编号：07).
+_TRIAL_LABEL = re.compile(rf"(?:方案|中心)编号{_SEP}$")
+
+
+def _trial_number(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` follows a trial's protocol or site number label."""
+    return bool(_TRIAL_LABEL.search(text, max(0, start - 10), start))
+
+
+_LABEL_NEXT = re.compile(r"[\u4e00-\u9fff]{0,3}[:：]")
+
+
+def _label_next(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` runs into a label (医师　申请日期：): the label's first characters, no name."""
+    return bool(_LABEL_NEXT.match(text, end))
+
+
 def _ordinary_place(text: str, start: int, end: int) -> bool:
     """``text[start:end]`` names no outside hospital: ordinary words (头颅, 复查) or our own hospital."""
     return text[start:end] in _OWN_HOSPITAL or all_ordinary_words(text[start:end])
@@ -240,7 +310,7 @@ def _ordinary_place(text: str, start: int, end: int) -> bool:
 # engine can skip positions by their first character (a leading lookbehind, or re.IGNORECASE with ASCII
 # alternatives, makes a rule several times slower). The identifier is group "v".
 _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
-    (rf"(?:姓[ \t\u3000]*名|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?P<v>{_DOTTED_NAME}|[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME}|[\uac00-\ud7a3]{{2,5}})", NAME),
+    (rf"(?:姓[ \t\u3000]*名(?:[（(][\u4e00-\u9fff]{{1,4}}[)）])?|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?!{_NO_NAME})(?P<v>{_DOTTED_NAME}|[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME}|[\uac00-\ud7a3]{{2,5}})", NAME),
     (rf"(?:{_PATIENT_WORDS})[ \t]*(?P<v>{_PINYIN_NAME}|{_CARET_NAME})", NAME),  # 患者Zhao Liping
     (rf"(?:Mr|Mrs|Ms|Miss)\.?[ \t]+(?P<v>{_LATIN_NAME})", NAME),
     # 患者王伟因头痛…, 患者陈晓（女…: a surname and one or two characters, then punctuation or a usual next word.
@@ -249,51 +319,76 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # After a colon a name, two or three characters alone or a spaced name (黄 韬); after a space only a
     # surname-led one (not 报告 姓名).
     # Alone, not a department (申请医生：产科 杨晓菲).
-    (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t\u3000]+(?={_CJK_NAME}))(?P<v>{_CJK_NAME}|(?![\u4e00-\u9fff]{{1,2}}[科室](?![\u4e00-\u9fff]))[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_SPACED_NAME})", DOCTOR),
+    (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t\u3000]+(?={_CJK_NAME}))(?P<v>{_CJK_NAME}|(?![\u4e00-\u9fff]{{1,2}}[科室](?![\u4e00-\u9fff]))[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_SPACED_NAME})", DOCTOR, _label_next),
     # A romanised name after any role label, maybe glossed and titled (報告醫生 Médico：Dr. António Ribeiro), or
     # right after a Chinese one (翻译Emily Zhang).
-    (rf"(?:{alternation(STAFF_ROLES)})(?:{_GLOSS}{_SEP}|[ \t]+|(?<=[\u4e00-\u9fff])(?=[A-Z])){_HONORIFIC}(?P<v>{_LATIN_NAMES})", DOCTOR),
+    (rf"(?:{alternation(STAFF_ROLES)})\d?(?:{_GLOSS}{_SEP}|[ \t]+|(?<=[\u4e00-\u9fff])(?=[A-Z])){_HONORIFIC}(?P<v>{_LATIN_NAMES})", DOCTOR),  # 阅片者1：
     (rf"(?:{alternation(KIN_ROLES)})(?:{_GLOSS}{_SEP}|[ \t]+|(?<=[\u4e00-\u9fff])(?=[A-Z])){_HONORIFIC}(?P<v>{_LATIN_NAMES})", NAME),
     # A staff member's code before the name (录入：YY0317 聂小芸), after a role label (checked after the match).
     (r"(?P<v>[A-Za-z](?<![A-Za-z0-9][A-Za-z])[A-Za-z]{0,3}\d{2,8})(?=[ \t]+[\u4e00-\u9fff])", ID, _after_role),
     (rf"(?:{_ENGLISH_STAFF})[ \t]*:?[ \t]*{_HONORIFIC}(?P<v>{_LATIN_NAME})", DOCTOR),
+    # A staff number in parentheses right after a Chinese name (王芳(T0123), 李强（工号 E0456）).
+    (r"[（(](?<=[\u4e00-\u9fff][（(])(?:工号[ \t:：]*)?(?P<v>[A-Za-z]{1,3}\d{3,6})[)）]", ID),
+    # A correspondent's name in a message header (From: Jane Doe (daughter), cc: …).
+    (rf"(?:From|FROM|To|TO|Cc|CC|cc|Attn|ATTN)[ \t]*:[ \t]*{_HONORIFIC}(?P<v>{_LATIN_NAMES})", NAME),
+    # The patient named in English running text (second opinion, patient Zhou Anping).
+    (rf"(?:patient|Patient)[ \t]+(?P<v>{_LATIN_NAMES})", NAME),
     # A label in Latin letters runs into no word (IDH1 is a gene).
-    (rf"(?:{alternation(_ID_LABELS)})(?:{_GLOSS}{_SEP}|[ \t\u3000]+|(?![A-Za-z])|(?<![A-Za-z]))(?P<v>{_CARD_NUMBER}|{_ID_VALUE})", ID),
+    (rf"(?:{alternation(_ID_LABELS)})(?:{_GLOSS}{_SEP}|[ \t\u3000]+|(?![A-Za-z])|(?<![A-Za-z]))(?P<v>{_CARD_NUMBER}|{_ID_VALUE})", ID, _trial_number),
     # A bed after its label: a ward before the number (床号：神外ICU-5, 床号 Bed ┃ 老年科 09).
-    (rf"(?:床[ \t]*号|床位号?)(?:{_GLOSS}{_SEP}|[ \t]+)(?P<v>(?:[\u4e00-\u9fff]{{1,6}}[ \t]?)?{_BED})(?![\dA-Za-z])", ID),
+    (rf"(?:床[ \t]*号|床位号?)(?:{_GLOSS}{_SEP}|[ \t]+)(?P<v>(?:{_WARD})?{_BED})(?![\dA-Za-z])", ID),
     (rf"(?:{alternation(_PHONE_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\+?[\d\- ]{{7,16}}\d{_EXTENSION})", PHONE),
-    (rf"(?:{alternation(_EXTENSION_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\d{{2,6}})(?!\d)", PHONE),
+    (rf"(?:{alternation(_EXTENSION_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\d(?:-?\d){{1,6}})(?!\d)", PHONE),  # ext. 4-5521
     # A phone number by its shape after a phone, relative or notification word in its sentence (by phone (6287
     # 1043), 家屬：配偶 方國樑 0912-338-451), but not before a unit.
     (rf"(?:{alternation(_PHONE_CUES)})[^\n。；;]{{0,30}}?(?P<v>{_PHONE_SHAPE}{_EXTENSION})(?![\d\-]|{_UNIT})", PHONE),
     (rf"(?:地址|住址|现住址){_SEP}(?P<v>[^\s，。；,;]+)", ADDRESS),
+    # A Chinese address after 住/住址/地址, spaces inside (住长沙市岳麓区…路 22 号 3 栋): a province or city first,
+    # up to the last house, building or room number of the clause.
+    (rf"(?:地址|住址|住所|家住|现住|住(?![院址所]))(?:{_SEP}|[ \t]*)(?P<v>{_CN_ADDRESS})", ADDRESS),
+    (r"(?:Address|ADDRESS|Addr\.)[ \t]*:[ \t]*(?P<v>[^\n\t]*?[^\s.,;])(?=[ \t]*(?:$|\n|\t|[ ]{2}))", ADDRESS),
     # Any label ending in 号/No./ID (会诊号：, Process No.:, N.º de utente：): the number after it, four characters
     # or more (not Series No.: 4), but not a house number (5号3楼).
-    (rf"(?:{_NUMBER_LABEL})(?:{_SEP}|[ \t]*)(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})(?![\u4e00-\u9fff])", ID),
+    (rf"(?:{_NUMBER_LABEL})(?:{_SEP}|[ \t]*)(?P<v>{_CASE_NUMBER}|{_SPOKEN_ID}|(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})(?![\u4e00-\u9fff])", ID, _trial_number),
+    # A medical record number read out in English words (record number seven seven three one…).
+    (rf"(?:number|Number|NUMBER|MRN|ID)[ \t]+(?:is[ \t]+)?(?P<v>{_SPOKEN_EN}(?:[ \t]+{_SPOKEN_EN}){{3,}})\b", ID),
     (rf"(?:{_ENGLISH_NUMBER_LABEL}){_SEP}(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),
     (rf"(?:No|NO)\.[ \t]+(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),  # No. 2024-0056731
-    (rf"(?:送检单位|检查单位|就诊医院|医院名称){_SEP}(?P<v>[^\s，。；,;]+)", HOSPITAL),
+    # The value of a hospital or unit label: the words of an English name too (报告医院：Mercy Clinic, Leeds).
+    (rf"(?:送检单位|检查单位|扫描单位|委托单位|就诊医院|报告医院|申请医院|转出医院|医院名称){_SEP}(?P<v>[^\s，。；,;]+(?:,?[ ][A-Za-z][^\s，。；,;]*)*)", HOSPITAL),
     (rf"(?P<v>{_ENGLISH_HOSPITAL})", HOSPITAL, lambda text, a, b: bool(_GENERIC_INSTITUTION.fullmatch(text, a, b))),
+    (rf"(?P<v>St\.[ ]{_ENGLISH_HOSPITAL})", HOSPITAL),  # St. Brigid's Hospital (a rule of its own, for speed)
     # An outside hospital's short name between a prior study's date and its modality, in a comparison
     # (与2022-05-17华西MRI对比): a name or place, not ordinary words (头颅, 复查) nor 本院/外院.
-    (rf"\d[日号]?(?P<v>[\u4e00-\u9fff]{{2,6}}?)(?={_MODALITY}[^\n。]{{0,20}}?(?:对比|比较|相比))", HOSPITAL, _ordinary_place),
+    (rf"\d[日号]?[“\"]?(?P<v>[\u4e00-\u9fff]{{2,6}}?)(?=[”\"]?{_MODALITY}[^\n。]{{0,20}}?(?:对比|比较|相比))", HOSPITAL, _ordinary_place),
     (rf"(?P<v>(?:19|20)\d{{2}}[ \t]*[-/.年][ \t]*\d{{1,2}}[ \t]*[-/.月][ \t]*\d{{1,2}}(?:[ \t]*日)?{_TIME}?)", DATE),
     (rf"(?P<v>(?:{_MONTHS})\.?(?:[ \t]+\d{{1,2}}(?:st|nd|rd|th)?,?)?[ \t]+(?:19|20)\d{{2}}{_TIME}?)(?!\d)", DATE),  # March 2022
-    (rf"(?P<v>\d(?<![\d.]\d)\d?(?:st|nd|rd|th)?[ \t\-]+(?:{_MONTHS})\.?[ \t,\-]+(?:19|20)\d{{2}}{_TIME}?)(?!\d)", DATE),
+    (rf"(?P<v>{_DAY_MONTH_YEAR}{_TIME}?)(?!\d)", DATE),
+    # A month and a day without the year (on Jan 8, March 14th); not May, a verb too.
+    (rf"(?P<v>(?:{_MONTHS})(?<!May)\.?[ \t]+\d{{1,2}}(?:st|nd|rd|th)?)(?![\d:.]|,?[ \t]*(?:19|20)\d\d|[ \t]*(?:mm|cm|ms))", DATE),
+    # A weekday before a date (Tue 09 Jan 2024, Monday, March 4, 2024): the weekday too.
+    (rf"(?P<v>(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\.?,?[ \t]+)(?=\d{{1,2}}[ \t\-]+(?:{_MONTHS})|(?:{_MONTHS})\.?[ \t]+\d)", DATE),
     (r"(?P<v>(?:19|20)\d{2}[ \t]*年[ \t]*\d{1,2}[ \t]*月)", DATE),
     # Taiwan's ROC calendar (year 113 is 2024): 民國113年2月18日, 113年2月18日, 113/02/18.
     (rf"(?P<v>民国[ \t]*\d{{1,3}}[ \t]*年(?:[ \t]*\d{{1,2}}[ \t]*月(?:[ \t]*\d{{1,2}}[ \t]*[日号]{_TIME}?)?)?)", DATE),
     (rf"(?P<v>[一二][{_CN_DIGIT}]{{3}}[ \t]*年[ \t]*[{_CN_NUMBER}]{{1,2}}[ \t]*月(?:[ \t]*[{_CN_NUMBER}]{{1,3}}[ \t]*[日号])?)", DATE),
     (r"(?P<v>1(?<![\d.]1)[01]\d(?:[ \t]*年[ \t]*\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*[日号]|(?P<s>[-/.])(?:0[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01])(?![\d.])))", DATE),
-    (r"(?P<v>\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*[日号])", DATE),
+    (rf"(?P<v>\d{{1,2}}[ \t]*月[ \t]*\d{{1,2}}[ \t]*[日号]{_TIME}?)", DATE),
     # A year and a month: 2023-08, 2023/8 (not a range of years: 2019-2021).
     (rf"(?P<v>(?:1(?<![A-Za-z\d.]1)9|2(?<![A-Za-z\d.]2)0)\d{{2}}(?P<s>[-/.])(?:0?[1-9]|1[0-2]))(?![\d.]|(?P=s)\d|{_UNIT})", DATE),
     # 23-05-12 only after a date label (unlabelled, it is as likely a size 12-10-15mm or slices 10/11/12);
     # 05/12/2023 anywhere, but not before a unit. One separator twice, no digit or point around.
-    (r"(?:日期|时间|Date|DATE|DOB)[ \t]*[:：]?[ \t]*(?P<v>\d{2,3}(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
+    (r"(?:日期|时间|Date|DATE|DOB|入院|出院)[ \t]*[:：]?[ \t]*(?P<v>\d{2,3}(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
+    # A month and day with no year, between 与/较 and a prior study (与3.12外院MRI比较).
+    (rf"(?:与|较)(?P<v>(?:0?[1-9]|1[0-2])[./](?:[0-2]?\d|3[01]))(?=[\u4e00-\u9fff]{{0,4}}{_MODALITY}[^\n。]{{0,20}}?(?:对比|比较|相比))", DATE),
+    # …or zero-padded before a time or a study (23/11/05 02:14, 22.09.13 术后CT).
+    (rf"(?P<v>\d(?<![\d.]\d)\d(?P<s>[-/.])(?:0[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01])(?=[ \t]+(?:\d{{1,2}}:\d{{2}}|[\u4e00-\u9fff]{{0,4}}{_MODALITY}))(?:[ \t]+\d{{1,2}}:\d{{2}})?)(?![\d.])", DATE),
     (rf"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{{1,2}}(?P=s)(?:19|20)\d{{2}}{_TIME}?)(?!\.?\d|[ \t]*(?:mm|cm|层))", DATE),
     # (?<!\dX) after the first character X: no digit before the number, without a leading lookbehind.
     (rf"(?P<v>1(?<!\d1)[3-9]\d(?:[- ]?\d{{4}}){{2}}|0(?<!\d0)\d{{2,3}}[- ]\d{{7,8}}(?!\d){_EXTENSION})(?!\d)", PHONE),
+    # A North American number with its area code in parentheses, and an international one: (617) 555-0199,
+    # +44 20 7946 0958.
+    (r"(?P<v>\(\d{3}\)[ \t]?\d{3}-\d{4}|\+(?<![\w+]\+)\d{1,3}[ \t\-]\d{1,4}(?:[ \t\-]\d{2,4}){1,3})(?!\d)", PHONE),
     # A long number, maybe with a prefix, a suffix after a hyphen (CT240314-1127) or a check digit.
     (rf"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{{0,3}}\d{{6,}}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*{_CHECK_DIGIT})(?![\d.])", ID),
     (rf"[（(](?P<v>{_LATIN_NAME})[)）](?=[，, \t]*(?:男|女))", NAME),  # 郭雨萱（GUO YUXUAN），男
@@ -302,15 +397,18 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
 )
 _HOSPITAL_SUFFIX = re.compile(f"{alternation(_HOSPITAL_SUFFIXES)}|{_SHORT_HOSPITAL}")
 # The name before a hospital suffix: up to 20 name characters ending right at the suffix.
-_HOSPITAL_HEAD = re.compile(r"[\u4e00-\u9fffA-Za-z0-9（）()]{2,20}$")
+_HOSPITAL_HEAD = re.compile(r"[\u4e00-\u9fffA-Za-z0-9（）()·]{2,20}$")
 # Words a hospital match may swallow before the name (患者于北京协和医院, 建议至上级医院): cut after the last.
-_HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|自(?!治)|转|从|往|与|\d日|（|\()")
+_HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|自(?!治)|转|从|往|与|\d日|\d\d(?<=[:：]\d\d)|（|\()")
 # Hospital words that name no institution (建议至上级医院).
 _GENERIC_HOSPITALS = frozenset({
     "", "上级", "专科", "综合", "当地", "基层", "其他", "其它", "正规", "该", "外", "上述", "大", "私人", "个体", "社区",
     "乡镇", "村", "神经", "放射", "医学", "核医学", "介入",  # then departments (神经影像中心)
     "同", "单", "两",  # and the words before a numbered 院 that is none (同一院区)
+    "贵",
 })  # fmt: skip
+# Words that end a hospital match's head and name a party or channel, not a hospital (请问你们医院, 原告认为被告医院).
+_PARTY_WORDS = ("你们", "我们", "他们", "互联网", "网上", "被告", "原告")
 
 Span = tuple[int, int, str]  # start, end and the placeholder that replaces text[start:end]
 
@@ -342,6 +440,21 @@ def _beds(text: str) -> Iterator[Span]:
         at = text.find("床", at + 1)
 
 
+def _streets(text: str) -> Iterator[Span]:
+    """English street addresses (14 Elm Road, Cambridge CB1 2AB), looked for only where a street word stands."""
+    if _STREET_WORD.search(text):
+        yield from ((*m.span(), ADDRESS) for m in _STREET.finditer(text))
+
+
+def _before_kin(text: str) -> Iterator[Span]:
+    """A name right before its kinship or 本人 in parentheses (王芳（母，电话…）, 李强（本人接听）), searched from the
+    parenthesis backwards."""
+    for kin in _KIN_IN_PARENTHESES.finditer(text):
+        name = _NAME_BEFORE.search(text, max(0, kin.start() - 4), kin.start())
+        if name:
+            yield *name.span(), NAME
+
+
 def _hospitals(text: str) -> Iterator[Span]:
     """Hospital names: a suffix (医院, 医学中心…) and the name characters right before it.
 
@@ -356,8 +469,19 @@ def _hospitals(text: str) -> Iterator[Span]:
         lead = _HOSPITAL_LEAD.match(text, start + line_start, suffix.start())
         start = lead.end() if lead else start
         label = text[suffix.end() : suffix.end() + 1] in (":", "：")  # 申请医院：, 转出医院：
-        if text[start : suffix.start()] not in _GENERIC_HOSPITALS and not label:
-            yield start, suffix.end(), HOSPITAL
+        head = text[start : suffix.start()]
+        if head not in _GENERIC_HOSPITALS and not head.endswith(_PARTY_WORDS) and not label:
+            campus = _CAMPUS.match(text, suffix.end())
+            yield start, campus.end() if campus else suffix.end(), HOSPITAL
+
+
+def _before_degrees(text: str) -> Iterator[Span]:
+    """Latin names right before a degree (Jane K. Doe, MD): staff."""
+    for degree in _DEGREE.finditer(text):
+        start = max(text.rfind("\n", 0, degree.start()) + 1, degree.start() - _LONGEST_ROMAN)
+        name = _NAME_BEFORE_DEGREE.search(text, start, degree.start())
+        if name:
+            yield *name.span("v"), DOCTOR
 
 
 def _person_names(text: str) -> Iterator[Span]:
@@ -372,10 +496,14 @@ def _person_names(text: str) -> Iterator[Span]:
 # In priority order: where two finders' spans overlap, the earlier one's placeholder stands.
 _FINDERS: tuple[Callable[[str], Iterator[Span]], ...] = (
     _structured,
-    *(_regex_finder(*pattern) for pattern in _PATTERNS[:-1]),
+    *(_regex_finder(*pattern) for pattern in _PATTERNS[:-2]),
     _beds,
     _hospitals,
-    _regex_finder(*_PATTERNS[-1]),  # after hospitals: a hospital name may end in a surname-like character
+    # after hospitals: a hospital name may end in a surname-like character
+    *(_regex_finder(*pattern) for pattern in _PATTERNS[-2:]),
+    _before_degrees,
+    _before_kin,
+    _streets,
     _person_names,
 )
 
@@ -426,6 +554,10 @@ def _romanised(text: str, names: list[Span]) -> Iterator[Span]:
         after = _ROMAN_AFTER.match(text, b)
         if after:
             yield *after.span("v"), placeholder
+        if text[b - 1 : b].isascii():
+            chinese = _CHINESE_AFTER.match(text, b)
+            if chinese and not all_ordinary_words(chinese.group("v")):
+                yield *chinese.span("v"), placeholder
         # Searched only after a slash or parenthesis: the search tries every position of the line before.
         if text[max(0, a - _LONGEST_ROMAN) : a].rstrip(" \t")[-1:] in ("/", "／", "(", "（"):
             line_start = text.rfind("\n", 0, a) + 1

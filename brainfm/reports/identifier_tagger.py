@@ -264,10 +264,11 @@ _SHAPES = {
     "id": re.compile(r".*(?:\d{4}|[A-Za-z][-_]?\d|\d[-_]?[A-Za-z]).*"),
 }
 # Shapes a number of a kind never has: a range of years (2019-2021年) is no date, a measurement (Skyra 3.0T, a
-# number with one decimal point) no ID.
+# number with one decimal point) no ID, nor a marker or isotope (Ki-67, Tc-99m: a lower-case letter, three digits
+# at most).
 _NOT_SHAPES = {
     "date": re.compile(r"(?:19|20)\d{2}[-~–至到](?:19|20)\d{2}年?"),
-    "id": re.compile(r".*(?<![\d.])\d+\.\d+(?![\d.]).*"),
+    "id": re.compile(r".*(?<![\d.])\d+\.\d+(?![\d.]).*|[A-Za-z]*[a-z][A-Za-z]*-?\d{1,3}[a-z]?"),
 }
 _LATIN_WORD = re.compile(r"[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿ]+")  # capitalised: Seen at is one
 _UNIT_NEXT = re.compile(r"\s*(?:mm|cm|ms|s/mm|ml|mg|层|个月|年|天|周|次|岁)")
@@ -276,8 +277,8 @@ _UNIT_NEXT = re.compile(r"\s*(?:mm|cm|ms|s/mm|ml|mg|层|个月|年|天|周|次|�
 def could_be(text: str, start: int, end: int, kind: str) -> bool:
     """``text[start:end]`` could be an identifier of ``kind`` on its own: two characters or more, cutting no
     word of Latin letters and digits; a number has its kind's shape (and none it never has) and no unit after it;
-    a name or a place in Latin script has two capitalised words or more, and in Chinese starts in no long dictionary word
-    (维吾尔|语) and is a word that jieba reads as a name or place, or one it does not know (主任, 出院, 简单说明
+    a name or a place in Latin script has two capitalised words or more, and in Chinese starts and ends in no long
+    dictionary word (维吾尔|语, 韦克斯|勒) and is a word that jieba reads as a name or place, or one it does not know (主任, 出院, 简单说明
     and 于昨日 are none)."""
     span = text[start:end]
     if end - start < 2 or _inside_word(text, start) or _inside_word(text, end):
@@ -291,7 +292,7 @@ def could_be(text: str, start: int, end: int, kind: str) -> bool:
         )
     if not any(_is_cjk(c) for c in span):  # one Latin word is as likely no name (MEDICAL CENTRE, Seen at)
         return len(_LATIN_WORD.findall(span)) >= 2
-    return not inside_long_word(text, start) and not all_ordinary_words(span)
+    return not (inside_long_word(text, start) or inside_long_word(text, end) or all_ordinary_words(span))
 
 
 def _inside_word(text: str, at: int) -> bool:

@@ -2,7 +2,9 @@
 script, a romanised name next to a name, institution lines in upper case, labelled IDs, phones by shape, ROC and
 other date shapes, lists of names by department, and the precision guards (eponyms, kinship words); then the
 rules of the sealed set's round: structured exports (HL7, DICOM dumps, key=value), ISO and Chinese-numeral dates,
-short hospital names, beds, IDs in more forms, and Latin names with initials and particles. Each rule
+short hospital names, beds, IDs in more forms, and Latin names with initials and particles; then the second
+sealed set's round: tables, XML and JSON, addresses by shape, case and spoken numbers, more date, phone and
+hospital shapes, names before a degree or a kinship word, and their guards. Each rule
 masks its identifier in every position it names; clinical text near each rule round-trips unchanged. Every
 example is written for these tests (none is taken from the identifier sets)."""
 
@@ -126,6 +128,80 @@ CASES = [
     ("检查由翻译David Morales陪同。", [("David Morales", NAME)]),
 ]
 
+# The second sealed set's round.
+ROUND_FIVE = [
+    # addresses after 住/地址 with spaces inside, after an English label, and an English street address by shape
+    ("家属住湖南省岳阳市岳阳楼区金鹗中路 58 号 7 栋 302 室，电话已留。", [("湖南省岳阳市岳阳楼区金鹗中路 58 号 7 栋 302 室", ADDRESS)]),
+    ("Address: Flat 3, 27 Mill Lane, Leeds\nAge: 60", [("Flat 3, 27 Mill Lane, Leeds", ADDRESS)]),
+    ("GP surgery at 9 Oak Street, Bristol BS1 4DJ.", [("9 Oak Street, Bristol BS1 4DJ", ADDRESS)]),
+    # a court or forensic file number; IDs read out as digit words; a staff number after a name; ACC label
+    ("案号：（2024）粤0305民初2231号", [("（2024）粤0305民初2231号", ID)]),
+    ("检查号 幺三零七 五五八二 头颅平扫", [("幺三零七 五五八二", ID)]),
+    ("medical record number four one one nine zero two exam", [("four one one nine zero two", ID)]),
+    ("责任技师：柴雨桐(K0922)", [("柴雨桐", DOCTOR), ("K0922", ID)]),
+    ("ACC : XR-5520178", [("XR-5520178", ID)]),
+    ("床号：骨科3病区-07", [("骨科3病区-07", ID)]),
+    # dates: a weekday, a month name with a two-digit year or none, a time of day in Chinese, a two-digit
+    # year before a time or a study
+    ("Sent: Wed 14 Feb 2024 08:10", [("Wed 14 Feb 2024 08:10", DATE)]),
+    ("复查日期：03-Apr-21　结论：稳定", [("03-Apr-21", DATE)]),
+    ("随访MRI：07MAR2022", [("07MAR2022", DATE)]),
+    ("The scan on Feb 9 was normal.", [("Feb 9", DATE)]),
+    ("检查时间：2024年6月2日 下午3:40", [("2024年6月2日 下午3:40", DATE)]),
+    ("于6月3日09:20签发", [("6月3日09:20", DATE)]),
+    ("21.03.14 头颅CT：未见出血。", [("21.03.14", DATE)]),
+    ("上传时间：24/02/19 23:05", [("24/02/19 23:05", DATE)]),
+    ("比较：与3.12外院MRI对比，病灶缩小。", [("3.12", DATE)]),
+    # phones: an extension with a hyphen or after "extension", a North American and an international number
+    ("Called ext. 3-4410 at noon.", [("3-4410", PHONE)]),
+    ("by telephone (extension 71204)", [("71204", PHONE)]),
+    ("Reach me at (415) 555-0172.", [("(415) 555-0172", PHONE)]),
+    ("Mobile abroad +33 6 1234 5678 only", [("+33 6 1234 5678", PHONE)]),
+    # hospitals: a campus or branch after the name, a short 附院, an English name after a hospital label, St.
+    ("浙江省台州医院（恩泽院区）放射科", [("浙江省台州医院（恩泽院区）", HOSPITAL)]),
+    ("建议至丽水市中心医院南院区复查。", [("丽水市中心医院南院区", HOSPITAL)]),
+    ("转至浙大二附院治疗。", [("浙大二附院", HOSPITAL)]),
+    ("原报告医院：Lakeside Clinic, Denver", [("Lakeside Clinic, Denver", HOSPITAL)]),
+    ("Seen at St. Brigid's General Hospital today.", [("St. Brigid's General Hospital", HOSPITAL)]),
+    # names: before a degree, after From:, after "patient" in English; a Hangul, kinship or Chinese form next to
+    # a name; a pinyin gloss on the name label; a numbered reader
+    ("Signed: Laura M. Quinn, M.D.", [("Laura M. Quinn", DOCTOR)]),
+    ("Also paged: Omar Haddad, RN.", [("Omar Haddad", DOCTOR)]),
+    ("From: Chloe Park (niece)", [("Chloe Park", NAME)]),
+    ("Second opinion for patient Lu Haoyu today.", [("Lu Haoyu", NAME)]),
+    ("报告医师：尹秀珍（윤수진）", [("尹秀珍", DOCTOR), ("윤수진", DOCTOR)]),
+    ("Radiologist 报告医师: Dr. Tan Yue 谭悦", [("Tan Yue", DOCTOR), ("谭悦", DOCTOR)]),
+    ("联系人：鲍德林（父，电话 13577776666）", [("鲍德林", NAME), ("13577776666", PHONE)]),
+    ("姓名（拼音）：QIANGBA", [("QIANGBA", NAME)]),
+    ("阅片者2：MA Yutong", [("MA Yutong", DOCTOR)]),
+    ("申请医师：蒋立群主治医师　申请日期：2023-09-01", [("蒋立群", DOCTOR), ("2023-09-01", DATE)]),  # no 申请日
+]
+
+# Exports of the second sealed set's round: tables by their header, XML and JSON by their fields.
+EXPORTS = [
+    (
+        "| 日期 | 检查号 | 技师(工号) | 备注 |\n|---|---|---|---|\n| 03/14 | CT2403140021 | 伍思远(R0215) | — |",
+        [("03/14", DATE), ("CT2403140021", ID), ("伍思远", NAME), ("R0215", ID)],
+    ),
+    (
+        "| 序号 | 编号 | 原报告医师 | 评分 |\n| 1 | QC-0012 | 桑晓光 | 2a |",
+        [("QC-0012", ID), ("桑晓光", NAME)],
+    ),
+    ("ID\tNAME\tSEX\tTECH\nK0091\tLIU Ke-an\tM\t欧雨晴", [("K0091", ID), ("LIU Ke-an", NAME), ("欧雨晴", NAME)]),
+    (
+        "<patient><name><family>Duan</family><given>Xinyi</given></name></patient>\n<addr>兰州市城关区某路 9 号</addr>",
+        [("Duan", NAME), ("Xinyi", NAME), ("兰州市城关区某路 9 号", ADDRESS)],
+    ),
+    (
+        '<id extension="QD-55012" root="1.2.3"/>\n<effectiveTime value="20230102101500+0800"/>',
+        [("QD-55012", ID), ("20230102101500+0800", DATE)],
+    ),
+    ("<representedOrganization><name>青岛市市立医院</name></representedOrganization>", [("青岛市市立医院", HOSPITAL)]),
+    ('<patient name="滕雅琪" sex="女"/>', [("滕雅琪", NAME)]),
+    ('{"pid": "QZ-772013", "exam_date": "2023-11-02"}', [("QZ-772013", ID), ("2023-11-02", DATE)]),
+    ("(0010,1040) PatientAddress   [温州市鹿城区某路 12 号]", [("温州市鹿城区某路 12 号", ADDRESS)]),
+]
+
 # Clinical text near each rule: nothing to mask.
 CLINICAL = [
     "查体：双侧霍夫曼征阴性，左侧巴宾斯基征阳性，克氏征阴性。",  # eponyms that read as names
@@ -148,6 +224,18 @@ CLINICAL = [
     "报告医师：同上；余脑实质未见异常。",
     "参加人员：神经外科、神经内科；放射科",
     "申请医生：儿科",  # a department after a staff label
+    # the second sealed set's round: no name for an unknown patient, a trial's protocol and site numbers, a party
+    # or channel before 医院, a label after a staff label, a marker, a department, thanks
+    "姓名：无名氏（女）",
+    "方案编号：ROSE-IA-2024　中心编号：12",
+    "请问你们医院几点上班？",
+    "原告认为被告医院存在过错。",
+    "Ki-67约15%，IL-6升高。",
+    "Neuroimaging Center",
+    "好的，谢谢。",
+    "| 序号 | 评分 | 备注 |\n| 1 | 2a | — |",  # a table with no identifier column
+    "患者住院期间头痛缓解。",
+    "与2.5倍对照组CT值相近。",  # a number before a study with no comparison is no date
     "会诊医生：影像科 ",
     "扫描参数：TR/TE 2000/9 ms",  # a year and a month's shape before a unit
     "同一院区复查。",  # a numbered 院 after a word that names no hospital
@@ -182,6 +270,16 @@ STRUCTURED = [
 
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_each_rule_masks_its_identifier(text: str, expected: list[tuple[str, str]]) -> None:
+    assert _masked(text) == expected, deidentify_text(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), ROUND_FIVE)
+def test_each_rule_of_the_fifth_round_masks_its_identifier(text: str, expected: list[tuple[str, str]]) -> None:
+    assert _masked(text) == expected, deidentify_text(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), EXPORTS)
+def test_tables_xml_and_json_mask_what_their_fields_hold(text: str, expected: list[tuple[str, str]]) -> None:
     assert _masked(text) == expected, deidentify_text(text)
 
 

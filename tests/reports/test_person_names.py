@@ -105,6 +105,14 @@ NAMED = [
     ("审核医师　上官明远", ["上官明远"]),
 ]
 
+# The second sealed set's round: forensic, research, handover and QC role words name staff.
+STAFF_ROLES = [
+    ("鉴定人：仇海涛、梁静怡", ["仇海涛", "梁静怡"]),
+    ("核对人：苏子墨；PI：杭立新", ["苏子墨", "杭立新"]),
+    ("交班：邵雨辰　接班：甘晓天", ["邵雨辰", "甘晓天"]),
+    ("质控组长：于文博", ["于文博"]),
+]
+
 # Clinical sentences, many with surname-led words (高信号, 白质, 左侧, 马尾…) or words jieba tags as names.
 CLINICAL = [
     "左侧额叶见斑片状长T1长T2信号，FLAIR呈高信号。",
@@ -181,6 +189,8 @@ CLINICAL = [
     "建议查铜蓝蛋白。",
     "予阿司匹林抗血小板治疗，停用华法林。",
     "邻居叫她过来。",  # no name right after a kinship word
+    "病人说谢谢。",  # thanks and an unknown patient's registration name are no names
+    "姓名：无名氏",
 ]
 
 
@@ -195,6 +205,11 @@ def test_names_are_masked_where_they_stand(text: str, names: list[str]) -> None:
         assert name not in clean, clean
         assert any(name in found for found in find_identifiers(text))
     assert NAME in clean or DOCTOR in clean
+
+
+@pytest.mark.parametrize(("text", "names"), STAFF_ROLES)
+def test_more_role_words_name_staff(text: str, names: list[str]) -> None:
+    assert [(text[n.start : n.end], n.staff) for n in find_person_names(text)] == [(name, True) for name in names]
 
 
 @pytest.mark.parametrize("text", CLINICAL)
