@@ -268,9 +268,9 @@ def paired_differences(leads: list[dict]) -> list[str]:
     lines = []
     for lead in leads:
         e = lead["patients"]
-        boot = "no held-out rows saved" if e is None else f"{excludes_zero(e)} ({e.n_patients} patients)"
+        boot = "no held-out rows saved" if e is None else f"{signed_estimate(e)} ({e.n_patients} patients)"
         per_seed = ", ".join(f"{d:+.3f}" for d in lead["per_seed"])
-        lines.append(f"| {lead['cell']} | {lead['comparison']} | {excludes_zero(lead['t'])} | {per_seed} | {boot} |")
+        lines.append(f"| {lead['cell']} | {lead['comparison']} | {signed_estimate(lead['t'])} | {per_seed} | {boot} |")
     title = ("Paired by seed (same labels, same held-out patients): the deployed probe's lead, mean (95 % t-interval "
              "over seeds), per seed, and the same mean with its paired patient-bootstrap interval; ** where an "
              "interval excludes 0")
@@ -302,7 +302,7 @@ def patient_lead(task: str, paths: tuple[Path, ...]) -> Estimate:
     return scoring.paired_lead(task, runs, GRADE_SCALES, n_boot=1000, seed=0)
 
 
-def excludes_zero(e: Estimate) -> str:
+def signed_estimate(e: Estimate) -> str:
     """``+0.123 (+0.045 to +0.201)``, in ** where the interval excludes 0."""
     mark = "**" if e.low > 0 or e.high < 0 else ""
     return f"{mark}{e.value:+.3f} ({e.low:+.3f} to {e.high:+.3f}){mark}"
