@@ -157,21 +157,12 @@ def _dicom(text: str) -> Iterator[Found]:
             yield start, m.start("v") + len(value), kind
 
 
-def _key_values(text: str) -> Iterator[Found]:
-    """Values of key=value export lines whose key names an identifier (Approver=…, AccessionNumber=…)."""
-    if "=" not in text:
+def _keyed_values(text: str, marker: str, pairs: re.Pattern[str]) -> Iterator[Found]:
+    """Values of key/value pairs (`pairs` with groups ``key`` and ``v``: key=value lines, JSON "key": "value")
+    whose key names an identifier (Approver=…, "exam_date": "…"); none without `marker` in the text."""
+    if marker not in text:
         return
-    for m in _KEY_VALUE.finditer(text):
-        kind = _key_kind(m.group("key"))
-        if kind is not None:
-            yield *m.span("v"), kind
-
-
-def _json_pairs(text: str) -> Iterator[Found]:
-    """String values of JSON pairs whose key names an identifier ("pid": "…", "exam_date": "…")."""
-    if '":' not in text:
-        return
-    for m in _JSON_PAIR.finditer(text):
+    for m in pairs.finditer(text):
         kind = _key_kind(m.group("key"))
         if kind is not None:
             yield *m.span("v"), kind
@@ -265,8 +256,8 @@ def structured_identifiers(text: str) -> Iterator[Found]:
     yield from _tables(text)
     if "(" in text:
         yield from _dicom(text)
-    yield from _key_values(text)
-    yield from _json_pairs(text)
+    yield from _keyed_values(text, "=", _KEY_VALUE)
+    yield from _keyed_values(text, '":', _JSON_PAIR)
     if "<" in text:
         yield from _xml(text)
 
