@@ -394,11 +394,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"adapter profile {args.profile}, fine-tuning steps {args.finetune_steps or 'of the profile'}\n"
                 + (f"merged: {', '.join(map(str, args.merge))}\n" if args.merge else ""))
 
-    def write_outputs() -> pd.DataFrame:
-        """results.csv (this run), and tables.md and retrospective.json (this run and --merge)."""
+    def write_outputs() -> str:
+        """results.csv (this run), and tables.md and retrospective.json (this run and --merge); returns tables.md."""
         current = pd.DataFrame(rows, columns=[*RUN_KEY, "value", "low", "high", "n_test_patients", "seconds"])
         current.to_csv(args.work / "results.csv", index=False)  # with its header when empty (--tasks '')
         results = merge_results(current, args.merge)
+        saved = prediction_files([args.work, *(path.parent for path in args.merge)])
         provenance = {
             "command": command, "commit": commit, "date": date,
             "machine": f"{platform.node()}, {platform.processor() or platform.machine()}, "
@@ -409,14 +410,12 @@ def main(argv: list[str] | None = None) -> int:
                       "a center out of the adapters' labels only",
         }
         retrospective = {"label_efficiency": label_efficiency_rows(results),
-                         "paired_leads": paired_rows(results, files()),
+                         "paired_leads": paired_rows(results, saved),
                          "leave_one_center_out": loco_rows(results), "provenance": provenance}
         (args.work / "retrospective.json").write_text(json.dumps(retrospective, indent=1) + "\n")
-        (args.work / "tables.md").write_text(header() + summarise(results, files()) + "\n")
-        return results
-
-    def files() -> dict[tuple[str, str, str, int], Path]:
-        return prediction_files([args.work, *(path.parent for path in args.merge)])
+        tables = header() + summarise(results, saved)
+        (args.work / "tables.md").write_text(tables + "\n")
+        return tables
 
     def record(task, cell, variant, seed, scores, n, seconds=float("nan"), held_out: pd.DataFrame | None = None):
         if held_out is not None:
@@ -465,8 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                     scores, held_out, seconds = cell_run(task, variant, encoder_dir, others, held, 0)
                     record(task, f"held-out {center}", variant.name, 0, scores, held["patient"].nunique(), seconds,
                            held_out)
-    results = write_outputs()
-    print(header() + summarise(results, files()))
+    print(write_outputs())
     return 0
 
 
