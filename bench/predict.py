@@ -188,6 +188,8 @@ def measure(
         "cuda_max_allocated_gb": torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else None,
         "torch_threads": torch.get_num_threads(),
         "precision": predictor.precision,
+        # what the last predict gave, to compare precisions between runs (the models' weights are seeded)
+        "predictions": {k: result[k] for k in ("classification", "grade", "prognosis", "segmentation")},
     }
 
 
@@ -234,7 +236,7 @@ def main() -> None:
     parser.add_argument("--with-report", action="store_true", help="include the stage-2 report model")
     parser.add_argument("--repeats", type=int, default=3, help="warm predicts after the cold one")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), help="default: bf16 on cuda, fp32 on cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="default: brainfm predict's (bf16 on cuda and on CPUs with native bf16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()

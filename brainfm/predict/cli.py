@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--precision",
         choices=("fp32", "bf16"),
         default=None,
-        help="bf16: bfloat16 autocast (default on cuda); fp32: full precision (default on cpu)",
+        help="bf16: bfloat16 autocast (default on cuda and on CPUs with native bf16: AMX, AVX512-BF16); fp32: full precision",
     )
     p.add_argument(
         "--clinical",

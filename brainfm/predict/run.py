@@ -89,6 +89,18 @@ BATCH_FILE = "batch.json"
 Precision = Literal["fp32", "bf16"]
 
 
+def default_precision(device: str) -> Precision:
+    """bf16 on CUDA and on CPUs with native bfloat16 arithmetic (AMX or AVX512-BF16, where oneDNN runs bf16
+    matrix products several times faster than float32); fp32 on other CPUs, where bfloat16 is emulated and slower.
+    torch exposes that CPU check only as ``torch.cpu._is_*_supported``; a torch without it gets fp32."""
+    import torch
+
+    if device.startswith("cuda"):
+        return "bf16"
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return "bf16" if device == "cpu" and any(check() for check in checks if check is not None) else "fp32"
+
+
 def default_models_dir() -> Path:
     """The data folder the assets write to: ``$BRAINFM_ROOT/data``, else the checkout's ``data/`` (as
     ``dagster_project.resources`` resolves the project root)."""
@@ -135,7 +147,7 @@ class Predictor:
     The study's pseudonymous keys come from the site's de-identification secret (``BRAINFM_DEID_SECRET``),
     so that they match the keys of the site's pipeline data; without one, from a random key of this run.
     ``precision``: ``bf16`` runs the models under bfloat16 autocast (half the memory traffic of float32, the
-    format they were trained in on the GPU), ``fp32`` in full precision; default bf16 on CUDA, fp32 elsewhere.
+    format they were trained in on the GPU), ``fp32`` in full precision; default :func:`default_precision`.
     """
 
     def __init__(self, models_dir: Path, device: str = "cpu", precision: Precision | None = None) -> None:
@@ -143,7 +155,7 @@ class Predictor:
         from models.heads.seg_train import SegConfig, load_segmentation
 
         self.models_dir, self.device = Path(models_dir), device
-        self.precision: Precision = precision or ("bf16" if device.startswith("cuda") else "fp32")
+        self.precision: Precision = precision or default_precision(device)
         if self.precision not in get_args(Precision):
             raise ValueError(f"precision {self.precision!r}: choose one of {', '.join(get_args(Precision))}")
         folders = [ENCODER_DIR, SEGMENTATION_DIR, *STUDY_ADAPTER_DIRS.values()]
@@ -370,7 +382,9 @@ class Predictor:
     def _segment(self, images: np.ndarray) -> np.ndarray:
         from models.heads.seg_train import predict_segmentation
 
-        return predict_segmentation(self.segmenter, _Slices(images))  # type: ignore[arg-type]
+        return predict_segmentation(  # its own autocast would override predict's on the CPU
+            self.segmenter, _Slices(images), bf16=self.precision == "bf16"  # type: ignore[arg-type]
+        )
 
     def _write_segmentation(
         self,

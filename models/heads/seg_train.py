@@ -127,14 +127,17 @@ def _batches(data: SegmentationSlices, config: SegConfig) -> Iterator[np.ndarray
 
 
 @torch.inference_mode()
-def predict_segmentation(model: SegmentationModel, data: SegmentationSlices, batch_size: int = 16) -> np.ndarray:
-    """Argmax label maps uint8 (N, H, W) of every item of `data`, in item order (rows of `data.keys`)."""
+def predict_segmentation(
+    model: SegmentationModel, data: SegmentationSlices, batch_size: int = 16, bf16: bool | None = None
+) -> np.ndarray:
+    """Argmax label maps uint8 (N, H, W) of every item of `data`, in item order (rows of `data.keys`); under
+    bfloat16 autocast where ``bf16`` says (default: on CUDA only, as in training)."""
     device = next(model.parameters()).device
     model.eval()
     out = []
     for lo in range(0, len(data), batch_size):
         images, _ = data[np.arange(lo, min(lo + batch_size, len(data)))]
-        with bf16_autocast(device):
+        with bf16_autocast(device, enabled=bf16):
             logits = model(to_input(torch.from_numpy(images).to(device)))
         out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out)

@@ -103,7 +103,8 @@ class FeatureCache:
             regions = F.adaptive_avg_pool2d(out.feature_maps[2], self.region_grid).flatten(2).transpose(1, 2)
             rows = torch.cat([out.embedding[:, None], regions], dim=1).to(self.dtype)
             self._store.update(zip(chunk.tolist(), rows))
-        return torch.stack([self._store[i] for i in items.tolist()]).float()
+        # float32 before stacking: CPU autocast's type promotion (bfloat16 only) refuses float16 inputs
+        return torch.stack([self._store[i].float() for i in items.tolist()])
 
     def batch(self, studies: Sequence[str], drawn: Sequence[Bag]) -> VisualBatch:
         """The `VisualBatch` of the slices `drawn[i]` (sequence -> item ids) of `studies[i]`."""
