@@ -151,6 +151,8 @@ class Predictor:
     """
 
     def __init__(self, models_dir: Path, device: str = "cpu", precision: Precision | None = None) -> None:
+        import torch
+
         from models.checkpoint import load_encoder, read_config
         from models.heads.seg_train import SegConfig, load_segmentation
 
@@ -179,6 +181,13 @@ class Predictor:
             from models.vlm.vlm import load_vlm
 
             self.vlm = load_vlm(self.models_dir / REPORT_MODEL_DIR, self.encoder, device)
+        if self.precision == "bf16":
+            # The encoders' weights in bfloat16 once: autocast casts a frozen module's weights again at every
+            # forward (a third of the encoder's time on the CPU, docs/BENCHMARKS.md); heads and decoders stay
+            # float32 under autocast.
+            encoders = (self.encoder, self.segmenter.encoder, *(encoder for _, encoder in self.heads.values()))
+            for encoder in {id(e): e for e in encoders}.values():
+                encoder.to(torch.bfloat16)
         self.load_seconds = round(time.perf_counter() - start, 3)
         self.versions = {
             f: {name: file_md5(self.models_dir / f / name) for name in HASHED_FILES}
