@@ -6,11 +6,13 @@ label ending in 号 or No., 报告医师：, 电话：…, and a romanised name 
 in the common and the ROC calendars, phone numbers, by shape after a phone, relative or notification word too,
 long ID numbers, hospital names, institution lines in English or Portuguese, a name right after 患者 or before
 the patient's sex and age) and person names wherever they stand (:mod:`brainfm.reports.person_names`); a
-romanised name right next to a name found is the same person's. Then the identifier tagger
+romanised name right next to a name found is the same person's, a phone number listed after one found is one
+too, and an identifier found once is one wherever the report repeats it. Then the identifier tagger
 (:mod:`brainfm.reports.identifier_tagger`), learned from the labelled sets, adds what the rules left uncovered of
 what it reads, where that could be an identifier on its own. The finders read the text with traditional
 characters folded to simplified ones (:func:`brainfm.reports.lexicon.simplified`, one for one), so that Hong
-Kong, Macau and Taiwan reports meet the same vocabularies while the spans stand on the original text.
+Kong, Macau and Taiwan reports meet the same vocabularies while the spans stand on the original text, and with
+a letter O among digits read as the zero OCR took it for.
 :func:`identifier_spans` is the single source: an earlier pass wins where two overlap, a later one keeps only
 what is left uncovered. :func:`deidentify_text` replaces each span by a bracketed placeholder such as
 ``[姓名]`` (``[医师]`` for a member of staff), so the text keeps its shape; :func:`find_identifiers`, the check
@@ -26,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 
 from brainfm.reports.identifier_tagger import PLACEHOLDER, IdentifierTagger, could_be, shipped_tagger
-from brainfm.reports.lexicon import alternation, simplified
+from brainfm.reports.lexicon import DRUG_ENDINGS, NOT_IDENTIFIER_WORDS, alternation, simplified
 from brainfm.reports.person_names import (
     COMPOUND_SURNAMES,
     KIN_ROLES,
@@ -37,7 +39,7 @@ from brainfm.reports.person_names import (
     all_ordinary_words,
     find_person_names,
 )
-from brainfm.reports.structured_fields import coded_value, structured_identifiers
+from brainfm.reports.structured_fields import coded_value, hl7_code, structured_identifiers
 
 NAME, ID, HOSPITAL, PHONE, DATE, DOCTOR, ADDRESS = "[姓名]", "[编号]", "[医院]", "[电话]", "[日期]", "[医师]", "[地址]"
 KNOWN = "[标识]"  # a known identifier of the study, whatever its kind
@@ -50,7 +52,7 @@ _CJK_NAME = rf"(?:{alternation(COMPOUND_SURNAMES)}|[{_PLAIN_SURNAMES}])[\u4e00-\
 # Latin letters, accented ones included (António, São, JANUÁRIO).
 _UPPER, _LETTER = "A-ZÀ-ÖØ-Þ", "A-Za-zÀ-ÖØ-öø-ÿ"
 # Words of a line that are no part of a name, in any case: degrees, ranks, departments, imaging, form and report
-# words.
+# words, and the lexicon's words that are no identifier (drugs, languages: Cantonese, Mrs. Kwok).
 _NOT_NAME_WORDS = (
     "MD", "PhD", "FRCR", "FRCP", "MBBS", "Consultant", "Resident", "Registrar", "Fellow", "Professor", "Associate",
     "Senior", "Chief", "Specialist", "Attending", "Trainee", "Intern", "Officer", "Nurse", "Radiographer",
@@ -63,38 +65,47 @@ _NOT_NAME_WORDS = (
     "Unremarkable", "Protocol", "Stroke", "Routine", "Follow", "Hemisphere", "Lobe", "Lesion", "Mass", "Tumour",
     "Tumor", "Infarct", "Haemorrhage", "Hemorrhage", "Scan", "Sequence", "Series", "Image", "Slice", "Clinical",
     "History", "Indication", "Technique", "Comparison", "Result", "Results", "Urgent", "Critical", "Please", "The",
-    "And", "With", "For", "From", "Name", "PN", "RN", "NP",
+    "And", "With", "For", "From", "Name", "PN", "RN", "NP", *(w for w in NOT_IDENTIFIER_WORDS if w.isascii()),
 )  # fmt: skip
 # Institution words (in title case or upper case) after an institution's name.
 _INSTITUTION = (
     r"(?:Hospitalar|Hospitals?|Sanatorium|Infirmary|Clinic|Cl[ií]nica|Poly[cC]linic|Policl[ií]nica|Centre|Center"
-    r"|Institute|(?:Imaging|Medical|Health(?:care)?|Diagnostic) Group"
-    r"|HOSPITALAR|HOSPITALS?|SANATORIUM|INFIRMARY|CLINIC|CL[IÍ]NICA|POLYCLINIC|CENTRE|CENTER|INSTITUTE)\b"
+    r"|Institute|(?:Imaging|Medical|Health(?:care)?|Diagnostic) Group|Trust"
+    r"|HOSPITALAR|HOSPITALS?|SANATORIUM|INFIRMARY|CLINIC|CL[IÍ]NICA|POLYCLINIC|CENTRE|CENTER|INSTITUTE|TRUST)\b"
 )
 _CAP_WORD = rf"[{_UPPER}][{_LETTER}'’\-]*"
 # A word of a name: capitalised or upper case, a given name maybe hyphenated (Cantonese, Wade-Giles: Tai-man,
-# Ming-chung); none of the words above (…ology, …surgery and …iatrics included), no label (Sex:).
+# Ming-chung); none of the words above (…ology, …surgery and …iatrics included, and generic drug names by
+# their ending: Bevacizumab, Levetiracetam), no label (Sex:), no initial (the S. of Leung S.K.).
+_INITIAL = rf"[{_UPPER}]\."  # O. Petrenko, Qin, Y.
+_NOT_NAME_ENDINGS = ("ology", "ologist", "surgery", "iatrics", *(e for e in DRUG_ENDINGS if e.isascii()))
 _LATIN_WORD = (
-    rf"(?!(?i:{alternation(_NOT_NAME_WORDS)}|[a-z]*(?:ology|ologist|surgery|iatrics))\b|[{_LETTER}'’\-]*[:：])"
-    rf"[{_UPPER}][{_LETTER}'’]*(?:-[{_LETTER}]+)*(?![\d{_LETTER}'’])"
+    rf"(?!(?i:{alternation(_NOT_NAME_WORDS)}|[a-z]*(?:{alternation(_NOT_NAME_ENDINGS)}))\b"
+    rf"|[{_LETTER}'’\-]*[:：]|{_INITIAL})[{_UPPER}][{_LETTER}'’]*(?:-[{_LETTER}]+)*(?![\d{_LETTER}'’])"
 )
 # "Surname, Given" (Huang, Mingyu; LI, CHIH-WEI; LEI, Sio Ian), and after a name its English name (LEE Wing-yee,
 # Vivian); not the degree in "Li Wei, MD", nor the rank in "Yip Kwok-wah, Resident".
-_INITIAL = rf"[{_UPPER}]\."  # O. Petrenko, Qin, Y.
-_GIVEN_AFTER_COMMA = rf", (?:{_INITIAL}(?:[ \-]?{_INITIAL})*|(?=[{_UPPER}]){_LATIN_WORD}(?: {_LATIN_WORD})?)"
-# Lower-case particles inside a name (Nur Aisyah binte Rahman, Ana da Silva, Jan van Dijk).
-_PARTICLE = r"(?:bin|binti|binte|bte|van|von|der|de|da|do|dos|das|di|del|al|el)"
+_NO_MD = r"(?!M\.D\.)"  # initials that are a degree
+_GIVEN_AFTER_COMMA = (
+    rf", (?:{_NO_MD}{_INITIAL}(?:[ \-]?{_INITIAL})*|(?=[{_UPPER}]){_LATIN_WORD}(?: {_LATIN_WORD})?)"
+)
+# Lower-case particles inside a name (Nur Aisyah binte Rahman, Ana da Silva, Jan van Dijk, and Sharmila d/o
+# Rajendran: daughter of).
+_PARTICLE = r"(?:bin|binti|binte|bte|van|von|der|de|da|do|dos|das|di|del|al|el|[ds]/o|a/[lp])"
 # Not the first words of an institution (InstitutionName: Zhongshan Hospital).
 _NO_INSTITUTION_NEXT = rf"(?![ ](?:{_CAP_WORD} )*{_INSTITUTION})"
-# A Latin name: one to three words (Zhang Wei, ZHANG^WEI, Chan Tai-man, Au Yeung Wing-sze), maybe with a given
-# name after a comma; _LATIN_NAMES: two words or more, or a comma, where a single capitalised word is as likely
-# no name (after a Chinese label, next to a Chinese name: 王芳 MRI).
+_INITIALS_AFTER = rf"[ ]{_NO_MD}{_INITIAL}(?:[ ]?{_INITIAL}){{0,2}}"  # after a surname: Leung S.K.
+# A Latin name: one to three words (Zhang Wei, ZHANG^WEI, Chan Tai-man, Au Yeung Wing-sze, Laura M. Quinn),
+# maybe with a given name after a comma or initials; _LATIN_NAMES: two words or more, initials and a word
+# (W.H. Song), or a comma, where a single capitalised word is as likely no name (after a Chinese label, next
+# to a Chinese name: 王芳 MRI).
 _LATIN_NAME = (
-    rf"(?!Dr\b)(?:{_INITIAL}[ ]?){{0,2}}{_LATIN_WORD}(?:[ ^](?:{_PARTICLE} )?{_LATIN_WORD}){{0,2}}"
-    rf"(?:{_GIVEN_AFTER_COMMA})?{_NO_INSTITUTION_NEXT}"
+    rf"(?!Dr\b)(?:{_INITIAL}[ ]?){{0,2}}{_LATIN_WORD}(?:[ ^](?:{_PARTICLE} |{_INITIAL} )?{_LATIN_WORD}){{0,2}}"
+    rf"(?:{_GIVEN_AFTER_COMMA}|{_INITIALS_AFTER})?{_NO_INSTITUTION_NEXT}"
 )
 _LATIN_NAMES = (
-    rf"(?!Dr\b){_LATIN_WORD}(?:(?:[ ^]{_LATIN_WORD}){{1,3}}(?:{_GIVEN_AFTER_COMMA})?|{_GIVEN_AFTER_COMMA})"
+    rf"(?!Dr\b)(?:(?:{_INITIAL}[ ]?){{1,2}}{_LATIN_WORD}|{_LATIN_WORD}(?:(?:[ ^]{_LATIN_WORD}){{1,3}}"
+    rf"(?:{_GIVEN_AFTER_COMMA})?|{_GIVEN_AFTER_COMMA}|{_INITIALS_AFTER}))"
     rf"{_NO_INSTITUTION_NEXT}"
 )
 # Parts of a name joined by a middle dot (包·巴雅尔, 热依拉·艾买提).
@@ -104,11 +115,16 @@ _SPACED_NAME = rf"[{SURNAMES}](?:[ \t]{{1,3}}[\u4e00-\u9fff]){{1,3}}(?![ \t]?[\u
 _PINYIN_NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}"  # two or three title-case words: Zhu Lin
 # A romanised name next to a name (梁國雄 LEONG KUOK HONG, 謝明中 (Hsieh Ming-chung), 吳佳蓉 / Wu Chia-jung,
 # António Ribeiro／高慧敏): the same person's.
-# A name's Korean form in parentheses is the same person's too: 崔美兰（최미란）.
+# A name's form in another script in parentheses is the same person's too: Korean, Japanese kana, Tibetan,
+# Uyghur, Mongolian (崔美兰（최미란）, 才让卓玛（ཚེ་རིང་སྒྲོལ་མ）).
+_OTHER_SCRIPT = "\uac00-\ud7a3\u30a0-\u30ff\u0f00-\u0fff\u0600-\u06ff\u1820-\u18af"
 _ROMAN_AFTER = re.compile(
-    rf"[ \t]*(?:(?P<open>[（(])|[/／])?[ \t]*(?P<v>{_LATIN_NAMES}|(?<=[（(])[\uac00-\ud7a3]{{2,5}}(?=[)）]))"
-    rf"(?(open)[ \t]*[)）])"
+    rf"[ \t]*(?:(?P<open>[（(])|[/／])?[ \t]*(?P<v>{_LATIN_NAMES}"
+    rf"|(?<=[（(])[{_OTHER_SCRIPT}][{_OTHER_SCRIPT} ]{{1,40}}(?=[)）]))(?(open)[ \t]*[)）])"
 )
+# An English name in parentheses right after a Latin name (Zhao Jing (Jenny); not a unit: (MED)): the same
+# person's.
+_ENGLISH_NAME_AFTER = re.compile(rf"[ \t]*[（(](?P<v>(?=[{_UPPER}][a-z]){_LATIN_WORD})[)）]")
 # A Latin name before a degree (Jane K. Doe, MD; E. Smith, RN): searched from the degree backwards on its line.
 _DEGREE = re.compile(r",[ \t]*(?:M\.D\.|MD|RN|PhD|Ph\.D\.|DO|MBBS|FRCR|NP|PA-C)(?![A-Za-z])")
 _NAME_BEFORE_DEGREE = re.compile(
@@ -123,7 +139,7 @@ _CHINESE_AFTER = re.compile(
 _LONGEST_ROMAN = 60  # characters before a name searched for its romanised form
 # A gloss of a Chinese label (报告医师 Radiologist：, 姓名 Nome：) and a title before a name (Dr. 黎少华).
 _GLOSS = rf"(?:[ \t]+[A-Z][{_LETTER}.'’ ]{{0,30}}?)?"
-_HONORIFIC = r"(?:(?:Dra|Dr|Prof|Mr|Mrs|Ms|Miss|Sra|Sr)\.?[ \t]*)?"
+_HONORIFIC = r"(?:(?:Dra|Dr|Prof|Mr|Mrs|Ms|Miss|Mdm|Madam|Sra|Sr)\.?[ \t]*)?"
 # A DICOM person name in any case: ZHANG^WEI, zhang^wei, LI^^MING; not an HL7 name's type code (LI^MING^^^^^L).
 _CARET_NAME = r"[A-Za-z]+(?:\^{1,2}[A-Za-z]+)+"
 # What an unidentified patient is registered as: no name (姓名：无名氏（男）).
@@ -154,15 +170,17 @@ _ID_VALUE = (
 # Any label ending in 号 (会诊号, 登记号…), but not a word that does (信号, 型号, 序号, 层号, 符号…); in English
 # and Portuguese No./ID/Number (Process No., Patient ID, N.º de utente), which need a colon.
 # A file or case number of a court, police or forensic office: a year in brackets and a serial before 号
-# (（2023）京0105民初1234号, 某鉴〔2024〕临鉴字第56号).
-_CASE_NUMBER = (
-    r"[\u4e00-\u9fff（）()]{0,10}[〔（(\[](?:19|20)\d{2}[〕）)\]][\u4e00-\u9fff\dA-Za-z]{0,12}?\d+号"
-)
+# (（2023）京0105民初1234号, 某鉴〔2024〕临鉴字第56号); the serial alone is one wherever it stands.
+_CASE_SERIAL = r"[〔（(\[](?:19|20)\d{2}[〕）)\]][\u4e00-\u9fff\dA-Za-z]{0,12}?\d+号"
+_CASE_NUMBER = rf"[\u4e00-\u9fff（）()]{{0,10}}{_CASE_SERIAL}"
+# A number issued on a document (a licence or certificate: 京卫字第0512号), with the characters before 字第.
+_ISSUED_NUMBER = re.compile(r"字第\d{2,}号")
+_ISSUED_HEAD = re.compile(r"[\u4e00-\u9fff〔〕\[\]\d]{1,10}$")
 # An ID read out in digit words by speech recognition (住院号 幺五零三 三七七二, 检查号ct二零二三…).
 _SPOKEN_ID = r"[A-Za-z]{0,3}[零〇一二三四五六七八九幺]{4,}(?:[ \t]+[零〇一二三四五六七八九幺]{2,})*"
 _SPOKEN_EN = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 _NUMBER_LABEL = r"号(?<![信型序层符括句问记称口字暗年几等逗引顿分冒加减乘星番月日]号)"
-_ENGLISH_NUMBER_LABEL = r"No\.?|NO\.?|Number|NUMBER|ID|N\.?º(?:[ \t]+[A-Za-zÀ-ÿ]+){0,3}"
+_ENGLISH_NUMBER_LABEL = r"No\.?|NO\.?|Number|NUMBER|ID|[Nn]\.?º(?:[ \t]+[A-Za-zÀ-ÿ]+){0,3}"
 _PHONE_LABELS = [
     "联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "内线", "传真", "Tel", "TEL", "Fax", "fax",
     "FAX",
@@ -173,7 +191,7 @@ _EXTENSION_LABELS = ["分机号", "分机", "Ext.", "ext.", "extension", "Extens
 # Words in a sentence that a phone number may follow at some distance: phone words, relatives, notifications.
 _PHONE_CUES = [
     *_PHONE_LABELS, "致电", "电告", "来电", "回电", "phone", "Phone", "PHONE", "mobile", "Mobile", "call", "Call",
-    "contact", "Contact", "通知", "告知", *(w for w in KIN_ROLES if not w.isascii()),
+    "contact", "Contact", "tel", "通知", "告知", *(w for w in KIN_ROLES if not w.isascii()),
 ]  # fmt: skip
 # Units after a number that is no phone number (b值 1000 2000 s/mm²).
 _UNIT = r"[ \t]*(?:s/mm|mm|cm|ms|ml|mg|Hz|T\b|%|℃|次|岁|分|秒|天|周|月|年)"
@@ -186,18 +204,25 @@ _PHONE_SHAPE = (
 _ENGLISH_LABELS = alternation(f for w in ("patient", "name", "pt") for f in (w, w.title(), w.upper()))
 _HOSPITAL_SUFFIXES = (
     "附属医院", "人民医院", "中心医院", "医院", "医学中心", "医疗中心", "卫生院", "保健院", "影像中心", "卫生服务中心",
-    "诊所", "门诊部", "疗养院", "体检中心", "卫生室", "卫生中心", "护老院", "养老院", "敬老院",
+    "诊所", "门诊部", "疗养院", "体检中心", "卫生室", "卫生中心", "护老院", "养老院", "敬老院", "防治中心", "防治院",
+    "防治所", "병원", "의원", "의료원",  # and in Korean: 부산대학교병원
 )  # fmt: skip
 # Short forms: a numbered hospital (湘雅二院, 市一院, 附一院) and a provincial or city people's hospital (省人医).
 _SHORT_HOSPITAL = r"[一二三四五六七八九十]院|人医(?<=[省市县区]人医)|附院(?<=[一二三四五六七八九]附院)"
 # A campus or branch after a hospital's name: （天府院区）, （深圳福田分院）, （温江区）, 东院区.
-_CAMPUS = re.compile(r"[（(][\u4e00-\u9fff\w]{1,10}(?:院区|分院|院|店|区|分部|分中心)[)）]|[东西南北中新老本]?院区")
+# A branch in parentheses ends a chain's name of its own too (美年大健康（长沙芙蓉分院）). After a blank, a campus
+# or a medical centre of the hospital (仁爱院区, 第一医学中心) that ends its word.
+_BRANCH = r"[（(][\u4e00-\u9fff]{2,10}(?:院区|分院)[)）]"
+_CAMPUS = re.compile(
+    r"[（(][\u4e00-\u9fff\w]{1,10}(?:院区|分院|院|店|区|分部|分中心)[)）]|[东西南北中新老本]?院区"
+    r"|[ \t\u3000]+[\u4e00-\u9fff]{1,8}(?:院区|分院|医学中心|医疗中心)(?![\u4e00-\u9fff])"
+)
 # English staff labels before a Latin name; a bare participle needs a colon (Reported: Lu Jie).
 _ENGLISH_STAFF = (
     r"Radiologist|radiologist|RADIOLOGIST|Reported by|Reviewed by|Physician(?![A-Za-z])|Dra?\.?"
     r"|(?:Consultant|Technologist|Reported|Reviewed|Verified|Approved|Checked|Dictated|Signed|Vetted|Requested"
-    r"|Authori[sz]ed|Supervised|Transcribed|Typed|Resident|Fellow|Registrar|Technician|Radiographer|Interpreter"
-    r"|Translator|Provider|PROVIDER|Ordering|ORDERING)[ \t]*:"
+    r"|Authori[sz]ed|Supervised|Transcribed|Transcriptionist|Typed|Resident|Fellow|Registrar|Technician"
+    r"|Radiographer|Interpreter|Translator|Provider|PROVIDER|Ordering|ORDERING)[ \t]*:"
     # maybe with an adverb: Read remotely by, Electronically signed by
     r"|(?:Verified|Approved|Checked|Dictated|Signed|Read|Referred|Requested|Performed|Seen|Treated|Vetted"
     r"|Authori[sz]ed|Supervised|Transcribed|Typed|Interpreted)(?: [a-z]+ly)? by"
@@ -208,22 +233,30 @@ _MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December"
     "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec"
 )
-# A time after a date: 10:41, 10:41:07, ISO 8601's T10:41:07(.5)(Z, +08:00), 03时18分.
+# A time after a date: 10:41, 10:41:07, ISO 8601's T10:41:07(.5)(Z, +08:00), 03时18分; a clock time maybe after
+# a weekday, with AM/PM and a time zone (2023年9月27日 星期三 16:18, 11.07.2023 03:55 AM, 2023-10-21 01:12 CST).
+_TIME_ZONES = (
+    "UTC", "GMT", "CST", "HKT", "SGT", "JST", "KST", "AEST", "AEDT", "EST", "EDT", "PST", "PDT", "BST", "CET",
+)  # fmt: skip
 _TIME = (
-    r"(?:[ \t]*(?:上午|下午|晚上|凌晨|中午)?[ \t]*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?"
+    rf"(?:[ \t]*(?:(?:星期|周|礼拜)[一二三四五六日天][ \t]*)?(?:上午|下午|晚上|凌晨|中午)?[ \t]*\d{{1,2}}[:：]\d{{2}}"
+    rf"(?:[:：]\d{{2}})?(?:[ \t]*(?:AM|PM|am|pm|a\.m\.|p\.m\.)(?![A-Za-z]))?"
+    rf"(?:[ \t]+(?:{alternation(_TIME_ZONES)})(?:[+\-]\d{{1,2}}(?::?\d{{2}})?)?(?![A-Za-z]))?"
     r"|T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+\-]\d{2}:?\d{2})?"
     r"|[ \t]*\d{1,2}[ \t]*时(?:[ \t]*\d{1,2}[ \t]*分)?)"
 )
 # A day, a month's name and a year: 3 March 2022, 08-Nov-22 and 18SEP2023 (a two-digit year only between
-# hyphens); one rule, for speed.
+# hyphens), or no year after a day and a month's name (on 12 June; not 3 May, a verb too); one rule, for speed.
 _DAY_MONTH_YEAR = (
-    rf"\d(?<![\d.]\d)\d?(?:(?:st|nd|rd|th)?[ \t\-]+(?:{_MONTHS})\.?[ \t,\-]+(?:19|20)\d{{2}}"
+    rf"\d(?<![\d.]\d)\d?(?:(?:st|nd|rd|th)?[ \t\-]+(?:{_MONTHS})"
+    rf"(?:\.?[ \t,\-]+(?:19|20)\d{{2}}|(?<!May)\b\.?(?![ \t,\-]*\d))"
     rf"|(?:-(?:{_MONTHS}|{_MONTHS_UPPER})-(?:19|20)?\d{{2}}|(?:{_MONTHS_UPPER}|{_MONTHS})(?:19|20)\d{{2}})"
     rf"(?![\d{_LETTER}]))"
 )
 _CN_DIGIT, _CN_NUMBER = "〇零一二三四五六七八九", "一二三四五六七八九十"  # 二〇二三年五月二十七日
-# An institution in English or Portuguese, in title case or upper case: capitalised words (and of, de, &…) before
-# Hospital, Clinic, Centre… (Prince of Wales Hospital, HONG KONG SANATORIUM & HOSPITAL), any after it (of
+# An institution in English or Portuguese, in title case or upper case: capitalised words and initials (and
+# of, de, &…) before Hospital, Clinic, Centre, Trust… (Prince of Wales Hospital, HONG KONG SANATORIUM &
+# HOSPITAL, John C. Lincoln Health Center), any after it (of
 # Shandong University, Conde de São Januário), and the university after a comma (Ruijin Hospital, Shanghai Jiao
 # Tong University…); or, with no word before, Hospital/Centro Hospitalar and its name after (Hospital Kiang Wu).
 _CONNECTOR = r"(?:of|the|de|da|do|dos|das|du|del|and|OF|THE|DE|DA|DO|DOS|DAS|AND|&)"
@@ -244,7 +277,7 @@ _GENERIC_INSTITUTION = re.compile(
     rf"(?:(?:(?i:{alternation(_GENERIC_INSTITUTION_WORDS)})|{_CONNECTOR}) )+{_INSTITUTION}"
 )
 _ENGLISH_HOSPITAL = (
-    rf"(?:[{_UPPER}](?<![{_LETTER}'’\-][{_UPPER}])[{_LETTER}'’\-]* (?:(?:{_CAP_WORD}|{_CONNECTOR}) ){{0,6}}"
+    rf"(?:[{_UPPER}](?<![{_LETTER}'’\-][{_UPPER}])[{_LETTER}'’\-]* (?:(?:{_CAP_WORD}|{_INITIAL}|{_CONNECTOR}) ){{0,6}}"
     rf"{_INSTITUTION}{_INSTITUTION_NAME}*"
     rf"|(?:Centro Hospital|CENTRO HOSPITAL|Hospital|HOSPITAL)(?:ar|AR)?{_INSTITUTION_NAME}+){_UNIVERSITY}?"
 )
@@ -256,6 +289,11 @@ _WARD = r"[\u4e00-\u9fff](?:[\u4e00-\u9fff\d]{0,7}[\u4e00-\u9fff])?[ \t\-]?"
 # A bed number right before 床, with a prefix (加3床, A06床; a bare 3床 of ward talk is left to the 床号 label).
 _BED_BEFORE = re.compile(rf"(?<![A-Za-z0-9+\-])(?=[加+A-Za-z]){_BED}$")
 _MODALITY = r"(?:MRI|MRA|CTA|CT|MR|DSA|PET)"
+# A month and a day with a slash and no year (11/28), no letter, digit, slash or point around it (not C5/6).
+_MONTH_DAY = r"\d(?<![A-Za-z\d/.]\d)\d?/\d\d?(?![\d/])"
+_MONTH_DAY_PARTS = re.compile(r"(\d+)/(\d+)")
+# Months and days listed in parentheses right after a study (头颅CT（11/28、11/30两次）).
+_STUDY_DATES = re.compile(rf"{_MODALITY}[（(](?P<v>{_MONTH_DAY}(?:[、，,]{_MONTH_DAY})*)")
 _CN_ADDRESS = (
     r"[\u4e00-\u9fff]{2,8}?[省市](?=[\u4e00-\u9fff])[^\n，。；,;：:（(]{0,50}"
     r"(?:\d[ \t]*(?:号楼|号院|号|室|单元|组|栋|幢|楼|弄|层)|\d{3,4}(?![\d号]))"
@@ -264,11 +302,13 @@ _STREET_WORD = re.compile(r"(?:Road|Street|Avenue|Lane|Drive|Boulevard|Rd|St|Ave
 _NAME_BEFORE = re.compile(rf"{_CJK_NAME}$")
 _KIN_IN_PARENTHESES = re.compile(r"[（(](?:父|母|夫|妻|子|女|兄|弟|姐|妹|配偶|丈夫|妻子|儿子|女儿|本人)[，,、)）]")
 # A street address in English: a house number, a street (maybe numbered: South 4th Ring West Road), then the
-# district, city and a UK postcode (14 Elm Road, Cambridge CB1 2AB; No. 88 Huaihai Road (M), Huangpu District).
+# district, city and a UK postcode or a state and its postcode (14 Elm Road, Cambridge CB1 2AB; No. 88 Huaihai
+# Road (M), Huangpu District; 5 Gum Rd, Ryde NSW 2112).
 _STREET_ADDRESS = (
     r"(?:No\.[ ]?)?\d(?<![\d.]\d)\d{0,4}[A-Za-z]?,?(?:[ ][A-Z0-9][A-Za-z0-9'’]*){1,5}[ ]"
     r"(?:Road|Street|Avenue|Lane|Drive|Boulevard|Rd|St|Ave)\b\.?(?:[ ]\([A-Z]\))?"
-    r"(?:,[ ][A-Z][a-z]+(?:[ ][A-Z][a-z]+){0,2}){0,3}(?:[ ][A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2})?"
+    r"(?:,[ ][A-Z][a-z]+(?:[ ][A-Z][a-z]+){0,2}){0,3}"
+    r"(?:[ ][A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}|[ ][A-Z]{2,3}[ ]\d{4,5})?"
 )
 _STREET = re.compile(_STREET_ADDRESS)
 _OWN_HOSPITAL = frozenset({"本院", "我院", "外院", "他院", "院外"})
@@ -301,6 +341,12 @@ def _label_next(text: str, start: int, end: int) -> bool:
     return bool(_LABEL_NEXT.match(text, end))
 
 
+def _no_month_day(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` holds a pair of numbers with a slash that is no month and day (13/5, 2/40)."""
+    pairs = _MONTH_DAY_PARTS.findall(text, start, end)
+    return any(not (1 <= int(month) <= 12 and 1 <= int(day) <= 31) for month, day in pairs)
+
+
 def _ordinary_place(text: str, start: int, end: int) -> bool:
     """``text[start:end]`` names no outside hospital: ordinary words (头颅, 复查) or our own hospital."""
     return text[start:end] in _OWN_HOSPITAL or all_ordinary_words(text[start:end])
@@ -312,7 +358,8 @@ def _ordinary_place(text: str, start: int, end: int) -> bool:
 _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     (rf"(?:姓[ \t\u3000]*名(?:[（(][\u4e00-\u9fff]{{1,4}}[)）])?|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?!{_NO_NAME})(?P<v>{_DOTTED_NAME}|[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME}|[\uac00-\ud7a3]{{2,5}})", NAME),
     (rf"(?:{_PATIENT_WORDS})[ \t]*(?P<v>{_PINYIN_NAME}|{_CARET_NAME})", NAME),  # 患者Zhao Liping
-    (rf"(?:Mr|Mrs|Ms|Miss)\.?[ \t]+(?P<v>{_LATIN_NAME})", NAME),
+    # After a title or a next of kin, maybe with the kinship (Mdm Ong Mei Lan, NOK son Tan Wei Ming).
+    (rf"(?:(?:Mr|Mrs|Ms|Miss|Mdm|Madam)\.?|(?:NOK|next of kin|Next of kin|family member|Family member)(?:[ \t]*:|[ \t]+[a-z]+)?)[ \t]+(?P<v>{_LATIN_NAME})", NAME),
     # 患者王伟因头痛…, 患者陈晓（女…: a surname and one or two characters, then punctuation or a usual next word.
     (rf"(?:{_PATIENT_WORDS})(?:{_SEP}|[ \t]*)(?!{_NOT_NAMES})(?P<v>{_CJK_NAME})(?={_AFTER_NAME})", NAME),
     (rf"(?:{_ENGLISH_LABELS})[ \t]*(?:name|Name|NAME)?[ \t]*[:：]?[ \t]*(?P<v>{_CARET_NAME})", NAME),
@@ -331,6 +378,8 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     (r"[（(](?<=[\u4e00-\u9fff][（(])(?:工号[ \t:：]*)?(?P<v>[A-Za-z]{1,3}\d{3,6})[)）]", ID),
     # A correspondent's name in a message header (From: Jane Doe (daughter), cc: …).
     (rf"(?:From|FROM|To|TO|Cc|CC|cc|Attn|ATTN)[ \t]*:[ \t]*{_HONORIFIC}(?P<v>{_LATIN_NAMES})", NAME),
+    # A Chinese name after English "by" (exported by 王芳, Signed by 李明).
+    (rf"(?:b(?<![A-Za-z]b)|B(?<![A-Za-z]B))y[ \t]+(?P<v>{_CJK_NAME})(?![\u4e00-\u9fff])", DOCTOR),
     # The patient named in English running text (second opinion, patient Zhou Anping).
     (rf"(?:patient|Patient)[ \t]+(?P<v>{_LATIN_NAMES})", NAME),
     # A label in Latin letters runs into no word (IDH1 is a gene).
@@ -354,14 +403,19 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     (rf"(?:number|Number|NUMBER|MRN|ID)[ \t]+(?:is[ \t]+)?(?P<v>{_SPOKEN_EN}(?:[ \t]+{_SPOKEN_EN}){{3,}})\b", ID),
     (rf"(?:{_ENGLISH_NUMBER_LABEL}){_SEP}(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),
     (rf"(?:No|NO)\.[ \t]+(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),  # No. 2024-0056731
-    # The value of a hospital or unit label: the words of an English name too (报告医院：Mercy Clinic, Leeds).
-    (rf"(?:送检单位|检查单位|扫描单位|委托单位|就诊医院|报告医院|申请医院|转出医院|医院名称){_SEP}(?P<v>[^\s，。；,;]+(?:,?[ ][A-Za-z][^\s，。；,;]*)*)", HOSPITAL),
+    # A reference number (booking ref XR-MR-40218, Reference: 5520331), three digits in a row in it.
+    (rf"(?:r(?<![A-Za-z]r)|R(?<![A-Za-z]R))ef(?:erence)?\.?(?:[ \t]*(?:[Nn]o\.?|#))?[ \t:：#]+(?P<v>(?=[A-Za-z\-]*\d{{3}}){_ID_VALUE})", ID),
+    (rf"(?P<v>{_CASE_SERIAL})", ID),
+    # The value of a hospital or unit label, in Chinese or English: the words of an English name too
+    # (报告医院：Mercy Clinic, Leeds; Facility: Ridgeview Imaging).
+    (rf"(?:送检单位|检查单位|扫描单位|委托单位|就诊医院|报告医院|申请医院|转出医院|医院名称|Imaging site|Facility|Institution){_SEP}(?P<v>[^\s，。；,;]+(?:,?[ ][A-Za-z][^\s，。；,;]*)*)", HOSPITAL),
     (rf"(?P<v>{_ENGLISH_HOSPITAL})", HOSPITAL, lambda text, a, b: bool(_GENERIC_INSTITUTION.fullmatch(text, a, b))),
     (rf"(?P<v>St\.[ ]{_ENGLISH_HOSPITAL})", HOSPITAL),  # St. Brigid's Hospital (a rule of its own, for speed)
     # An outside hospital's short name between a prior study's date and its modality, in a comparison
     # (与2022-05-17华西MRI对比): a name or place, not ordinary words (头颅, 复查) nor 本院/外院.
     (rf"\d[日号]?[“\"]?(?P<v>[\u4e00-\u9fff]{{2,6}}?)(?=[”\"]?{_MODALITY}[^\n。]{{0,20}}?(?:对比|比较|相比))", HOSPITAL, _ordinary_place),
-    (rf"(?P<v>(?:19|20)\d{{2}}[ \t]*[-/.年][ \t]*\d{{1,2}}[ \t]*[-/.月][ \t]*\d{{1,2}}(?:[ \t]*日)?{_TIME}?)", DATE),
+    # …maybe wrapped at a line break after its second separator (2023-08-⏎30).
+    (rf"(?P<v>(?:19|20)\d{{2}}[ \t]*[-/.年][ \t]*\d{{1,2}}[ \t]*(?:[-/.]\n?|月)[ \t]*\d{{1,2}}(?:[ \t]*日)?{_TIME}?)", DATE),
     (rf"(?P<v>(?:{_MONTHS})\.?(?:[ \t]+\d{{1,2}}(?:st|nd|rd|th)?,?)?[ \t]+(?:19|20)\d{{2}}{_TIME}?)(?!\d)", DATE),  # March 2022
     (rf"(?P<v>{_DAY_MONTH_YEAR}{_TIME}?)(?!\d)", DATE),
     # A month and a day without the year (on Jan 8, March 14th); not May, a verb too.
@@ -374,13 +428,16 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     (rf"(?P<v>[一二][{_CN_DIGIT}]{{3}}[ \t]*年[ \t]*[{_CN_NUMBER}]{{1,2}}[ \t]*月(?:[ \t]*[{_CN_NUMBER}]{{1,3}}[ \t]*[日号])?)", DATE),
     (r"(?P<v>1(?<![\d.]1)[01]\d(?:[ \t]*年[ \t]*\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*[日号]|(?P<s>[-/.])(?:0[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01])(?![\d.])))", DATE),
     (rf"(?P<v>\d{{1,2}}[ \t]*月[ \t]*\d{{1,2}}[ \t]*[日号]{_TIME}?)", DATE),
-    # A year and a month: 2023-08, 2023/8 (not a range of years: 2019-2021).
-    (rf"(?P<v>(?:1(?<![A-Za-z\d.]1)9|2(?<![A-Za-z\d.]2)0)\d{{2}}(?P<s>[-/.])(?:0?[1-9]|1[0-2]))(?![\d.]|(?P=s)\d|{_UNIT})", DATE),
+    # A year and a month: 2023-08, 2023/8 (not a range of years: 2019-2021, nor part of a code: TNK-2023-01).
+    (rf"(?P<v>(?:1(?<![A-Za-z\d.]1)(?<![A-Za-z]-1)9|2(?<![A-Za-z\d.]2)(?<![A-Za-z]-2)0)\d{{2}}(?P<s>[-/.])(?:0?[1-9]|1[0-2]))(?![\d.]|(?P=s)\d|{_UNIT})", DATE),
     # 23-05-12 only after a date label (unlabelled, it is as likely a size 12-10-15mm or slices 10/11/12);
     # 05/12/2023 anywhere, but not before a unit. One separator twice, no digit or point around.
     (r"(?:日期|时间|Date|DATE|DOB|入院|出院)[ \t]*[:：]?[ \t]*(?P<v>\d{2,3}(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
     # A month and day with no year, between 与/较 and a prior study (与3.12外院MRI比较).
     (rf"(?:与|较)(?P<v>(?:0?[1-9]|1[0-2])[./](?:[0-2]?\d|3[01]))(?=[\u4e00-\u9fff]{{0,4}}{_MODALITY}[^\n。]{{0,20}}?(?:对比|比较|相比))", DATE),
+    # A month and day with a slash before a clock time or a study (3/5 凌晨1:32, 11/30 CT示); not a spinal level
+    # (C5/6) nor a fraction (2/3).
+    (rf"(?P<v>{_MONTH_DAY}(?:{_TIME}|(?=[ \t]*{_MODALITY})))", DATE, _no_month_day),
     # …or zero-padded before a time or a study (23/11/05 02:14, 22.09.13 术后CT).
     (rf"(?P<v>\d(?<![\d.]\d)\d(?P<s>[-/.])(?:0[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01])(?=[ \t]+(?:\d{{1,2}}:\d{{2}}|[\u4e00-\u9fff]{{0,4}}{_MODALITY}))(?:[ \t]+\d{{1,2}}:\d{{2}})?)(?![\d.])", DATE),
     (rf"(?P<v>\d(?<![\d.]\d)\d?(?P<s>[-/.])\d{{1,2}}(?P=s)(?:19|20)\d{{2}}{_TIME}?)(?!\.?\d|[ \t]*(?:mm|cm|层))", DATE),
@@ -389,28 +446,39 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # A North American number with its area code in parentheses, and an international one: (617) 555-0199,
     # +44 20 7946 0958.
     (r"(?P<v>\(\d{3}\)[ \t]?\d{3}-\d{4}|\+(?<![\w+]\+)\d{1,3}[ \t\-]\d{1,4}(?:[ \t\-]\d{2,4}){1,3})(?!\d)", PHONE),
-    # A long number, maybe with a prefix, a suffix after a hyphen (CT240314-1127) or a check digit.
-    (rf"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{{0,3}}\d{{6,}}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*{_CHECK_DIGIT})(?![\d.])", ID),
+    # A long number, maybe with a prefix, a suffix after a hyphen (CT240314-1127) or a check digit; not a code of
+    # an HL7 message header (its message control ID).
+    (rf"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{{0,3}}\d{{6,}}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*{_CHECK_DIGIT})(?![\d.])", ID, hl7_code),
     (rf"[（(](?P<v>{_LATIN_NAME})[)）](?=[，, \t]*(?:男|女))", NAME),  # 郭雨萱（GUO YUXUAN），男
     (rf"(?P<v>{_CARET_NAME})", NAME, coded_value),  # a DICOM person name anywhere: (MENG^FANYU), not a code
     (rf"(?P<v>{_CJK_NAME})(?=(?:[（(][^（）()\n]{{1,30}}[)）])?[，, \t]*(?:男|女|先生|女士))", NAME),
 )
-_HOSPITAL_SUFFIX = re.compile(f"{alternation(_HOSPITAL_SUFFIXES)}|{_SHORT_HOSPITAL}")
-# The name before a hospital suffix: up to 20 name characters ending right at the suffix.
-_HOSPITAL_HEAD = re.compile(r"[\u4e00-\u9fffA-Za-z0-9（）()·]{2,20}$")
+_HOSPITAL_SUFFIX = re.compile(f"{alternation(_HOSPITAL_SUFFIXES)}|{_SHORT_HOSPITAL}|{_BRANCH}")
+# The name before a hospital suffix: up to 20 name characters (Chinese, Korean, Latin) ending at the suffix.
+_HOSPITAL_HEAD = re.compile(r"[\u4e00-\u9fff\uac00-\ud7a3A-Za-z0-9（）()·]{2,20}$")
 # Words a hospital match may swallow before the name (患者于北京协和医院, 建议至上级医院): cut after the last.
-_HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|自(?!治)|转|从|往|与|\d日|\d\d(?<=[:：]\d\d)|（|\()")
+_HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|自(?!治)|转|从|往|与|后经|\d日|\d\d(?<=[:：]\d\d)|（|\()")
 # Hospital words that name no institution (建议至上级医院).
 _GENERIC_HOSPITALS = frozenset({
     "", "上级", "专科", "综合", "当地", "基层", "其他", "其它", "正规", "该", "外", "上述", "大", "私人", "个体", "社区",
     "乡镇", "村", "神经", "放射", "医学", "核医学", "介入",  # then departments (神经影像中心)
     "同", "单", "两",  # and the words before a numbered 院 that is none (同一院区)
-    "贵",
+    "贵", "县", "乡", "镇", "区域",  # an unnamed county or regional hospital (县医院, 区域影像中心)
+    "接诊", "首诊", "收治", "转诊", "转入", "转出",  # a hospital by its part in the patient's path (接诊医院回告)
 })  # fmt: skip
 # Words that end a hospital match's head and name a party or channel, not a hospital (请问你们医院, 原告认为被告医院).
 _PARTY_WORDS = ("你们", "我们", "他们", "互联网", "网上", "被告", "原告")
 
 Span = tuple[int, int, str]  # start, end and the placeholder that replaces text[start:end]
+# A letter O among digits, where OCR reads a zero (2O23-1O-12, 16:O4).
+_OCR_ZERO = re.compile(r"[Oo](?:(?<=\d[Oo])(?![A-Za-z])|(?<![A-Za-z][Oo])(?=\d))")
+# What a report repeats of the identifiers found, by the shortest that counts: IDs and hospitals of five
+# characters or more, dates of three (3/5), names of four (Jenny) or of two Chinese characters.
+_REPEATED_LENGTHS = {ID: 5, HOSPITAL: 5, DATE: 3, NAME: 4, DOCTOR: 4}
+_CHINESE_NAME = re.compile(r"[\u4e00-\u9fff·]{2,}")
+_WORD_CHAR = re.compile(r"[A-Za-z0-9]")
+# A phone number listed after another, after a slash or 、 (电话：(0571)8702-3311 / 0913-552-117).
+_NEXT_PHONE = re.compile(rf"[ \t]*[/／、][ \t]*(?P<v>{_PHONE_SHAPE}{_EXTENSION})(?![\d\-]|{_UNIT})")
 
 
 def _regex_finder(pattern: str, placeholder: str, reject: Reject | None = None) -> Callable[[str], Iterator[Span]]:
@@ -438,6 +506,21 @@ def _beds(text: str) -> Iterator[Span]:
         if bed:
             yield *bed.span(), ID
         at = text.find("床", at + 1)
+
+
+def _study_dates(text: str) -> Iterator[Span]:
+    """Months and days listed in parentheses right after a study (CT（11/28、11/30）), each a date of its own."""
+    for dates in _STUDY_DATES.finditer(text):
+        for date in _MONTH_DAY_PARTS.finditer(text, *dates.span("v")):
+            if not _no_month_day(text, *date.span()):
+                yield *date.span(), DATE
+
+
+def _issued_numbers(text: str) -> Iterator[Span]:
+    """Numbers issued on a document (京卫字第0512号), with the characters before 字第, searched from it backwards."""
+    for number in _ISSUED_NUMBER.finditer(text):
+        head = _ISSUED_HEAD.search(text, max(0, number.start() - 10), number.start())
+        yield head.start() if head else number.start(), number.end(), ID
 
 
 def _streets(text: str) -> Iterator[Span]:
@@ -470,7 +553,8 @@ def _hospitals(text: str) -> Iterator[Span]:
         start = lead.end() if lead else start
         label = text[suffix.end() : suffix.end() + 1] in (":", "：")  # 申请医院：, 转出医院：
         head = text[start : suffix.start()]
-        if head not in _GENERIC_HOSPITALS and not head.endswith(_PARTY_WORDS) and not label:
+        named = head not in _GENERIC_HOSPITALS and head not in _OWN_HOSPITAL  # not 本院（东院区）
+        if named and not head.endswith(_PARTY_WORDS) and not label:
             campus = _CAMPUS.match(text, suffix.end())
             yield start, campus.end() if campus else suffix.end(), HOSPITAL
 
@@ -498,6 +582,8 @@ _FINDERS: tuple[Callable[[str], Iterator[Span]], ...] = (
     _structured,
     *(_regex_finder(*pattern) for pattern in _PATTERNS[:-2]),
     _beds,
+    _study_dates,
+    _issued_numbers,
     _hospitals,
     # after hospitals: a hospital name may end in a surname-like character
     *(_regex_finder(*pattern) for pattern in _PATTERNS[-2:]),
@@ -543,13 +629,51 @@ def _taken(text: str, taken: list[Span], spans: Iterable[Span]) -> list[Span]:
     masked again."""
     for a, b, placeholder in list(spans):
         if a < b and not (placeholder != KNOWN and PLACEHOLDER.fullmatch(text, a, b)):
-            taken = sorted([*taken, *((x, y, placeholder) for x, y in _uncovered(a, b, taken))])
+            parts = [(x, y, placeholder) for x, y in _uncovered(a, b, taken)]
+            taken = sorted([*taken, *parts]) if parts else taken
     return taken
+
+
+def _folded(text: str) -> str:
+    """``text`` as the finders read it, character for character: traditional characters as simplified ones,
+    and a letter O among digits as a zero (OCR)."""
+    return _OCR_ZERO.sub("0", simplified(text))
+
+
+def _repeats(text: str, taken: list[Span]) -> Iterator[Span]:
+    """Every other place an identifier found stands (a log's staff number again in a note under it, a name of
+    a table's row again in its conclusion, an English name again in a reply), long enough to be one there
+    (:data:`_REPEATED_LENGTHS`) and standing apart from Latin letters and digits."""
+    found: dict[str, str] = {}
+    places = {(a, b) for a, b, _ in taken}
+    for a, b, placeholder in taken:
+        value = text[a:b]
+        if b - a >= _REPEATED_LENGTHS.get(placeholder, len(text) + 1) or (
+            placeholder in (NAME, DOCTOR) and _CHINESE_NAME.fullmatch(value)
+        ):
+            found.setdefault(value, placeholder)
+    for value, placeholder in found.items():
+        at = text.find(value)
+        while at >= 0:
+            end = at + len(value)
+            edges = text[max(0, at - 1) : at] + text[end : end + 1]
+            if (at, end) not in places and not _WORD_CHAR.search(edges):
+                yield at, end, placeholder
+            at = text.find(value, end)
+
+
+def _listed_phones(text: str, taken: list[Span]) -> Iterator[Span]:
+    """The phone numbers listed after each phone number found (… / 0913-552-117)."""
+    for _, end, placeholder in taken:
+        listed = _NEXT_PHONE.match(text, end) if placeholder == PHONE else None
+        while listed:
+            yield *listed.span("v"), PHONE
+            listed = _NEXT_PHONE.match(text, listed.end())
 
 
 def _romanised(text: str, names: list[Span]) -> Iterator[Span]:
     """The romanised form written right after or before each of ``names`` (梁國雄 LEONG KUOK HONG, 謝明中
-    (Hsieh Ming-chung), António Ribeiro／高慧敏), with its placeholder: the same person."""
+    (Hsieh Ming-chung), António Ribeiro／高慧敏, Zhao Jing (Jenny)), with its placeholder: the same person."""
     for a, b, placeholder in names:
         after = _ROMAN_AFTER.match(text, b)
         if after:
@@ -558,6 +682,9 @@ def _romanised(text: str, names: list[Span]) -> Iterator[Span]:
             chinese = _CHINESE_AFTER.match(text, b)
             if chinese and not all_ordinary_words(chinese.group("v")):
                 yield *chinese.span("v"), placeholder
+            english = _ENGLISH_NAME_AFTER.match(text, b)
+            if english:
+                yield *english.span("v"), placeholder
         # Searched only after a slash or parenthesis: the search tries every position of the line before.
         if text[max(0, a - _LONGEST_ROMAN) : a].rstrip(" \t")[-1:] in ("/", "／", "(", "（"):
             line_start = text.rfind("\n", 0, a) + 1
@@ -581,16 +708,18 @@ def identifier_spans(
     any finder flags is covered."""
     known = _known_pattern(identifiers)
     found = (m.span() + (KNOWN,) for m in known.finditer(text)) if known else iter(())
-    folded = simplified(text)  # the finders read traditional characters as simplified ones, at the same places
+    folded = _folded(text)  # traditional characters read as simplified ones, at the same places
     taken = _taken(text, [], chain(found, *(finder(folded) for finder in _FINDERS if patterns)))
     if patterns:
         taken = _taken(text, taken, _romanised(text, [span for span in taken if span[2] in (NAME, DOCTOR)]))
+        taken = _taken(text, taken, chain(_repeats(folded, taken), _listed_phones(folded, taken)))
     if patterns and learned:
         # The tagger adds what the rules left of its spans where that stands as an identifier on its own, and
-        # leaves the edges of the rules' spans to them (患者|陈晓, 138-1234-5678|复诊).
+        # leaves the edges of the rules' spans to them (患者|陈晓, 138-1234-5678|复诊); a trial's protocol or site
+        # number is no ID for it either.
         tagged = (tagger or shipped_tagger()).spans(folded)
         added = [(x, y, PLACEHOLDERS[kind]) for a, b, kind in tagged for x, y in _uncovered(a, b, taken)
-                 if could_be(folded, x, y, kind)]  # fmt: skip
+                 if could_be(folded, x, y, kind) and not (kind == "id" and _trial_number(folded, x, y))]  # fmt: skip
         taken = _taken(text, taken, added)
     joined: list[Span] = []
     for a, b, placeholder in taken:  # touching parts of one kind are one identifier: [姓名][姓名] -> [姓名]

@@ -170,6 +170,116 @@ SIDE_WORDS: dict[str, str] = {
     "左": "left", "右": "right", "双": "bilateral",
 }
 
+# Ordinary words of reports that are no identifier, though a name reader could take them for one (a
+# surname opens many: 贝伐珠单抗, 韦尼克, 苗族, 白班): the de-identification's precision guard. No person name
+# may be or cross one of the Chinese words (brainfm.reports.person_names), and no Latin name holds one of the
+# Latin words (brainfm.reports.deid_text). Hyphenated eponyms also stand joined (吉兰巴雷); two-character
+# words that could be a given name (韩文, 雷诺, 林道) are left out, as a name holding one would be lost.
+# Generic drug names: anticonvulsants, chemotherapy, targeted antibodies and kinase inhibitors, steroids,
+# dehydrating and contrast agents, anticoagulants, antiplatelets and thrombolytics, and common neurology drugs
+# (Latin ones that an ending of DRUG_ENDINGS covers are not listed: levetiracetam, dexamethasone).
+DRUG_NAMES: tuple[str, ...] = (
+    # anticonvulsants
+    "左乙拉西坦", "左旋乙拉西坦", "布瓦西坦", "丙戊酸钠", "丙戊酸镁", "丙戊酸", "卡马西平", "奥卡西平", "苯妥英钠",
+    "苯妥英", "苯巴比妥", "拉莫三嗪", "托吡酯", "加巴喷丁", "普瑞巴林", "拉考沙胺", "吡仑帕奈", "氯硝西泮", "地西泮",
+    "咪达唑仑", "劳拉西泮", "唑尼沙胺", "氨己烯酸", "乙琥胺", "valproate", "carbamazepine",
+    "oxcarbazepine", "phenytoin", "phenobarbital", "lamotrigine", "topiramate", "gabapentin", "pregabalin",
+    "lacosamide", "perampanel", "zonisamide", "vigabatrin",
+    # chemotherapy
+    "替莫唑胺", "卡莫司汀", "洛莫司汀", "司莫司汀", "尼莫司汀", "甲氨蝶呤", "阿糖胞苷", "顺铂", "卡铂", "奥沙利铂",
+    "依托泊苷", "长春新碱", "环磷酰胺", "异环磷酰胺", "伊立替康", "丙卡巴肼", "紫杉醇", "多西他赛", "吉西他滨",
+    "培美曲塞", "氟尿嘧啶", "卡培他滨", "多柔比星", "阿霉素", "博来霉素", "塞替派", "temozolomide", "carmustine",
+    "lomustine", "methotrexate", "cytarabine", "etoposide", "vincristine", "cyclophosphamide", "ifosfamide",
+    "irinotecan", "procarbazine", "pemetrexed", "fluorouracil", "thiotepa",
+    # targeted antibodies and kinase inhibitors (…单抗, …替尼: see DRUG_ENDINGS)
+    "贝伐珠单抗", "贝伐单抗", "利妥昔单抗", "曲妥珠单抗", "帕博利珠单抗", "纳武利尤单抗", "信迪利单抗",
+    "卡瑞利珠单抗", "替雷利珠单抗", "特瑞普利单抗", "西妥昔单抗", "尼妥珠单抗", "伊匹木单抗", "阿替利珠单抗",
+    "那他珠单抗", "奥瑞珠单抗", "阿仑单抗", "托珠单抗", "仑卡奈单抗", "多奈单抗", "吉非替尼", "厄洛替尼",
+    "埃克替尼", "奥希替尼", "阿法替尼", "克唑替尼", "阿来替尼", "劳拉替尼", "伊马替尼", "拉帕替尼", "安罗替尼",
+    "阿帕替尼", "仑伐替尼", "索拉非尼", "依维莫司", "西罗莫司", "达拉非尼", "曲美替尼", "维莫非尼",
+    # steroids and dehydrating agents
+    "地塞米松", "甲泼尼龙", "甲强龙", "甲基强的松龙", "泼尼松", "泼尼松龙", "强的松", "氢化可的松", "可的松",
+    "倍他米松", "甘露醇", "甘油果糖", "高渗盐水", "呋塞米", "速尿", "托拉塞米", "乙酰唑胺", "白蛋白", "人血白蛋白",
+    "七叶皂苷钠", "mannitol", "furosemide", "albumin",
+    # contrast agents
+    "钆喷酸葡胺", "钆特酸葡胺", "钆贝葡胺", "钆布醇", "钆双胺", "钆塞酸二钠", "钆对比剂", "碘海醇", "碘帕醇",
+    "碘克沙醇", "碘普罗胺", "碘佛醇", "欧乃派克", "威视派克", "优维显", "马根维显", "普美显", "加乐显", "莫迪司",
+    "gadolinium", "gadobutrol", "gadoterate", "gadopentetate", "gadobenate", "gadoxetate", "iohexol", "iopamidol",
+    "iodixanol", "iopromide", "ioversol", "Omnipaque", "Visipaque", "Ultravist", "Magnevist", "Gadavist", "Dotarem",
+    "MultiHance", "Primovist", "Eovist",
+    # anticoagulants, antiplatelets, thrombolytics and statins
+    "华法林", "肝素", "低分子肝素", "依诺肝素", "那屈肝素", "达肝素", "利伐沙班", "阿哌沙班", "艾多沙班",
+    "达比加群", "达比加群酯", "阿加曲班", "比伐芦定", "阿司匹林", "氯吡格雷", "替格瑞洛", "西洛他唑", "双嘧达莫",
+    "阿替普酶", "替奈普酶", "瑞替普酶", "尿激酶", "替罗非班", "依替巴肽", "巴曲酶", "阿托伐他汀", "瑞舒伐他汀",
+    "warfarin", "dabigatran", "argatroban", "aspirin", "clopidogrel", "ticagrelor", "cilostazol", "urokinase",
+    "tirofiban",
+    # common neurology drugs
+    "尼莫地平", "丁苯酞", "依达拉奉", "依达拉奉右莰醇", "奥扎格雷", "胞磷胆碱", "奥拉西坦", "吡拉西坦", "多奈哌齐",
+    "美金刚", "卡巴拉汀", "加兰他敏", "左旋多巴", "多巴丝肼", "美多芭", "卡左双多巴", "普拉克索", "罗匹尼罗",
+    "司来吉兰", "雷沙吉兰", "恩他卡朋", "金刚烷胺", "苯海索", "巴氯芬", "替扎尼定", "乙哌立松", "利鲁唑", "甲钴胺",
+    "维生素", "硫胺素", "舒马普坦", "佐米曲普坦", "氟桂利嗪", "倍他司汀", "阿昔洛韦", "更昔洛韦", "头孢曲松",
+    "万古霉素", "美罗培南", "两性霉素", "氟康唑", "异烟肼", "利福平", "吡嗪酰胺", "乙胺丁醇", "丙种球蛋白",
+    "免疫球蛋白", "干扰素", "芬戈莫德", "特立氟胺", "硫唑嘌呤", "吗替麦考酚酯", "环孢素", "他克莫司", "丙泊酚",
+    "右美托咪定", "水合氯醛", "芬太尼", "吗啡", "胰岛素", "edaravone", "citicoline",
+    "donepezil", "memantine", "rivastigmine", "galantamine", "levodopa", "carbidopa", "pramipexole", "ropinirole",
+    "selegiline", "rasagiline", "amantadine", "baclofen", "riluzole", "thiamine", "ceftriaxone", "isoniazid",
+    "rifampicin", "interferon", "fingolimod", "teriflunomide", "azathioprine", "mycophenolate", "propofol",
+    "fentanyl", "morphine", "insulin",
+)  # fmt: skip
+# Endings of generic drug names (…单抗 an antibody, …替尼 a kinase inhibitor, …西坦 a racetam, …洛尔 a beta
+# blocker): a Chinese one with the few characters before it is a drug's name; a Latin word ending in one names
+# a drug too.
+DRUG_ENDINGS: tuple[str, ...] = (
+    "单抗", "替尼", "非尼", "西坦", "唑胺", "洛尔", "沙班", "沙坦", "他汀", "地平", "西泮", "唑仑", "米松", "尼松",
+    "他赛", "他滨", "比星", "卡因", "肝素", "普酶", "妥英", "三嗪", "喷丁", "吡酯", "蝶呤", "司琼", "拉唑", "沙星",
+    "霉素", "培南", "康唑", "洛韦", "他韦", "利铂", "莫司", "司汀",
+    "mab", "tinib", "fenib", "racetam", "zolamide", "olol", "xaban", "sartan", "statin", "dipine", "azepam",
+    "azolam", "asone", "isone", "olone", "taxel", "citabine", "rubicin", "ocaine", "acaine", "parin", "teplase", "mycin",
+    "floxacin", "cillin", "penem", "conazole", "clovir", "prazole", "olimus",
+)  # fmt: skip
+# Eponyms in their Chinese transliterations (韦尼克脑病, 吉兰-巴雷综合征, 桥本脑病, 莫亚莫亚病).
+EPONYMS: tuple[str, ...] = (
+    "韦尼克", "科萨科夫", "韦尼克-科萨科夫", "帕金森", "阿尔茨海默", "阿尔兹海默", "亨廷顿", "克雅", "克-雅",
+    "吉兰-巴雷", "格林-巴利", "桥本", "川崎", "莫亚莫亚", "巴宾斯基", "霍夫曼", "库欣", "艾迪生", "格雷夫斯",
+    "梅尼埃", "拉斯姆森", "伦诺克斯-加斯托", "德维克", "马尔基亚法瓦-比尼亚米", "宾斯旺格", "皮克", "路易体",
+    "斯特奇-韦伯", "希佩尔-林道", "托洛萨-亨特", "福斯特-肯尼迪", "帕里诺", "瓦伦贝格", "布朗-塞卡", "格斯特曼",
+    "布罗卡", "威利斯", "罗森塔尔", "特罗拉德", "门罗", "卢施卡", "马让迪", "梅克尔", "菲舍尔", "亨特-赫斯",
+    "格拉斯哥", "法泽卡斯", "斯佩茨勒-马丁", "基亚里", "阿诺德-基亚里", "丹迪-沃克", "贝赫切特", "舍格伦",
+    "普拉德-威利", "克兰费尔特", "科凯恩", "尼曼-匹克", "泰-萨克斯", "弗里德赖希", "马查多-约瑟夫",
+    "沙尔科-马里-图思", "米勒-费希尔", "比克斯塔夫", "拉姆齐-亨特", "兰道-克莱夫纳", "德拉韦", "大田原",
+)  # fmt: skip
+# China's 56 ethnic groups (吴阿妹（苗族）), and their short forms.
+ETHNIC_GROUPS: tuple[str, ...] = (
+    "汉族", "壮族", "回族", "满族", "维吾尔族", "苗族", "彝族", "土家族", "藏族", "蒙古族", "侗族", "布依族", "瑶族",
+    "白族", "朝鲜族", "哈尼族", "黎族", "哈萨克族", "傣族", "畲族", "傈僳族", "东乡族", "仡佬族", "拉祜族", "佤族",
+    "水族", "纳西族", "羌族", "土族", "仫佬族", "锡伯族", "柯尔克孜族", "景颇族", "达斡尔族", "撒拉族", "布朗族",
+    "毛南族", "塔吉克族", "普米族", "阿昌族", "怒族", "鄂温克族", "京族", "基诺族", "德昂族", "保安族", "俄罗斯族",
+    "裕固族", "乌孜别克族", "门巴族", "鄂伦春族", "独龙族", "赫哲族", "高山族", "珞巴族", "塔塔尔族", "维族", "蒙族",
+    "少数民族",
+)  # fmt: skip
+# Shifts and rota lines (请白班在9点前出报告, 神经外科二线).
+SHIFT_WORDS: tuple[str, ...] = (
+    "白班", "夜班", "早班", "中班", "晚班", "日班", "大夜班", "小夜班", "大夜", "小夜", "备班", "听班", "休班", "轮班",
+    "一线", "二线", "三线", "住院总",
+)  # fmt: skip
+# Languages and dialects (中文说明, Interpreter: Cantonese).
+LANGUAGE_NAMES: tuple[str, ...] = (
+    "中文", "英文", "汉语", "英语", "普通话", "粤语", "闽南语", "闽南话", "客家话", "潮汕话", "上海话", "四川话", "日语",
+    "日文", "朝鲜语", "藏语", "藏文", "维吾尔语", "维语", "蒙古语", "哈萨克语", "彝语", "壮语", "葡萄牙语", "葡语",
+    "法语", "德语", "俄语", "西班牙语", "阿拉伯语", "越南语", "泰语", "马来语", "手语", "Cantonese", "Mandarin",
+    "Putonghua", "Hokkien", "Teochew", "Hakka", "Shanghainese", "Chinese", "Japanese", "Korean", "Tibetan", "Uyghur",
+    "Mongolian", "Portuguese", "Spanish", "Russian", "Arabic", "Vietnamese", "Malay", "Indonesian", "Hindi",
+    "Tamil", "Tagalog", "Nepali", "Urdu", "Bengali",
+)  # fmt: skip
+# Words of forms and documents (调取证据通知书, 知情同意书, 科室盖章).
+DOCUMENT_WORDS: tuple[str, ...] = (
+    "通知书", "通知单", "告知书", "同意书", "知情同意书", "申请书", "申请单", "委托书", "意见书", "鉴定书", "证明书",
+    "回执", "存根", "盖章", "科室盖章", "签章", "公章", "印章", "签字栏",
+)  # fmt: skip
+NOT_IDENTIFIER_WORDS: tuple[str, ...] = (
+    *DRUG_NAMES, *EPONYMS, *ETHNIC_GROUPS, *SHIFT_WORDS, *LANGUAGE_NAMES, *DOCUMENT_WORDS,
+)  # fmt: skip
+
 
 # Traditional characters and their simplified forms, in pairs (傳传, 醫医…), to read Hong Kong, Macau and
 # Taiwan reports with the simplified vocabularies and jieba's dictionary: the one-to-one entries of OpenCC's
@@ -284,6 +394,30 @@ def simplified(text: str) -> str:
     return text.translate(_TO_SIMPLIFIED)
 
 
+_Trie = dict[str, "_Trie"]  # a character -> the words' rest after it; "" marks a word's end
+
+
 def alternation(words: Iterable[str]) -> str:
-    """A regex alternation of literal ``words``, longest first, so the longest form at a position wins."""
-    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    """A regex alternation of literal ``words`` in which the longest form at a position wins, written as a
+    trie of their characters (报告医师|报告医生 as 报告医(?:师|生)): Python's regex engine tries an alternation's
+    branches one by one, so hundreds of words cost hundreds of tries at every position, and a trie a few."""
+    trie: _Trie = {}
+    for word in set(words):
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return "|".join(_branches(trie)) + ("|" if "" in trie else "")
+
+
+def _branches(node: _Trie) -> list[str]:
+    """The alternatives of a trie node: each character and the pattern of its rest, a word that ends after the
+    character tried after the longer ones that go on (a greedy optional group)."""
+    branches = []
+    for char, rest in sorted(node.items()):
+        if not char:
+            continue
+        after = _branches(rest)
+        group = after[0] if len(after) == 1 and "" not in rest else f"(?:{'|'.join(after)})" if after else ""
+        branches.append(re.escape(char) + (f"{group}?" if "" in rest and group else group))
+    return branches

@@ -2,18 +2,19 @@
 
 A candidate is a surname (single or compound) and one or two given characters, as jieba's part-of-speech
 tagger (``jieba.posseg``, which tags person names ``nr``) segments the text. It counts as a name where names
-stand: after a role word (报告医师：, 家属, 其女, 祖母, 术者, Dr., Ms., 通知…), before a title (医生, 主任, 女士…), next to the
-patient's sex and age, in a signature line or a line of its own at the end, or anywhere when the tagger
-reads a full name (a surname and two given characters). A veto keeps clinical words out: no word of the
-report lexicon or of a list of surname-led clinical words (高信号, 白质, 左侧…) may be or cross a
-candidate, and given names never hold characters such as 脑 or 侧. Where only a name can stand, words
-such as 黄河 or 文静 still count, and so do names without a surname (格桑卓玛, 热依拉·艾买提) that the
-tagger reads or that stand first in a line before the sex. Right after a role word and a separator, a name
-standing alone (up to a space, the line's end or a list separator) counts whatever its characters (报告医生：
-阿不都萨拉木) unless it is clinical or ordinary words only (审核：同上). A name found once is found wherever the
-report repeats it. A name is ``staff`` when a staff role word, title or signature line says so; names in Latin
-script are left to deid_text's patterns. The text is read in simplified characters (deid_text folds traditional
-ones first, one for one).
+stand: after a role word (报告医师：, 家属, 其女, 祖母, 术者, Dr., Ms., 通知…) or a department and a blank (放射科 凌霄),
+before a title (医生, 主任, 女士, 家长…), next to the patient's sex and age, in a signature line or a line of its
+own at the end, or anywhere when the tagger reads a full name (a surname and two given characters). A veto
+keeps clinical words out: no word of the report lexicon (its words that are no identifier included: drugs,
+eponyms, ethnic groups, shifts, languages) or of a list of surname-led clinical words (高信号, 白质, 左侧…)
+may be or cross a candidate, no candidate is a drug's stem (贝伐珠|单抗), and given names never hold
+characters such as 脑 or 侧. Where only a name can stand, words such as 黄河 or 文静 still count, and so do
+names without a surname (格桑卓玛, 热依拉·艾买提) that the tagger reads or that stand first in a line before
+the sex. Right after a role word and a separator, a name standing alone (up to a space, the line's end or a
+list separator) counts whatever its characters (报告医生：阿不都萨拉木) unless it is clinical or ordinary words
+only (审核：同上). A name found once is found wherever the report repeats it. A name is ``staff`` when a
+staff role word, title or signature line says so; names in Latin script are left to deid_text's patterns. The
+text is read in simplified characters (deid_text folds traditional ones first, one for one).
 
 Written here rather than taken from a general NER library: jieba is small and fast enough for every
 report of a hospital, and the places names stand in radiology reports are few and known.
@@ -84,7 +85,8 @@ STAFF_ROLES = (
     "术者", "手术者", "主刀医生", "主刀医师", "助手", "麻醉医师", "麻醉医生", "确认", "复阅", "审阅者", "Dr.", "Dr",
     "Prof.", "Prof", "村医", "乡村医生", "书写", "协调员", "录入员", "登记员", "打印员", "校对员", "审核员",
     "覆核", "覆阅",  # 覆 is simplified too, so never folded to 复: words of their own
-    "鉴定人", "研究者", "组长", "质控组长", "交班", "接班", "交班人", "接班人", "随访护士", "PI",
+    "鉴定人", "研究者", "组长", "质控组长", "交班", "接班", "交班人", "接班人", "随访护士", "PI", "Nurse", "nurse",
+    "Doctor", "doctor",
 )  # fmt: skip
 # Kinship words: a relative's name may follow one (监护人：祖母 王秀英), and none is a name (祖母 is tagged one).
 _KINSHIP_WORDS = (
@@ -107,7 +109,7 @@ _STAFF_TITLES = (
     "医生", "医师", "主任", "主任医师", "副主任", "主治医师", "护士长", "护士", "护师", "老师", "教授", "大夫", "技师",
     "院长", "科长", "博士",
 )  # fmt: skip
-_PERSON_TITLES = ("先生", "女士", "小姐", "同志", "阿姨")
+_PERSON_TITLES = ("先生", "女士", "小姐", "同志", "阿姨", "家长", "家属")  # 尊敬的王芳家长
 # What follows a name in running text: a title, the sex, or what a person does in a report…
 _NAME_NEXT_WORDS = (
     *_STAFF_TITLES, *_PERSON_TITLES, "男", "女", "签字", "签名", "陪同", "同意", "知情", "确认", "表示", "要求", "沟通",
@@ -128,7 +130,8 @@ WORD_SURNAMES = frozenset(
 )
 
 # Surname-led clinical and report words (many tagged as names or places by jieba: 安静 nr, 马尾 nrt, 海马 ns)
-# and role words that stand before a title (管床医生). With the report lexicon, none may be or cross a name.
+# and role words that stand before a title (管床医生). With the report lexicon and its words that are no
+# identifier (drugs, eponyms, ethnic groups…), none may be or cross a name.
 _CLINICAL_WORDS = (
     "高信号", "高密度", "高度", "高龄", "高热", "高烧", "高血压", "高血脂", "高脂血症", "高年资", "高场", "高分辨",
     "高级别", "高灌注", "高代谢", "白质", "白色", "白质病变", "白细胞", "白血病", "黄韧带", "黄色", "黄斑", "黄疸",
@@ -142,7 +145,6 @@ _CLINICAL_WORDS = (
     "屈曲", "艾滋", "尤其", "迟发", "卫生", "温度", "齐平", "易于", "权重", "燕尾", "沙漏", "程度", "谷氨酸", "平扫",
     "扫描", "复查", "随访", "临床", "皮层", "皮质", "皮下", "皮肤", "花环", "融合", "暴露", "封闭", "劳累", "利于", "习惯",
     "满意", "揭示", "印象", "宣教", "窦口", "陈述", "铜蓝蛋白", "谢谢", "无名氏",
-    "阿司匹林", "华法林", "甘露醇", "氯吡格雷", "尼莫地平", "丙戊酸",  # drugs that hold a surname
 )  # fmt: skip
 # Characters of clinical text that Chinese given names practically never hold.
 _NON_NAME_CHARS = frozenset(
@@ -151,6 +153,7 @@ _NON_NAME_CHARS = frozenset(
     "厚径距腔管壁室节段核窝孔隙椎颅骨颈胸腹盆肝肾肺胃肠男女某第其该此各每诉述科院由患之阅"
 )
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+_HAN_RUN = re.compile(r"[\u4e00-\u9fd5]+")  # what jieba reads as Chinese (its re_han)
 _NOUN_TAGS = frozenset({"n", "nr", "nrfg", "nrt", "ns", "nt", "nz", "ng", "t", "j", "x"})
 # Tags of a word that may be a given name where a name may end (医生许立，: jieba reads 许立 and 万方 as numerals).
 _GIVEN_NAME_TAGS = _NOUN_TAGS | {"m"}
@@ -171,20 +174,24 @@ _TITLE = re.compile(rf"(?P<staff>{alternation(_STAFF_TITLES)})|{alternation(_PER
 _NAME_NEXT = re.compile(alternation(_NAME_NEXT_WORDS))
 _NOUN_NEXT = re.compile(alternation(_NOUN_NEXT_WORDS))
 # Separators between the names of a signature block or a list (王芳/李明, 王芳、李明, 王芳，李明, 王芳；李明, 王芳  李明).
-_CHAIN = re.compile(r"[ \t]*[/／、，,;；|&＆][ \t]*|[ \t]+")
+# A note in parentheses after a name is passed over (鉴定人：王芳（主任法医师）、李明; 家属：王芳（妻）、李明).
+_CHAIN = re.compile(r"(?:[（(][^（）()\n]{1,10}[)）])?(?:[ \t]*[/／、，,;；|&＆][ \t]*|[ \t]+)")
 _SEX = re.compile(
-    r"(?<![\u4e00-\u9fff])(?:男|女)(?:性)?(?![\u4e00-\u9fff])|性别[ \t]*[:：]?[ \t]*(?:男|女)|(?<![A-Za-z0-9])[MF](?![A-Za-z0-9])"
+    r"(?<![\u4e00-\u9fff])(?:男|女)(?:性)?(?![\u4e00-\u9fff])|性别[ \t]*[:：]?[ \t]*(?:男|女)"
+    r"|(?<![A-Za-z0-9])[MF](?![A-Za-z0-9À-ÿ])"
 )
 _AGE = re.compile(r"\d{1,3}[ \t]*(?:岁|周岁|Y\b|y\b)|年龄")
 # A name right before the patient's sex: 王芳，女 / 王芳（WANG FANG），男 / 王芳 女.
 _SEX_NEXT = re.compile(
-    r"(?:[（(][^（）()\n]{1,30}[)）])?[ \t]*[，,、/ \t（(]*(?:男|女|[MF](?![A-Za-z]))(?!士)"
+    r"(?:[（(][^（）()\n]{1,30}[)）])?[ \t]*[，,、/ \t（(]*(?:男|女|[MF](?![A-Za-zÀ-ÿ]))(?!士)"
 )
 # What may follow the patient's name right after 患者 (患者王芳诉…, 患者于娟于2023年…, 患者周全于今日…).
 _PATIENT_NEXT = re.compile(r"诉|主诉|自诉|因|于(?=\d|今|昨|前|近|本|我|外|上|下|当|入|次)")
 # A department named before a name (通知：神经外科/郇凯, 送检：耳鼻喉科 柏青), and the characters that end one.
 _DEPARTMENT = re.compile(r"[\u4e00-\u9fff]{1,8}?(?:科|室|病区|病房|中心|组)[ \t]*[/、]?[ \t]*")
 _DEPARTMENT_ENDS = frozenset("科室组")
+# A department's last character and a blank, after which a name may stand alone (会诊意见（放射科 凌霄）：).
+_DEPARTMENT_BLANK = re.compile(r"[科室][ \t\u3000]+")
 # Names without a surname (Tibetan, Uyghur, Mongolian: 扎西顿珠, 热依拉·艾买提), parts joined by a middle dot.
 _JOINED_NAME = re.compile(r"[\u4e00-\u9fff]{2,8}(?:[·•・][\u4e00-\u9fff]{1,8})*")
 _NAME_DOTS = re.compile(r"[·•・]")
@@ -209,6 +216,12 @@ _EPONYM = re.compile(r"综合征|征(?![求询得])|氏|反射|试验|现象|分
 _EPONYM_REACH = 3  # characters after a name read anywhere in which an eponym word may start
 _SIGNATURE_REST = re.compile(r"[\s/、,，;；|·.\-—()（）]*")
 _MAX_VETOED = 8  # the longest vetoed word looked for across a candidate's edge
+# A vetoed word: Chinese characters, the parts of an eponym maybe joined by a hyphen (吉兰-巴雷).
+_VETOED_FORM = re.compile(r"[\u4e00-\u9fff]+(?:-[\u4e00-\u9fff]+)*")
+# The Chinese endings of generic drug names (贝伐珠|单抗, 左乙拉|西坦): a name read never holds one nor ends within
+# _DRUG_REACH characters of one in its run, as it is then the drug's stem.
+_DRUG_ENDING = re.compile(alternation(e for e in lexicon.DRUG_ENDINGS if not e.isascii()))
+_DRUG_REACH = 1
 _HMM_WINDOW = 6  # characters from a surname that the HMM reads: a name and what follows it
 _FOREIGN_WINDOW = 8  # characters the HMM reads for a name without a surname (阿依古丽, 次仁旺堆)
 _LONGEST_NAME = 12  # characters, middle dots included (古丽娜尔·吐尔逊)
@@ -267,8 +280,10 @@ def vetoed_words() -> tuple[frozenset[str], frozenset[str]]:
         *lexicon.EFFACED_STRUCTURES,
         *lexicon.RECOMMENDATION_CUES,
         *(form for forms in lexicon.LOCATION_FORMS.values() for form in forms),
+        *lexicon.NOT_IDENTIFIER_WORDS,
     ]
-    vetoed = frozenset(w for w in words if _CJK_RUN.fullmatch(w) and len(w) <= _MAX_VETOED)
+    forms = {form for w in words for form in (w, w.replace("-", ""))}  # 吉兰-巴雷 and 吉兰巴雷
+    vetoed = frozenset(w for w in forms if _VETOED_FORM.fullmatch(w) and len(w) <= _MAX_VETOED)
     return vetoed, frozenset(w[:k] for w in vetoed for k in range(2, len(w) + 1))
 
 
@@ -410,6 +425,7 @@ def clear_caches() -> None:
     """Forget the text seen so far, to time the recogniser on text it has never seen."""
     _route.cache_clear()
     _hmm_tokens.cache_clear()
+    _drug_endings.cache_clear()
 
 
 _SURNAME_SET, _COMPOUND_SET = frozenset(SURNAMES), frozenset(COMPOUND_SURNAMES)
@@ -456,7 +472,8 @@ class _Reader:
     def foreign(self, at: int) -> int | None:
         """The end of a name without a surname starting at ``at`` (格桑卓玛, 热依拉·艾买提): the words jieba
         tags as names from there on, or three or more characters its dictionary leaves loose (a
-        transliteration: 买|合|木|提), and any parts joined to them by a middle dot."""
+        transliteration: 买|合|木|提), or the rest of a run that a middle dot ends (阿不来提·), and any parts
+        joined to them by a middle dot (:func:`_joined_end`)."""
         run = self.run(at)
         if run is None or self.text[at] in _NON_NAME_CHARS:
             return None
@@ -470,13 +487,14 @@ class _Reader:
             if not tag.startswith("nr"):
                 break
             end += len(word)
-        if end - at < 2:
+        if end - at < 2 and _NAME_DOTS.match(self.text, run_end):
+            end = run_end
+        elif end - at < 2:
             loose = list(itertools.takewhile(_loose, itertools.chain([first], words)))
             if len(loose) < 3:
                 return None
             end = at + len(loose)
-        joined = _JOINED_NAME.match(self.text, at)
-        return joined.end() if joined and joined.end() > end and end == run_end else end
+        return _joined_end(self.text, at, end)
 
     def candidate(self, at: int) -> _Candidate | None:
         """The surname-led candidate starting at ``at`` (a bare surname included), if any."""
@@ -560,7 +578,22 @@ def _clinical(text: str, start: int, end: int, inside: bool = False) -> bool:
             crosses = i < start < j or j > end or (i, j) == (start, end)
             if j > start and (crosses or not inside) and text[i:j] in words:
                 return True
+    return _drug_stem(text, start, end)
+
+
+def _drug_stem(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` holds the ending of a generic drug name or ends within :data:`_DRUG_REACH`
+    characters of one in its run: the drug's stem (贝伐珠|单抗, 左乙拉|西坦)."""
+    for a, b in _drug_endings(text):
+        if b > start and a <= end + _DRUG_REACH and (a <= end or _CJK_RUN.fullmatch(text, end, a)):
+            return True
     return False
+
+
+@lru_cache(maxsize=64)
+def _drug_endings(text: str) -> tuple[tuple[int, int], ...]:
+    """Where the endings of generic drug names stand in ``text`` (found once per text: most have none)."""
+    return tuple(m.span() for m in _DRUG_ENDING.finditer(text))
 
 
 def _open(text: str, at: int, end: int, inside: bool = False) -> bool:
@@ -605,10 +638,14 @@ def inside_long_word(text: str, at: int) -> bool:
 def all_ordinary_words(span: str) -> bool:
     """jieba cuts ``span`` into words none of which it reads as a name or place or leaves unknown (简单|说明,
     于|昨日), so that no name is there to read; a transliterated name (``nrt``) counts as a word, as in reports
-    it is an eponym (韦克斯勒, 阿尔茨海默)."""
+    it is an eponym (韦克斯勒, 阿尔茨海默). Chinese alone is cut by :func:`_hmm_tokens` (the same cut, cached and
+    with the fast HMM), anything else by jieba itself."""
+    if _HAN_RUN.fullmatch(span):
+        tokens = _hmm_tokens(span)
+    else:
+        tokens = tuple((token.word, token.flag) for token in _tagger().lcut(span))
     return all(
-        token.flag == "nrt" or not (token.flag.startswith(("nr", "ns", "nz")) or token.flag in ("x", "eng"))
-        for token in _tagger().lcut(span)
+        flag == "nrt" or not (flag.startswith(("nr", "ns", "nz")) or flag in ("x", "eng")) for _, flag in tokens
     )
 
 
@@ -636,7 +673,7 @@ def _name_at(reader: _Reader, at: int, separated: bool, told: bool) -> int | Non
         return end
     text = reader.text
     if not separated:
-        return _run_end(reader, at, end)
+        return _joined_end(text, at, _run_end(reader, at, end))
     whole = _JOINED_NAME.match(text, at)
     target = whole.end() if whole else end
     # The rest of the name's own part: 卓玛央|宗 is one name, 逯晓静|之子 is not.
@@ -651,6 +688,17 @@ def _name_at(reader: _Reader, at: int, separated: bool, told: bool) -> int | Non
         return target
     alone = None if told or follows else _standing_alone(reader, at)
     return max(end, alone or end)
+
+
+def _joined_end(text: str, at: int, end: int) -> int:
+    """``end``, or, where a middle dot follows the name ``text[at:end]``, the end of the parts it joins to it
+    (热依拉·艾买提), the last up to a word that follows names (艾尔肯·吐尔逊|认为)."""
+    joined = _JOINED_NAME.match(text, at)
+    if not (joined and joined.end() > end and _NAME_DOTS.match(text, end)):
+        return end
+    last = max(m.end() for m in _NAME_DOTS.finditer(text, at, joined.end()))
+    follows = _NAME_NEXT.search(text, last + 1, joined.end())
+    return follows.start() if follows else joined.end()
 
 
 def _run_end(reader: _Reader, at: int, end: int) -> int:
@@ -735,8 +783,9 @@ def _ordinary_token(word: str, tag: str) -> bool:
 
 def _after_patient_word(reader: _Reader, at: int) -> int | None:
     """The end of the name right after 患者 with no separator: the tagger reads a name, or a usual next
-    word follows (患者王芳诉…, 患者于娟于2023年…, 患者陈晓（女…), or a comma after a name-like word; 患者高热…
-    is no name."""
+    word follows (患者王芳诉…, 患者于娟于2023年…, 患者陈晓（女…), or a comma after a name-like word, or the
+    parenthesis that closes a note after a surname that is no everyday word (（住院号…，患者苗嘉树）; not
+    （患者平卧）); 患者高热… is no name."""
     text = reader.text
     found = _given_name(reader, at)
     if found is None:
@@ -744,6 +793,8 @@ def _after_patient_word(reader: _Reader, at: int) -> int | None:
     if found.strong or found.tag.startswith("nr"):
         return found.end
     if _name_like(found) and text[found.end : found.end + 1] in ("，", ","):  # 患者晏国华，2023年…
+        return found.end
+    if text[found.end : found.end + 1] in ("）", ")") and text[at] not in WORD_SURNAMES:
         return found.end
     return found.end if _SEX_NEXT.match(text, found.end) or _PATIENT_NEXT.match(text, found.end) else None
 
@@ -788,6 +839,21 @@ def _after_department(reader: _Reader, at: int, told: bool) -> tuple[int, int | 
     if department is None or _clinical(reader.text, at, department.end()):
         return at, None
     return department.end(), _name_at(reader, department.end(), True, told)
+
+
+def _after_departments(reader: _Reader) -> Iterator[PersonName]:
+    """A surname-led name standing alone after a department and a blank, up to anything but Chinese and no
+    label (（放射科 凌霄）：, 收件人：神经内科 柏晨；), that the tagger reads as a name or leaves loose: staff."""
+    text = reader.text
+    for m in _DEPARTMENT_BLANK.finditer(text):
+        found = _given_name(reader, m.end())
+        if (
+            found is not None
+            and _name_like(found)
+            and not _CJK_RUN.match(text, found.end)
+            and text[found.end : found.end + 1] not in (":", "：")
+        ):
+            yield PersonName(m.end(), found.end, True)
 
 
 def _before_titles(reader: _Reader) -> Iterator[PersonName]:
@@ -914,7 +980,7 @@ def find_person_names(text: str) -> list[PersonName]:
     any reading says so (通知王建华医生: after 通知, and before 医生). ``text`` is read in simplified
     characters (:func:`brainfm.reports.lexicon.simplified` folds traditional ones, at the same places)."""
     reader = _Reader(text)
-    finders = (_after_roles, _before_titles, _in_lines, _glosses, _tagged_names)
+    finders = (_after_roles, _after_departments, _before_titles, _in_lines, _glosses, _tagged_names)
     found = {n for finder in finders for n in finder(reader)}
     found = sorted(found | set(_repeated(text, found)), key=lambda n: (n.start, -n.end))
     kept: list[PersonName] = []

@@ -13,7 +13,8 @@ from brainfm.reports.deid_text import identifier_spans
 
 DATA = Path(__file__).parents[1] / "data" / "reports"
 SEALED_ALL, SEALED_NAMES = 997, 455  # the sealed set's identifiers and names found, of 997 and 455
-SEALED2_ALL, SEALED2_NAMES = 1089, 519  # the second sealed set's, of 1,107 and 531
+SEALED2_ALL, SEALED2_NAMES = 1090, 520  # the second sealed set's, of 1,107 and 531
+SEALED3_ALL, SEALED3_NAMES = 1234, 591  # the third sealed set's, of 1,240 and 594
 
 
 def _record(text: str, *identifiers: tuple[str, str, str]) -> dict:
@@ -82,7 +83,7 @@ def test_unseen_set_keeps_its_scores() -> None:
     clinical words, fails."""
     scores = score_deid(read_jsonl(DATA / "deid_identifiers_unseen.jsonl"))
     assert scores.n_reports == 118
-    assert scores.recall["all"].hits >= 766 and scores.recall["name"].hits >= 369, scores.misses
+    assert scores.recall["all"].hits >= 770 and scores.recall["name"].hits >= 371, scores.misses
     assert scores.span_precision.value >= 0.99, scores.false_positives
 
 
@@ -102,19 +103,32 @@ def test_second_sealed_set_keeps_its_scores() -> None:
     conventions, scored once unbiased with the rules and the tagger as shipped then (recall 0.894, 990 of 1,107;
     names 0.910, 483 of 531; span precision 0.983), then tuned on (the fifth round of rules) and added to the
     tagger's training sets, so its scores now are tuning scores (recall 0.984, 1,089; names 0.977, 519; span
-    precision 0.996): a change that finds fewer, or masks clinical words, fails."""
+    precision 0.996; after the sixth round 1,090, 520 and 0.998): a change that finds fewer, or masks clinical
+    words, fails."""
     scores = score_deid(read_jsonl(DATA / "deid_identifiers_sealed2.jsonl"))
     assert scores.n_reports == 126
     assert scores.recall["all"].hits >= SEALED2_ALL and scores.recall["name"].hits >= SEALED2_NAMES, scores.misses
     assert scores.span_precision.value >= 0.99, scores.false_positives
 
 
-def test_third_sealed_set_keeps_its_unbiased_scores() -> None:
+def test_third_sealed_set_keeps_its_scores() -> None:
     """The third sealed set (tests/data/reports/README.md), written by someone who had read only the label
-    conventions, scored once unbiased with the rules and the tagger as shipped (recall 0.927, 1,149 of 1,240; names
-    0.929, 552 of 594; span precision 0.973) and not tuned on: a change that finds fewer, or masks more clinical
-    words, fails."""
+    conventions, scored once unbiased with the rules and the tagger as shipped then (recall 0.927, 1,149 of 1,240;
+    names 0.929, 552 of 594; span precision 0.973), then tuned on (the sixth round of rules and the guard of
+    ordinary words) and added to the tagger's training sets, so its scores now are tuning scores (recall 0.995,
+    1,234; names 0.995, 591; span precision 0.993): a change that finds fewer, or masks clinical words, fails."""
     scores = score_deid(read_jsonl(DATA / "deid_identifiers_sealed3.jsonl"))
     assert scores.n_reports == 122
-    assert scores.recall["all"].hits >= 1149 and scores.recall["name"].hits >= 552, scores.misses
-    assert scores.span_precision.value >= 0.97, scores.false_positives
+    assert scores.recall["all"].hits >= SEALED3_ALL and scores.recall["name"].hits >= SEALED3_NAMES, scores.misses
+    assert scores.span_precision.value >= 0.99, scores.false_positives
+
+
+def test_fourth_sealed_set_keeps_its_unbiased_scores() -> None:
+    """The fourth sealed set (tests/data/reports/README.md), written by someone who had read only the label
+    conventions, scored with the fifth round's code (recall 0.910, 1,463 of 1,608; names 0.889, 614 of 691; span
+    precision 0.985) and with the sixth round's, written without seeing it (recall 0.919, 1,478; names 0.907, 627;
+    span precision 0.985); not tuned on: a change that finds fewer, or masks more clinical words, fails."""
+    scores = score_deid(read_jsonl(DATA / "deid_identifiers_sealed4.jsonl"))
+    assert scores.n_reports == 130
+    assert scores.recall["all"].hits >= 1478 and scores.recall["name"].hits >= 627, scores.misses
+    assert scores.span_precision.value >= 0.98, scores.false_positives

@@ -4,8 +4,11 @@ other date shapes, lists of names by department, and the precision guards (epony
 rules of the sealed set's round: structured exports (HL7, DICOM dumps, key=value), ISO and Chinese-numeral dates,
 short hospital names, beds, IDs in more forms, and Latin names with initials and particles; then the second
 sealed set's round: tables, XML and JSON, addresses by shape, case and spoken numbers, more date, phone and
-hospital shapes, names before a degree or a kinship word, and their guards. Each rule
-masks its identifier in every position it names; clinical text near each rule round-trips unchanged. Every
+hospital shapes, names before a degree or a kinship word, and their guards; then the third sealed set's round:
+CSV, space-aligned and YAML exports, names in other scripts and Latin names with initials after them, dates
+with weekdays, AM/PM, time zones, OCR zeros or no year, more hospital, ID and phone shapes, identifiers a report
+repeats, and the guard of ordinary words (drugs, eponyms, ethnic groups, shifts, languages, documents). Each
+rule masks its identifier in every position it names; clinical text near each rule round-trips unchanged. Every
 example is written for these tests (none is taken from the identifier sets)."""
 
 from __future__ import annotations
@@ -177,6 +180,56 @@ ROUND_FIVE = [
     ("申请医师：蒋立群主治医师　申请日期：2023-09-01", [("蒋立群", DOCTOR), ("2023-09-01", DATE)]),  # no 申请日
 ]
 
+# The third sealed set's round.
+ROUND_SIX = [
+    # Latin names: a Malay or Tamil particle, initials after the surname or before it, after Mdm, a next of kin
+    # with the kinship, an English name in parentheses, more role words
+    ("Reported by: Dr Kavitha d/o Subramaniam", [("Kavitha d/o Subramaniam", DOCTOR)]),
+    ("As reported by Dr. Cheung K.W. last year.", [("Cheung K.W.", DOCTOR)]),
+    ("（报告：J.P. Liang）", [("J.P. Liang", DOCTOR)]),
+    ("Wife (Mdm Teo Siew Hoon) reports memory loss.", [("Teo Siew Hoon", NAME)]),
+    ("NOK son Lim Jun Hao tel 016-328 4471.", [("Lim Jun Hao", NAME), ("016-328 4471", PHONE)]),
+    ("Contact family member Ng Wai Kit, nephew.", [("Ng Wai Kit", NAME)]),
+    # …and an English name again where the report repeats it
+    ("From: Sun Yue (Sophie)\nReply: Hi Sophie, the scan is normal.", [("Sun Yue", NAME), ("Sophie", NAME), ("Sophie", NAME)]),
+    ("Reply (ward nurse Grace Ho, 14/03/2023)", [("Grace Ho", DOCTOR), ("14/03/2023", DATE)]),
+    ("This is doctor Fang Ling dictating.", [("Fang Ling", DOCTOR)]),
+    ("Dr. Lo Ka Wai (MED) was informed.", [("Lo Ka Wai", DOCTOR)]),  # a unit in parentheses is no English name
+    ("Transcriptionist: K. Osei", [("K. Osei", DOCTOR)]),
+    ("exported by 闫书航", [("闫书航", DOCTOR)]),
+    # a name's form in Tibetan, Uyghur or Japanese kana after it
+    ("姓名：格桑卓玛（སྐལ་བཟང་སྒྲོལ་མ）", [("格桑卓玛", NAME), ("སྐལ་བཟང་སྒྲོལ་མ", NAME)]),
+    ("姓名：吐尔洪·买买提（تۇرغۇن مەمەت）", [("吐尔洪·买买提", NAME), ("تۇرغۇن مەمەت", NAME)]),
+    # dates: AM/PM, a time zone, a weekday before the time, OCR's O for zero, wrapped at a line break, no year
+    # after a day or before a time or study, a list of them after a study
+    ("Date of exam: 09.05.2023 11:20 PM", [("09.05.2023 11:20 PM", DATE)]),
+    ("Acquired: 2024-01-07 08:45 UTC", [("2024-01-07 08:45 UTC", DATE)]),
+    ("时间：2024年3月5日 星期二 09:30", [("2024年3月5日 星期二 09:30", DATE)]),
+    ("检查日期: 2O24-O3-15 1O:O5", [("2O24-O3-15 1O:O5", DATE)]),
+    ("检查日期：2024-03-\n18", [("2024-03-\n18", DATE)]),
+    ("I had a scan on 4 March (booking ref XR-CT-301245).", [("4 March", DATE), ("XR-CT-301245", ID)]),
+    ("请阅头颅CT（3/12、3/15两次），3/15 CT示水肿加重，较3/12进展。", [("3/12", DATE), ("3/15", DATE), ("3/15", DATE), ("3/12", DATE)]),
+    ("危急值：4/2 凌晨2:10 已通知", [("4/2 凌晨2:10", DATE)]),
+    # IDs: a court's serial alone, a number issued on a certificate, a Portuguese label in lower case, a
+    # staff number repeated under a log
+    ("（2024）沪0105民初3321号", [("（2024）沪0105民初3321号", ID)]),
+    ("执业证书 沪卫医字第00812号", [("沪卫医字第00812号", ID)]),
+    ("Processo n.º: MC-4410237", [("MC-4410237", ID)]),
+    ("工号：HX20917\n备注：HX20917 已培训", [("HX20917", ID), ("HX20917", ID)]),
+    # addresses and phones: a state and postcode, a second number after a slash
+    ("New address: 8 Wattle Rd, Ryde NSW 2112 please note.", [("8 Wattle Rd, Ryde NSW 2112", ADDRESS)]),
+    ("电话：(0571)8702-3311 / 0913-552-117", [("(0571)8702-3311", PHONE), ("0913-552-117", PHONE)]),
+    # hospitals: an NHS trust, an initial in the name, a Korean name, a chain's branch, a campus or medical centre
+    # after a blank, a prevention and treatment centre, an English site label
+    ("Eastbrook NHS Foundation Trust", [("Eastbrook NHS Foundation Trust", HOSPITAL)]),
+    ("Referral from Louis K. Tanner Community Health Center", [("Louis K. Tanner Community Health Center", HOSPITAL)]),
+    ("부산대학교병원 영상의학과", [("부산대학교병원", HOSPITAL)]),
+    ("患者于5月在康合体检（杭州西湖分院）完成检查。", [("康合体检（杭州西湖分院）", HOSPITAL)]),
+    ("杭州市第一人民医院 城北院区 放射科", [("杭州市第一人民医院 城北院区", HOSPITAL)]),
+    ("复旦大学肿瘤防治中心 影像科", [("复旦大学肿瘤防治中心", HOSPITAL)]),
+    ("Facility: Greenhill Imaging", [("Greenhill Imaging", HOSPITAL)]),
+]
+
 # Exports of the second sealed set's round: tables by their header, XML and JSON by their fields.
 EXPORTS = [
     (
@@ -200,6 +253,21 @@ EXPORTS = [
     ('<patient name="滕雅琪" sex="女"/>', [("滕雅琪", NAME)]),
     ('{"pid": "QZ-772013", "exam_date": "2023-11-02"}', [("QZ-772013", ID), ("2023-11-02", DATE)]),
     ("(0010,1040) PatientAddress   [温州市鹿城区某路 12 号]", [("温州市鹿城区某路 12 号", ADDRESS)]),
+    # the third sealed set's round: CSV (a quoted cell), space-aligned and tab tables (a date column's cell
+    # without a digit is none), YAML (a name key with a language suffix), an element with attributes, a pair
+    # among other words of a line
+    (
+        "run_id,patient_name,site,reader\nRK-0091,\"Chan, Siu Ming\",lakeview_general,蒲思远",
+        [("RK-0091", ID), ("Chan, Siu Ming", NAME), ("lakeview_general", HOSPITAL), ("蒲思远", NAME)],
+    ),
+    (
+        "登记号    患者        电话            记录员\nR0412-07  司徒嘉欣    139 0011 2233   麦 青",
+        [("R0412-07", ID), ("司徒嘉欣", NAME), ("139 0011 2233", PHONE), ("麦 青", NAME)],
+    ),
+    ("编号\t复查日期\t技师\nQ-3307\t未到检\t宁可欣", [("Q-3307", ID), ("宁可欣", NAME)]),
+    ('name: "Lau, Ka Yan"\nname_cn: 刘嘉欣\n  - operator: 邝一鸣', [("Lau, Ka Yan", NAME), ("刘嘉欣", NAME), ("邝一鸣", NAME)]),
+    ('<Reader role="second">谭雪琪</Reader>', [("谭雪琪", NAME)]),
+    ("# export: scans.csv  created_by=qiuyue  rows=40", [("qiuyue", NAME)]),
 ]
 
 # Clinical text near each rule: nothing to mask.
@@ -242,6 +310,43 @@ CLINICAL = [
     "12床患者血压平稳。",  # a bare number before 床
     "MSH|^~\\&|HIS|WARD|RIS|WARD|||ADT^A08|1|P|2.5",  # HL7 codes and a DICOM code are no caret names
     "(0008,1030) LO [BRAIN^ROUTINE]  # StudyDescription",
+    # the third sealed set's round: an HL7 header's control ID and a study code, a code that holds a year and a
+    # month, unnamed or generic hospitals, numbers with a slash that are no month and day, tables and YAML with
+    # no identifier column, a department before a clinical word, "May" the verb
+    "MSH|^~\\&|RIS|RAD|HIS|HIS|||ORU^R01|MSG0012345|P|2.4\nOBR|1|||MRBRAIN^MR Brain plain",
+    "方案编号：ABC-TRIAL-2024-02",
+    "之前在县医院做过CT，乡卫生院未复查。",
+    "远程影像诊断报告（区域影像中心）",
+    "补记（接诊医院回告）：CT示出血。",
+    "C5/6椎间盘突出，MMSE 21/30，MoCA 18/30。",
+    "The lesion may 3 May represent gliosis.",
+    "sequence,thickness,gap\nT1WI,5mm,1mm",
+    "序列  层厚  间隔\nT1WI  5mm  1mm",
+    "findings: 左侧额叶小片状高信号",
+    "b=1000 s/mm2, TR=3000",
+    "神经内科 高血压病史",
+    "H2O, SpO2 98%, CO2 35",
+    "Reference: T2WI",
+]
+
+# Ordinary words that a surname opens or that a Latin name reader would take: none is an identifier.
+ORDINARY = [
+    "既往予贝伐珠单抗联合替莫唑胺治疗，现口服左乙拉西坦。",  # drugs, listed or by their ending
+    "曾用奥希替尼、卡瑞利珠单抗，加用布瓦西坦后发作减少。",
+    "予甘露醇脱水、地塞米松减轻水肿，静推钆布醇后增强扫描。",
+    "长期服用利伐沙班，近期改用阿哌沙班。",
+    "Started Bevacizumab and Levetiracetam last month.",
+    "拟诊韦尼克脑病，需与科萨科夫综合征鉴别。",  # eponyms
+    "桥本脑病及川崎病史，莫亚莫亚病待排。",
+    "吉兰-巴雷综合征，亦称格林-巴利综合征。",
+    "患者系壮族，既往体健。",  # an ethnic group
+    "请白班在8点前出报告，夜班已交接。",  # shifts
+    "已电话通知神经外科二线。",
+    "中文说明已交家属，英文版另附。",  # languages
+    "患者仅会粤语，由家属翻译为普通话。",
+    "Interpreter: Cantonese, via phone.",
+    "调取证据通知书",  # documents
+    "签署知情同意书后行增强扫描。",
 ]
 
 
@@ -278,6 +383,11 @@ def test_each_rule_of_the_fifth_round_masks_its_identifier(text: str, expected: 
     assert _masked(text) == expected, deidentify_text(text)
 
 
+@pytest.mark.parametrize(("text", "expected"), ROUND_SIX)
+def test_each_rule_of_the_sixth_round_masks_its_identifier(text: str, expected: list[tuple[str, str]]) -> None:
+    assert _masked(text) == expected, deidentify_text(text)
+
+
 @pytest.mark.parametrize(("text", "expected"), EXPORTS)
 def test_tables_xml_and_json_mask_what_their_fields_hold(text: str, expected: list[tuple[str, str]]) -> None:
     assert _masked(text) == expected, deidentify_text(text)
@@ -292,6 +402,24 @@ def test_structured_fields_mask_what_their_place_holds(text: str, expected: list
 def test_clinical_text_near_the_rules_round_trips(text: str) -> None:
     assert identifier_spans(text) == [], _masked(text)
     assert deidentify_text(text) == text
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_words_of_the_lexicon_are_no_identifiers(text: str) -> None:
+    assert identifier_spans(text) == [], _masked(text)
+
+
+def test_a_branch_of_our_own_hospital_is_no_hospital_to_the_rules() -> None:
+    """A branch in parentheses names a hospital after its name, not after 本院 (the tagger may still read the
+    campus's name as one)."""
+    assert identifier_spans("本院（城东院区）复查。", learned=False) == []
+
+
+def test_a_name_beside_an_ordinary_word_is_still_found() -> None:
+    """The guard stops at its words: the patient before their ethnic group, the doctor before the department's
+    stamp."""
+    text = "姓名：韦阿妹（苗族）\n医师：郝振宇    科室盖章"
+    assert _masked(text) == [("韦阿妹", NAME), ("郝振宇", DOCTOR)]
 
 
 def test_a_header_line_becomes_placeholders_only() -> None:

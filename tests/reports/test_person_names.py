@@ -103,6 +103,14 @@ NAMED = [
     ("书写：霍思彤    审核：安志勇", ["霍思彤", "安志勇"]),
     ("研究协调员：华美伦", ["华美伦"]),
     ("审核医师　上官明远", ["上官明远"]),
+    # the third sealed set's round: a list past a note in parentheses after each name, a dotted name right after a
+    # role word, a name alone after a department and a blank, a parent's title, a patient's name closing a note
+    ("鉴定人：许嘉言（主任法医师）、欧阳若晴（副主任法医师）", ["许嘉言", "欧阳若晴"]),
+    ("家属：骆春梅（妻）、甘志远（女婿）", ["骆春梅", "甘志远"]),
+    ("讨论：规培医生艾尔肯·吐尔逊认为考虑脱髓鞘。", ["艾尔肯·吐尔逊"]),
+    ("会诊意见（神经外科 卜晓雯）：建议手术。", ["卜晓雯"]),
+    ("尊敬的窦雨涵家长：您好。", ["窦雨涵"]),
+    ("（门诊号 3310975，患者苗嘉树）左侧额叶软化灶。", ["苗嘉树"]),
 ]
 
 # The second sealed set's round: forensic, research, handover and QC role words name staff.
@@ -191,6 +199,16 @@ CLINICAL = [
     "邻居叫她过来。",  # no name right after a kinship word
     "病人说谢谢。",  # thanks and an unknown patient's registration name are no names
     "姓名：无名氏",
+    # the lexicon's words that are no identifier, though a surname opens them: drugs (listed, or a stem before an
+    # ending of generic names), eponyms, ethnic groups, shifts, languages, documents; an accented word after a label
+    "予贝伐珠单抗及左乙拉西坦治疗，曾用吉非替尼。",
+    "韦尼克脑病可能，帕金森病史。",
+    "患者为苗族，汉族配偶陪同。",
+    "请白班复核，夜班已交接。",
+    "中文说明已交家属。",
+    "调取证据通知书",
+    "医师签字后科室盖章。",
+    "转介医生 Médico requisitante：待定",
 ]
 
 
