@@ -176,3 +176,13 @@ def test_adapter_learns_lesions_it_has_not_seen(disc_data: tuple[Path, Path]) ->
 
     background = lesion_dice(np.zeros_like(labels))
     assert lesion_dice(predict_segmentation(model, held_out)) > background + MIN_DICE_GAIN
+
+
+@pytest.mark.parametrize("bf16", [None, True])
+def test_prediction_runs_in_the_precision_asked(disc_data: tuple[Path, Path], bf16: bool | None) -> None:
+    """bf16=True runs the segmenter under bfloat16 autocast on the CPU too (predict's bf16 path); the default
+    keeps float32 there, as training does."""
+    model, dtypes = SegmentationModel(encoder()), []
+    model.decoder.out.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    predict_segmentation(model, slices(disc_data, HELD_OUT), bf16=bf16)
+    assert set(dtypes) == {torch.bfloat16 if bf16 else torch.float32}
