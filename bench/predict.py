@@ -120,8 +120,10 @@ def build_models(
 
 def build_report_model(root: Path, profile: str, encoder: Any, report: str, seed: int) -> int:
     """The stage-2 model (resampler, projector and a `LMConfig.profile(profile)` LM, random weights; default
-    resampler as the `aligned_vlm` asset builds it) saved where predict looks; returns the LM's parameters."""
+    resampler as the `aligned_vlm` asset builds it; LoRA adapters as `instructed_vlm` adds them, which predict
+    merges at load) saved where predict looks; returns the LM's parameters."""
     from models.vlm.align_train import REPORT_PROMPT
+    from models.vlm.instruct_train import InstructConfig, add_lora
     from models.vlm.language_model import LMConfig, build_language_model
     from models.vlm.tokenizer import train_tokenizer
     from models.vlm.visual import ResamplerSpec
@@ -134,8 +136,10 @@ def build_report_model(root: Path, profile: str, encoder: Any, report: str, seed
     tokenizer = train_tokenizer([report, REPORT_PROMPT, *filler], config.vocab_size)
     lm = build_language_model(tokenizer, config)
     vlm = build_vlm(encoder, lm, tokenizer, ResamplerSpec(encoder_dim=encoder.embed_dim), seed=seed)
+    parameters = sum(p.numel() for p in lm.parameters())
+    add_lora(vlm, InstructConfig.profile(profile, seed=seed))
     save_vlm(root / REPORT_MODEL_DIR, vlm, root / ENCODER_DIR)
-    return sum(p.numel() for p in lm.parameters())
+    return parameters
 
 
 def build(

@@ -180,7 +180,9 @@ class Predictor:
         if (self.models_dir / REPORT_MODEL_DIR).is_dir():
             from models.vlm.vlm import load_vlm
 
-            self.vlm = load_vlm(self.models_dir / REPORT_MODEL_DIR, self.encoder, device)
+            self.vlm = load_vlm(self.models_dir / REPORT_MODEL_DIR, self.encoder, device).for_inference(
+                torch.bfloat16 if self.precision == "bf16" else None
+            )
         if self.precision == "bf16":
             # The encoders' weights in bfloat16 once: autocast casts a frozen module's weights again at every
             # forward (a third of the encoder's time on the CPU, docs/BENCHMARKS.md); heads and decoders stay

@@ -142,6 +142,17 @@ class BrainVLM(nn.Module):
         embeds, mask, targets = self.splice(visual, input_ids, attention_mask, labels)
         return self.lm(inputs_embeds=embeds, attention_mask=mask, labels=targets)
 
+    def for_inference(self, dtype: torch.dtype | None = None) -> BrainVLM:
+        """This model, in place, made ready to generate and nothing else: LoRA adapters merged into the LM's
+        weights (one product per adapted layer instead of three, the same outputs up to rounding) and, with
+        `dtype`, the LM's weights cast once (under autocast a float32 LM is cast again at every decoding step).
+        Train or save the model before, not after."""
+        if isinstance(self.lm, PeftModel):
+            self.lm = self.lm.merge_and_unload()
+        if dtype is not None:
+            self.lm.to(dtype)
+        return self
+
     @torch.no_grad()
     def generate(self, visual: VisualBatch, prompt: str, max_new_tokens: int = 256) -> list[str]:
         """Greedy (deterministic) answers to one user `prompt` about each study of `visual`, special tokens

@@ -199,3 +199,24 @@ def test_save_load_gives_identical_logits_and_generations(
         load_vlm(tmp_path / "vlm", encoder=create_encoder("tiny"))
     with pytest.raises(ValueError, match="records no encoder"):
         load_vlm(tmp_path / "vlm")
+
+
+def test_for_inference_merges_lora_and_casts_the_lm_once(
+    new_vlm: NewVLM, cache: FeatureCache, study_bags: StudyBags, instructions: list[dict[str, Any]]
+) -> None:
+    """Merged LoRA answers as the adapters do; in bfloat16 (weights cast once, run under autocast as predict runs
+    it) the LM holds no float32 weight and still generates."""
+    vlm = new_vlm()
+    train_instructions(vlm, cache, instructions, InstructConfig.profile("tiny", steps=2))  # LoRA B now non-zero
+    studies = list(study_bags.studies[:2])
+    visual = cache.batch(studies, spread_bags(study_bags, studies, 2))
+    adapted = vlm.generate(visual, REPORT_PROMPT, 12)
+    merged = vlm.for_inference()
+    assert merged is vlm and not isinstance(vlm.lm, PeftModel)
+    assert not any("lora" in name for name, _ in vlm.lm.named_parameters())
+    assert vlm.generate(visual, REPORT_PROMPT, 12) == adapted
+    vlm.for_inference(torch.bfloat16)
+    assert {p.dtype for p in vlm.lm.parameters()} == {torch.bfloat16}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        answers = vlm.generate(visual, REPORT_PROMPT, 12)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
