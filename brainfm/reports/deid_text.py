@@ -12,7 +12,8 @@ too, and an identifier found once is one wherever the report repeats it. Then th
 what it reads, where that could be an identifier on its own. The finders read the text with traditional
 characters folded to simplified ones (:func:`brainfm.reports.lexicon.simplified`, one for one), so that Hong
 Kong, Macau and Taiwan reports meet the same vocabularies while the spans stand on the original text, and with
-a letter O among digits read as the zero OCR took it for.
+a letter O among digits read as the zero OCR took it for (and an l as a one). A line OCR spaced out character
+by character (门 诊 号 ： 2O23O9O4 1 l 7) is read again with its single blanks dropped.
 :func:`identifier_spans` is the single source: an earlier pass wins where two overlap, a later one keeps only
 what is left uncovered. :func:`deidentify_text` replaces each span by a bracketed placeholder such as
 ``[姓名]`` (``[医师]`` for a member of staff), so the text keeps its shape; :func:`find_identifiers`, the check
@@ -38,6 +39,7 @@ from brainfm.reports.person_names import (
     WORD_SURNAMES,
     all_ordinary_words,
     find_person_names,
+    holds_clinical_word,
 )
 from brainfm.reports.structured_fields import coded_value, hl7_code, structured_identifiers
 
@@ -49,14 +51,17 @@ PLACEHOLDERS = {"name": NAME, "id": ID, "phone": PHONE, "date": DATE, "hospital"
 # A surname and one or two characters; not a surname that is an everyday word too (王建华医生 通知时间).
 _PLAIN_SURNAMES = "".join(c for c in SURNAMES if c not in WORD_SURNAMES)
 _CJK_NAME = rf"(?:{alternation(COMPOUND_SURNAMES)}|[{_PLAIN_SURNAMES}])[\u4e00-\u9fff]{{1,2}}"
+# Any surname and one or two characters, where the context says a name stands (影像科 普建新 主任医师).
+_ANY_CJK_NAME = rf"(?:{alternation(COMPOUND_SURNAMES)}|[{SURNAMES}])[\u4e00-\u9fff]{{1,2}}"
 # Latin letters, accented ones included (António, São, JANUÁRIO).
-_UPPER, _LETTER = "A-ZÀ-ÖØ-Þ", "A-Za-zÀ-ÖØ-öø-ÿ"
+_UPPER, _LETTER = "A-ZÀ-ÖØ-Þ", "A-Za-zÀ-ÖØ-öø-ÿ\u0100-\u017f\u01cd-\u01dc"  # and pinyin's tones: Xiùzhēn, Lǚ
 # Words of a line that are no part of a name, in any case: degrees, ranks, departments, imaging, form and report
 # words, and the lexicon's words that are no identifier (drugs, languages: Cantonese, Mrs. Kwok).
 _NOT_NAME_WORDS = (
     "MD", "PhD", "FRCR", "FRCP", "MBBS", "Consultant", "Resident", "Registrar", "Fellow", "Professor", "Associate",
     "Senior", "Chief", "Specialist", "Attending", "Trainee", "Intern", "Officer", "Nurse", "Radiographer",
-    "Technologist", "Department", "Dept", "Hospital", "Clinic", "Ward", "Unit", "Medicine", "Emergency", "MRI",
+    "Technologist", "Department", "Dept", "Hospital", "Clinic", "Klinik", "Klinikum", "Ospedale", "Università",
+    "Ward", "Unit", "Medicine", "Emergency", "MRI",
     "MRA", "MR", "CT", "CTA", "DSA", "DWI", "SWI", "PET", "FLAIR", "ADC", "ENT", "ICU", "NICU", "PICU", "CCU", "HDU",
     "AED", "ED", "OPD", "GP", "NS", "Sex", "Age", "DOB", "Date", "Exam", "Case", "Chart", "MRN", "HKID", "ID", "No",
     "Tel", "Phone", "Male", "Female", "M", "F", "Y", "Normal", "Abnormal", "Finding", "Findings", "Impression",
@@ -119,7 +124,7 @@ _PINYIN_NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}"  # two or three title-case wo
 # Uyghur, Mongolian (崔美兰（최미란）, 才让卓玛（ཚེ་རིང་སྒྲོལ་མ）).
 _OTHER_SCRIPT = "\uac00-\ud7a3\u30a0-\u30ff\u0f00-\u0fff\u0600-\u06ff\u1820-\u18af"
 _ROMAN_AFTER = re.compile(
-    rf"[ \t]*(?:(?P<open>[（(])|[/／])?[ \t]*(?P<v>{_LATIN_NAMES}"
+    rf"[ \t]*(?:(?P<open>[（(])|[/／,，])?[ \t]*(?P<v>{_LATIN_NAMES}"
     rf"|(?<=[（(])[{_OTHER_SCRIPT}][{_OTHER_SCRIPT} ]{{1,40}}(?=[)）]))(?(open)[ \t]*[)）])"
 )
 # An English name in parentheses right after a Latin name (Zhao Jing (Jenny); not a unit: (MED)): the same
@@ -139,7 +144,8 @@ _CHINESE_AFTER = re.compile(
 _LONGEST_ROMAN = 60  # characters before a name searched for its romanised form
 # A gloss of a Chinese label (报告医师 Radiologist：, 姓名 Nome：) and a title before a name (Dr. 黎少华).
 _GLOSS = rf"(?:[ \t]+[A-Z][{_LETTER}.'’ ]{{0,30}}?)?"
-_HONORIFIC = r"(?:(?:Dra|Dr|Prof|Mr|Mrs|Ms|Miss|Mdm|Madam|Sra|Sr)\.?[ \t]*)?"
+_TITLE_WORD = r"(?:Dra|Dr|Prof|Mr|Mrs|Ms|Miss|Mdm|Madam|Sra|Sr)\b"
+_HONORIFIC = rf"(?:{_TITLE_WORD}\.?[ \t]*)?"
 # A DICOM person name in any case: ZHANG^WEI, zhang^wei, LI^^MING; not an HL7 name's type code (LI^MING^^^^^L).
 _CARET_NAME = r"[A-Za-z]+(?:\^{1,2}[A-Za-z]+)+"
 # What an unidentified patient is registered as: no name (姓名：无名氏（男）).
@@ -157,7 +163,7 @@ _ID_LABELS = [
     "住院号", "门诊号", "急诊号", "病历号", "病案号", "检查号", "影像号", "登记号", "放射编号", "检查编号", "申请单号",
     "流水号", "床号", "卡号", "病理号", "病理编号", "放射号", "影像编号", "身份证号", "身份证", "ID号", "ID", "PID",
     "MRN", "Accession No.", "Accession No", "Accession", "工号", "编号", "HKID", "Case No.", "Case No", "Hospital No.",
-    "Hospital No", "Ref No.", "Ref No", "ACC", "Acc",
+    "Hospital No", "Ref No.", "Ref No", "ACC", "Acc", "NRIC",
 ]
 _CHECK_DIGIT = r"(?:\([0-9A]\))?"
 _CARD_NUMBER = r"\d{4}(?:[ ]\d{4}){2,4}(?:[ ]\d{1,4})?(?!\d)"  # a card number in groups: 6217 0033 1809 4526  # a Hong Kong check digit in parentheses: K512338(6), HN19034421(7)
@@ -175,7 +181,7 @@ _CASE_SERIAL = r"[〔（(\[](?:19|20)\d{2}[〕）)\]][\u4e00-\u9fff\dA-Za-z]{0,1
 _CASE_NUMBER = rf"[\u4e00-\u9fff（）()]{{0,10}}{_CASE_SERIAL}"
 # A number issued on a document (a licence or certificate: 京卫字第0512号), with the characters before 字第.
 _ISSUED_NUMBER = re.compile(r"字第\d{2,}号")
-_ISSUED_HEAD = re.compile(r"[\u4e00-\u9fff〔〕\[\]\d]{1,10}$")
+_ISSUED_HEAD = re.compile(r"[\u4e00-\u9fff〔〕\[\]\d]{1,16}$")
 # An ID read out in digit words by speech recognition (住院号 幺五零三 三七七二, 检查号ct二零二三…).
 _SPOKEN_ID = r"[A-Za-z]{0,3}[零〇一二三四五六七八九幺]{4,}(?:[ \t]+[零〇一二三四五六七八九幺]{2,})*"
 _SPOKEN_EN = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
@@ -205,7 +211,8 @@ _ENGLISH_LABELS = alternation(f for w in ("patient", "name", "pt") for f in (w, 
 _HOSPITAL_SUFFIXES = (
     "附属医院", "人民医院", "中心医院", "医院", "医学中心", "医疗中心", "卫生院", "保健院", "影像中心", "卫生服务中心",
     "诊所", "门诊部", "疗养院", "体检中心", "卫生室", "卫生中心", "护老院", "养老院", "敬老院", "防治中心", "防治院",
-    "防治所", "병원", "의원", "의료원",  # and in Korean: 부산대학교병원
+    "防治所", "鉴定中心", "鉴定所", "指挥中心", "养老服务中心", "医阮",  # 医阮: OCR's 院
+    "병원", "의원", "의료원",  # and in Korean: 부산대학교병원
 )  # fmt: skip
 # Short forms: a numbered hospital (湘雅二院, 市一院, 附一院) and a provincial or city people's hospital (省人医).
 _SHORT_HOSPITAL = r"[一二三四五六七八九十]院|人医(?<=[省市县区]人医)|附院(?<=[一二三四五六七八九]附院)"
@@ -239,7 +246,8 @@ _TIME_ZONES = (
     "UTC", "GMT", "CST", "HKT", "SGT", "JST", "KST", "AEST", "AEDT", "EST", "EDT", "PST", "PDT", "BST", "CET",
 )  # fmt: skip
 _TIME = (
-    rf"(?:[ \t]*(?:(?:星期|周|礼拜)[一二三四五六日天][ \t]*)?(?:上午|下午|晚上|凌晨|中午)?[ \t]*\d{{1,2}}[:：]\d{{2}}"
+    rf"(?:,?[ \t]*(?:[（(]?(?:星期|周|礼拜)[一二三四五六日天][)）]?[ \t]*)?(?:上午|下午|晚上|凌晨|中午)?[ \t]*"
+    rf"\d{{1,2}}[:：]\d{{2}}"
     rf"(?:[:：]\d{{2}})?(?:[ \t]*(?:AM|PM|am|pm|a\.m\.|p\.m\.)(?![A-Za-z]))?"
     rf"(?:[ \t]+(?:{alternation(_TIME_ZONES)})(?:[+\-]\d{{1,2}}(?::?\d{{2}})?)?(?![A-Za-z]))?"
     r"|T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+\-]\d{2}:?\d{2})?"
@@ -254,12 +262,26 @@ _DAY_MONTH_YEAR = (
     rf"(?![\d{_LETTER}]))"
 )
 _CN_DIGIT, _CN_NUMBER = "〇零一二三四五六七八九", "一二三四五六七八九十"  # 二〇二三年五月二十七日
+# A clock time in Chinese numerals after a date in them (上午十点零七分).
+_CN_TIME = rf"(?:[ \t]*(?:上午|下午|晚上|凌晨|中午)?[{_CN_NUMBER}零〇两]{{1,3}}点(?:[{_CN_NUMBER}零〇]{{1,3}}分|半)?)?"
+# A date dictated in English words (January nine, twenty twenty four; October twenty twenty two).
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+_ORDINALS = "first|second|third|fourth|fifth|sixth|seventh|eighth|ninth"
+_TEENS = "ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen"
+_SPOKEN_DAY = (
+    rf"(?:(?:the[ \t]+)?(?:(?:twenty|thirty)(?:[ \-](?:{_UNITS}|{_ORDINALS}))?|twentieth|thirtieth|{_TEENS}"
+    rf"|(?:tenth|eleventh|twelfth|(?:thir|four|fif|six|seven|eigh|nine)teenth)|{_ORDINALS}|{_UNITS}),?[ \t]+)"
+)
+_SPOKEN_YEAR = (
+    rf"(?:(?:nineteen|twenty)[ \t]+(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[ \-](?:{_UNITS}))?"
+    rf"|{_TEENS}|oh[ \t]+(?:{_UNITS}))|two thousand(?:[ \t]+and)?(?:[ \t]+(?:{_TEENS}|{_UNITS}))?)"
+)
 # An institution in English or Portuguese, in title case or upper case: capitalised words and initials (and
 # of, de, &…) before Hospital, Clinic, Centre, Trust… (Prince of Wales Hospital, HONG KONG SANATORIUM &
 # HOSPITAL, John C. Lincoln Health Center), any after it (of
 # Shandong University, Conde de São Januário), and the university after a comma (Ruijin Hospital, Shanghai Jiao
 # Tong University…); or, with no word before, Hospital/Centro Hospitalar and its name after (Hospital Kiang Wu).
-_CONNECTOR = r"(?:of|the|de|da|do|dos|das|du|del|and|OF|THE|DE|DA|DO|DOS|DAS|AND|&)"
+_CONNECTOR = r"(?:of|the|for|de|da|do|dos|das|du|del|and|OF|THE|FOR|DE|DA|DO|DOS|DAS|AND|&)"
 _INSTITUTION_NAME = (
     rf"(?:(?:[ ]{_CONNECTOR})*[ ](?!(?i:No|ID|Number|Department|Dept)\b|{_CAP_WORD}[:：]){_CAP_WORD})"
 )
@@ -277,9 +299,17 @@ _GENERIC_INSTITUTION = re.compile(
     rf"(?:(?:(?i:{alternation(_GENERIC_INSTITUTION_WORDS)})|{_CONNECTOR}) )+{_INSTITUTION}"
 )
 _ENGLISH_HOSPITAL = (
-    rf"(?:[{_UPPER}](?<![{_LETTER}'’\-][{_UPPER}])[{_LETTER}'’\-]* (?:(?:{_CAP_WORD}|{_INITIAL}|{_CONNECTOR}) ){{0,6}}"
+    rf"(?:[{_UPPER}](?<![{_LETTER}\-][{_UPPER}])(?<![{_LETTER}]['’][{_UPPER}])[{_LETTER}'’\-]* "  # not in a word: 'Jinan
+    rf"(?:(?:{_CAP_WORD}|{_INITIAL}|{_CONNECTOR}) ){{0,6}}"
     rf"{_INSTITUTION}{_INSTITUTION_NAME}*"
     rf"|(?:Centro Hospital|CENTRO HOSPITAL|Hospital|HOSPITAL)(?:ar|AR)?{_INSTITUTION_NAME}+){_UNIVERSITY}?"
+    rf"(?:[ ]\([{_UPPER}]+\))?"  # NATIONAL NEUROSCIENCE INSTITUTE (SINGAPORE)
+)
+# An institution named first in Italian, German, French, Spanish or Malay, its name after (Università di Padova,
+# Klinik Keluarga Ng).
+_FOREIGN_INSTITUTION = (
+    r"(?:Universit(?:à|ät|é|y)|Universidad|Universidade|Ospedale|Policlinico|Klinikum|Klinik|Hôpital|Rumah Sakit)"
+    rf"(?:[ ](?:di|del|della|degli|dei|der|des|de|du|la|le|y)){{0,2}}(?:[ ](?!{_CONNECTOR}\b){_CAP_WORD}){{1,4}}"
 )
 
 # A bed number: 加3, +2, A06, NS1-31, ICU-5.
@@ -298,8 +328,31 @@ _CN_ADDRESS = (
     r"[\u4e00-\u9fff]{2,8}?[省市](?=[\u4e00-\u9fff])[^\n，。；,;：:（(]{0,50}"
     r"(?:\d[ \t]*(?:号楼|号院|号|室|单元|组|栋|幢|楼|弄|层)|\d{3,4}(?![\d号]))"
 )
+# The rest of an address after its place or street, up to a house, building or room number.
+_HOUSE = r"[^\n，。；,;：:（(]{0,30}?\d+[ \t]*(?:号楼|号院|号|室|栋|幢|楼|弄)"
+# A road and house number, maybe a building, floor and flat after (黄泥涌道31号嘉兰阁12楼B室, 东风中路318号9栋502), and
+# the road's name before it, searched from the number backwards.
+_ROAD_NUMBER = re.compile(
+    r"(?:道|路|街|巷)\d{1,4}(?:弄\d{1,4})?号(?:[\u4e00-\u9fff]{0,6}?[A-Z\d]{1,5}(?:号楼|栋|幢|单元|楼|层|座|室)){0,3}(?:\d{2,5}(?![\d.]))?"
+)
+_ROAD_NAME = re.compile(r"[\u4e00-\u9fff]{1,20}$")
 _STREET_WORD = re.compile(r"(?:Road|Street|Avenue|Lane|Drive|Boulevard|Rd|St|Ave)\b")
 _NAME_BEFORE = re.compile(rf"{_CJK_NAME}$")
+# A FHIR element that refers to people, its object or list, and a display name in it.
+_FHIR_PERSON_KEY = re.compile(
+    r'"(?:subject|patient|performer|resultsInterpreter|interpreter|requester|author|attester|practitioner'
+    r'|recorder|asserter|informant|participant|individual|actor)"[ \t]*:[ \t]*(?P<open>[\[{])'
+)
+_FHIR_DISPLAY = re.compile(r'"display"[ \t]*:[ \t]*"(?P<v>[^"\d\n]{2,40})"')
+# A romanised name in parentheses (Sato Misaki), and a name in Chinese characters with a blank inside before it.
+_ROMAN_IN_PARENTHESES = re.compile(rf"[（(](?=[A-Z][a-z]){_LATIN_WORD}[ ](?=[A-Z][a-z]){_LATIN_WORD}[)）,，]")
+_SPACED_NAME_BEFORE = re.compile(r"(?<![\u4e00-\u9fff])(?P<v>[\u4e00-\u9fff]{1,3}[ ][\u4e00-\u9fff]{1,2})[ \t]*$")
+# The sex and age in a worklist's columns, and the romanised name apart before them.
+_SEX_COLUMN = re.compile(r"[ \t]{2,}(?:男|女|M|F)[ \t]+\d{1,3}(?!\d)")
+_LATIN_NAME_BEFORE = re.compile(rf"(?<![{_LETTER}])(?P<v>(?=[{_UPPER}]){_LATIN_WORD}(?:,?[ ]{_LATIN_WORD}){{1,2}})$")
+# A physician's rank apart after a name, and a name apart before it (not the end of a word: 神经内科 主任医师).
+_RANK_APART = re.compile(r"[ \t\u3000]+(?:主任医师|副主任医师|主治医师|住院医师|副教授|教授)")
+_ANY_NAME_BEFORE = re.compile(rf"(?<![\u4e00-\u9fff]){_ANY_CJK_NAME}$")
 _KIN_IN_PARENTHESES = re.compile(r"[（(](?:父|母|夫|妻|子|女|兄|弟|姐|妹|配偶|丈夫|妻子|儿子|女儿|本人)[，,、)）]")
 # A street address in English: a house number, a street (maybe numbered: South 4th Ring West Road), then the
 # district, city and a UK postcode or a state and its postcode (14 Elm Road, Cambridge CB1 2AB; No. 88 Huaihai
@@ -324,21 +377,44 @@ def _after_role(text: str, start: int, end: int) -> bool:
     return not _ROLE_BEFORE.search(text, max(0, start - 16), start)
 
 
-# A trial's protocol or site number names no person (方案编号：ATTENTION-IA-2023, 中心编号：07).
-_TRIAL_LABEL = re.compile(rf"(?:方案|中心)编号{_SEP}$")
+# A pinyin syllable: an initial and a final (zhang, wei, ou, yang, xue), and a word of two to four.
+_PINYIN_SYLLABLE = (
+    r"(?:[zcs]h|[bpmfdtnlgkhjqxrzcsyw])?"
+    r"(?:iang|iong|uang|ang|eng|ing|ong|uai|uan|ian|iao|ai|ei|ao|ou|an|en|in|un|ia|ie|iu|ua|uo|ue|ui|er|a|o|e|i|u|v)"
+)
+_PINYIN_WORD = re.compile(rf"(?:{_PINYIN_SYLLABLE}){{2,4}}")
+# Kinship words in English, not the end of a longer word (person, Madison): a name may follow one.
+_ENGLISH_KIN = "|".join(
+    f"{w[0]}(?<![A-Za-z]{w[0]}){w[1:]}"
+    for w in ("wife", "husband", "mother", "father", "daughter", "son", "sister", "brother", "spouse", "partner")
+)
+# A trial's protocol or site number names no person (方案编号：ATTENTION-IA-2023, 中心编号：07, Protocol No. X-1).
+_TRIAL_LABEL = re.compile(rf"(?:(?:方案|中心)编号{_SEP}|Protocol(?: No\.?| ID| [Nn]umber)?[ \t:：]*)$")
 
 
 def _trial_number(text: str, start: int, end: int) -> bool:
     """``text[start:end]`` follows a trial's protocol or site number label."""
-    return bool(_TRIAL_LABEL.search(text, max(0, start - 10), start))
+    return bool(_TRIAL_LABEL.search(text, max(0, start - 16), start))
 
 
+_NOT_IDENTIFIERS = frozenset(NOT_IDENTIFIER_WORDS)
 _LABEL_NEXT = re.compile(r"[\u4e00-\u9fff]{0,3}[:：]")
 
 
 def _label_next(text: str, start: int, end: int) -> bool:
-    """``text[start:end]`` runs into a label (医师　申请日期：): the label's first characters, no name."""
-    return bool(_LABEL_NEXT.match(text, end))
+    """``text[start:end]`` runs into a label (医师　申请日期：): the label's first characters, no name; or it is
+    a word that is no identifier (技师：早班 王芳)."""
+    return bool(_LABEL_NEXT.match(text, end)) or text[start:end] in _NOT_IDENTIFIERS
+
+
+def _clinical_name(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` holds a clinical word: no name (病灶-周围：)."""
+    return holds_clinical_word(text[start:end])
+
+
+def _no_pinyin(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` is not two to four pinyin syllables (zhangwei, ouyangxue)."""
+    return not _PINYIN_WORD.fullmatch(text, start, end)
 
 
 def _no_month_day(text: str, start: int, end: int) -> bool:
@@ -358,6 +434,21 @@ def _ordinary_place(text: str, start: int, end: int) -> bool:
 _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     (rf"(?:姓[ \t\u3000]*名(?:[（(][\u4e00-\u9fff]{{1,4}}[)）])?|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?!{_NO_NAME})(?P<v>{_DOTTED_NAME}|[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME}|[\uac00-\ud7a3]{{2,5}})", NAME),
     (rf"(?:{_PATIENT_WORDS})[ \t]*(?P<v>{_PINYIN_NAME}|{_CARET_NAME})", NAME),  # 患者Zhao Liping
+    # The sender of a chat message after its date ([03/10/2023, 21:15] Winnie Ho:, [2024-01-08 19:55] 庄严（…）：).
+    (rf"\[[\d/\-., :]{{8,22}}\][ \t]*(?P<v>{_CAP_WORD}(?:[ ]{_CAP_WORD}){{1,3}}|{_CJK_NAME})(?=[ \t]*[:：（(])", NAME),
+    # A name after its department or role and a hyphen, before a colon (22:05 影像科-温宁：, 急诊-鲍振华：).
+    (rf"-(?<=[\u4e00-\u9fff]-)(?P<v>{_ANY_CJK_NAME})(?=[ \t]*[:：])", NAME, _clinical_name),
+    # Initials of a trial's subject (受试者姓名缩写：DJH, Subject initials: L-Y-Q), a nickname (小名"乐乐").
+    (r"(?:姓名缩写|[Ii]nitials)[ \t]*[:：][ \t]*(?P<v>[A-Z](?:[\-.]?[A-Z]){1,3})(?![A-Za-z])", NAME),
+    (r"(?:小名|乳名|昵称)[ \t:：]*[\"“「]?(?P<v>[\u4e00-\u9fff]{1,3})[\"”」]", NAME),
+    # A user name in pinyin: after an account label, or before the name in Chinese (lihong（李红）).
+    (r"(?:账号|账户|用户名|登录名|[Uu]ser(?:name)?)[ \t:：]*(?P<v>[a-z]{3,20})(?![A-Za-z0-9])", NAME, _no_pinyin),
+    (rf"(?P<v>[a-z](?<![A-Za-z0-9_.@][a-z])[a-z]{{3,19}})(?=[（(]{_CJK_NAME}[，,)）])", NAME, _no_pinyin),
+    # A relative named in English after the kinship (contact wife Lv Na, her mother, Grace Wu).
+    (rf"(?:{_ENGLISH_KIN}),?[ \t]+{_HONORIFIC}(?!{_TITLE_WORD})(?P<v>{_LATIN_NAME})", NAME),
+    # A Korean name after a title or before its romanised form (Dr. 권민호, 박지현（PARK JIHYUN）).
+    (r"(?:Dr|Prof|友人|同事|朋友)\.?[ \t]*(?P<v>[\uac00-\ud7a3]{2,4})(?![\uac00-\ud7a3])", NAME),
+    (r"(?P<v>[\uac00-\ud7a3]{2,4})(?=[（(][A-Z]{2,}[ ][A-Z])", NAME),
     # After a title or a next of kin, maybe with the kinship (Mdm Ong Mei Lan, NOK son Tan Wei Ming).
     (rf"(?:(?:Mr|Mrs|Ms|Miss|Mdm|Madam)\.?|(?:NOK|next of kin|Next of kin|family member|Family member)(?:[ \t]*:|[ \t]+[a-z]+)?)[ \t]+(?P<v>{_LATIN_NAME})", NAME),
     # 患者王伟因头痛…, 患者陈晓（女…: a surname and one or two characters, then punctuation or a usual next word.
@@ -367,6 +458,9 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # surname-led one (not 报告 姓名).
     # Alone, not a department (申请医生：产科 杨晓菲).
     (rf"(?:{alternation(STAFF_LABELS)})(?:{_SEP}|[ \t\u3000]+(?={_CJK_NAME}))(?P<v>{_CJK_NAME}|(?![\u4e00-\u9fff]{{1,2}}[科室](?![\u4e00-\u9fff]))[\u4e00-\u9fff]{{2,3}}(?=\s|$)|{_SPACED_NAME})", DOCTOR, _label_next),
+    # After a role label, a department or rank and a blank, a name before a parenthesis, a list's separator or
+    # the line's end (首诊医生：急诊科 时光（…）, 调取人：民警 舒畅（警号…）, 复核：理赔二部 段然).
+    (rf"(?:{alternation(STAFF_ROLES)}){_SEP}[\u4e00-\u9fff]{{1,6}}[ \t\u3000]+(?P<v>{_ANY_CJK_NAME})(?=[（(、，,/／;；]|[ \t]*(?:\n|$)|[ \t]{{2,}})", DOCTOR, _clinical_name),
     # A romanised name after any role label, maybe glossed and titled (報告醫生 Médico：Dr. António Ribeiro), or
     # right after a Chinese one (翻译Emily Zhang).
     (rf"(?:{alternation(STAFF_ROLES)})\d?(?:{_GLOSS}{_SEP}|[ \t]+|(?<=[\u4e00-\u9fff])(?=[A-Z])){_HONORIFIC}(?P<v>{_LATIN_NAMES})", DOCTOR),  # 阅片者1：
@@ -377,7 +471,7 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # A staff number in parentheses right after a Chinese name (王芳(T0123), 李强（工号 E0456）).
     (r"[（(](?<=[\u4e00-\u9fff][（(])(?:工号[ \t:：]*)?(?P<v>[A-Za-z]{1,3}\d{3,6})[)）]", ID),
     # A correspondent's name in a message header (From: Jane Doe (daughter), cc: …).
-    (rf"(?:From|FROM|To|TO|Cc|CC|cc|Attn|ATTN)[ \t]*:[ \t]*{_HONORIFIC}(?P<v>{_LATIN_NAMES})", NAME),
+    (rf"(?:From|FROM|To|TO|Cc|CC|cc|Attn|ATTN|[Aa]uthors?|AUTHORS?)[ \t]*:[ \t]*{_HONORIFIC}(?P<v>{_LATIN_NAMES})", NAME),
     # A Chinese name after English "by" (exported by 王芳, Signed by 李明).
     (rf"(?:b(?<![A-Za-z]b)|B(?<![A-Za-z]B))y[ \t]+(?P<v>{_CJK_NAME})(?![\u4e00-\u9fff])", DOCTOR),
     # The patient named in English running text (second opinion, patient Zhou Anping).
@@ -395,6 +489,8 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # A Chinese address after 住/住址/地址, spaces inside (住长沙市岳麓区…路 22 号 3 栋): a province or city first,
     # up to the last house, building or room number of the clause.
     (rf"(?:地址|住址|住所|家住|现住|住(?![院址所]))(?:{_SEP}|[ \t]*)(?P<v>{_CN_ADDRESS})", ADDRESS),
+    # …or a town, village, district or street first, after where one lives (家在院东头镇桃花坪村12号).
+    (rf"(?:家在|家住|住在|现居|居住在|居住于)(?P<v>[\u4e00-\u9fff]{{1,12}}?[镇乡村县区路街道]{_HOUSE})", ADDRESS),
     (r"(?:Address|ADDRESS|Addr\.)[ \t]*:[ \t]*(?P<v>[^\n\t]*?[^\s.,;])(?=[ \t]*(?:$|\n|\t|[ ]{2}))", ADDRESS),
     # Any label ending in 号/No./ID (会诊号：, Process No.:, N.º de utente：): the number after it, four characters
     # or more (not Series No.: 4), but not a house number (5号3楼).
@@ -402,15 +498,25 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # A medical record number read out in English words (record number seven seven three one…).
     (rf"(?:number|Number|NUMBER|MRN|ID)[ \t]+(?:is[ \t]+)?(?P<v>{_SPOKEN_EN}(?:[ \t]+{_SPOKEN_EN}){{3,}})\b", ID),
     (rf"(?:{_ENGLISH_NUMBER_LABEL}){_SEP}(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),
-    (rf"(?:No|NO)\.[ \t]+(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),  # No. 2024-0056731
+    (rf"(?:No|NO)\.[ \t]+(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID, _trial_number),  # No. 2024-0056731
     # A reference number (booking ref XR-MR-40218, Reference: 5520331), three digits in a row in it.
     (rf"(?:r(?<![A-Za-z]r)|R(?<![A-Za-z]R))ef(?:erence)?\.?(?:[ \t]*(?:[Nn]o\.?|#))?[ \t:：#]+(?P<v>(?=[A-Za-z\-]*\d{{3}}){_ID_VALUE})", ID),
     (rf"(?P<v>{_CASE_SERIAL})", ID),
     # The value of a hospital or unit label, in Chinese or English: the words of an English name too
     # (报告医院：Mercy Clinic, Leeds; Facility: Ridgeview Imaging).
-    (rf"(?:送检单位|检查单位|扫描单位|委托单位|就诊医院|报告医院|申请医院|转出医院|医院名称|Imaging site|Facility|Institution){_SEP}(?P<v>[^\s，。；,;]+(?:,?[ ][A-Za-z][^\s，。；,;]*)*)", HOSPITAL),
+    (rf"(?:送检单位|检查单位|扫描单位|委托单位|转出单位|转入单位|出车单位|就诊医院|报告医院|申请医院|转出医院|医院名称|Imaging site|Facility|Institution){_SEP}(?P<v>[^\s，。；,;]+(?:,?[ ][A-Za-z][^\s，。；,;]*)*)", HOSPITAL),
     (rf"(?P<v>{_ENGLISH_HOSPITAL})", HOSPITAL, lambda text, a, b: bool(_GENERIC_INSTITUTION.fullmatch(text, a, b))),
     (rf"(?P<v>St\.[ ]{_ENGLISH_HOSPITAL})", HOSPITAL),  # St. Brigid's Hospital (a rule of its own, for speed)
+    (rf"(?P<v>{_FOREIGN_INSTITUTION})", HOSPITAL),
+    (r"(?P<v>[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]{1,5})(?=[ \t]+(?:MRN|URN|MR#|MR No))", HOSPITAL),  # MGH MRN 7743-1190
+    # A Korean hospital's name of several words (칭다오대학 부속병원).
+    (r"(?P<v>[\uac00-\ud7a3]{2,}(?:[ ][\uac00-\ud7a3]+){1,3}(?<=병원|의원))", HOSPITAL),
+    # A code of capitals joined by hyphens to six digits or more (NNI-MRA-230908-0112, WHU-P-2211087).
+    (r"(?P<v>[A-Z](?<![A-Za-z0-9\-][A-Z])[A-Z]{0,4}(?:-[A-Z]{1,5})*-\d{6,}(?:-[A-Za-z0-9]+)*)(?![A-Za-z0-9])", ID),
+    # A user's code in a log's column before a name (2024-01-03 09:40:21  N2231    符洁).
+    (r"(?P<v>[A-Z](?<![A-Za-z0-9\-][A-Z])[A-Z]{0,2}\d{4,6})(?=[ \t]{2,}[\u4e00-\u9fff])", ID),
+    # A FHIR reference to a patient or practitioner: its id ("reference": "Patient/GZ-7720135").
+    (r'"reference"[ \t]*:[ \t]*"(?:Patient|Practitioner|RelatedPerson|Person)/(?P<v>[^"/\s]+)"', ID),
     # An outside hospital's short name between a prior study's date and its modality, in a comparison
     # (与2022-05-17华西MRI对比): a name or place, not ordinary words (头颅, 复查) nor 本院/外院.
     (rf"\d[日号]?[“\"]?(?P<v>[\u4e00-\u9fff]{{2,6}}?)(?=[”\"]?{_MODALITY}[^\n。]{{0,20}}?(?:对比|比较|相比))", HOSPITAL, _ordinary_place),
@@ -424,15 +530,23 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     (rf"(?P<v>(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\.?,?[ \t]+)(?=\d{{1,2}}[ \t\-]+(?:{_MONTHS})|(?:{_MONTHS})\.?[ \t]+\d)", DATE),
     (r"(?P<v>(?:19|20)\d{2}[ \t]*年[ \t]*\d{1,2}[ \t]*月)", DATE),
     # Taiwan's ROC calendar (year 113 is 2024): 民國113年2月18日, 113年2月18日, 113/02/18.
-    (rf"(?P<v>民国[ \t]*\d{{1,3}}[ \t]*年(?:[ \t]*\d{{1,2}}[ \t]*月(?:[ \t]*\d{{1,2}}[ \t]*[日号]{_TIME}?)?)?)", DATE),
-    (rf"(?P<v>[一二][{_CN_DIGIT}]{{3}}[ \t]*年[ \t]*[{_CN_NUMBER}]{{1,2}}[ \t]*月(?:[ \t]*[{_CN_NUMBER}]{{1,3}}[ \t]*[日号])?)", DATE),
+    (rf"(?P<v>(?:中华)?民国[ \t]*\d{{1,3}}[ \t]*年(?:[ \t]*\d{{1,2}}[ \t]*月(?:[ \t]*\d{{1,2}}[ \t]*[日号]{_TIME}?)?)?)", DATE),
+    (rf"(?P<v>[一二][{_CN_DIGIT}]{{3}}[ \t]*年[ \t]*[{_CN_NUMBER}]{{1,2}}[ \t]*月(?:[ \t]*[{_CN_NUMBER}]{{1,3}}[ \t]*[日号]{_CN_TIME})?)", DATE),
+    # …and its years in Chinese numerals (民國一一二年三月五日).
+    (rf"(?P<v>民国[{_CN_DIGIT}十]{{2,4}}年[{_CN_NUMBER}]{{1,2}}月(?:[{_CN_NUMBER}]{{1,3}}[日号])?)", DATE),
+    (rf"(?P<v>(?:{_MONTHS})[ \t]+{_SPOKEN_DAY}?{_SPOKEN_YEAR})(?![A-Za-z])", DATE),
+    # A month and a year (compared with 09/2023), no digit or slash around.
+    (r"(?P<v>(?:0(?<![\d/.]0)[1-9]|1(?<![\d/.]1)[0-2])/(?:19|20)\d\d)(?![\d/])", DATE),
     (r"(?P<v>1(?<![\d.]1)[01]\d(?:[ \t]*年[ \t]*\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*[日号]|(?P<s>[-/.])(?:0[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01])(?![\d.])))", DATE),
+    # A two-digit year (ROC or short: 77年9月14日), a year in digits and the rest in Chinese numerals (2023年三月二十日).
+    (rf"(?P<v>\d(?<![\d.]\d)\d[ \t]*年[ \t]*\d{{1,2}}[ \t]*月[ \t]*\d{{1,2}}[ \t]*[日号]{_TIME}?)", DATE),
+    (rf"(?P<v>(?:19|20)\d{{2}}[ \t]*年[ \t]*[{_CN_NUMBER}]{{1,2}}[ \t]*月(?:[ \t]*[{_CN_NUMBER}]{{1,3}}[ \t]*[日号])?)", DATE),
     (rf"(?P<v>\d{{1,2}}[ \t]*月[ \t]*\d{{1,2}}[ \t]*[日号]{_TIME}?)", DATE),
     # A year and a month: 2023-08, 2023/8 (not a range of years: 2019-2021, nor part of a code: TNK-2023-01).
     (rf"(?P<v>(?:1(?<![A-Za-z\d.]1)(?<![A-Za-z]-1)9|2(?<![A-Za-z\d.]2)(?<![A-Za-z]-2)0)\d{{2}}(?P<s>[-/.])(?:0?[1-9]|1[0-2]))(?![\d.]|(?P=s)\d|{_UNIT})", DATE),
     # 23-05-12 only after a date label (unlabelled, it is as likely a size 12-10-15mm or slices 10/11/12);
     # 05/12/2023 anywhere, but not before a unit. One separator twice, no digit or point around.
-    (r"(?:日期|时间|Date|DATE|DOB|入院|出院)[ \t]*[:：]?[ \t]*(?P<v>\d{2,3}(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01]))(?!\.?\d)", DATE),
+    (r"(?:日期|时间|Date|DATE|DOB|入院|出院|比较|对比)[ \t]*[:：]?[ \t]*(?P<v>\d{2,3}(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]?\d|3[01]))(?!\.?\d)", DATE),
     # A month and day with no year, between 与/较 and a prior study (与3.12外院MRI比较).
     (rf"(?:与|较)(?P<v>(?:0?[1-9]|1[0-2])[./](?:[0-2]?\d|3[01]))(?=[\u4e00-\u9fff]{{0,4}}{_MODALITY}[^\n。]{{0,20}}?(?:对比|比较|相比))", DATE),
     # A month and day with a slash before a clock time or a study (3/5 凌晨1:32, 11/30 CT示); not a spinal level
@@ -450,6 +564,12 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # an HL7 message header (its message control ID).
     (rf"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{{0,3}}\d{{6,}}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*{_CHECK_DIGIT})(?![\d.])", ID, hl7_code),
     (rf"[（(](?P<v>{_LATIN_NAME})[)）](?=[，, \t]*(?:男|女))", NAME),  # 郭雨萱（GUO YUXUAN），男
+    # A name in Chinese characters, its parts apart, in parentheses after its romanised form (TANAKA Hiroshi（田中 浩）).
+    (r"[（(](?<=[a-z][（(])(?P<v>[\u4e00-\u9fff]{1,2}[ ][\u4e00-\u9fff]{1,2})[)）,，]", NAME),
+    # A romanised name listed after 、 before a note (娄 平、Wolf Schneider（德国进修医师）).
+    (rf"、[ \t]*(?P<v>{_LATIN_WORD}[ ]{_LATIN_WORD})(?=[（(，,、；;])", NAME),
+    # A ward's bed at the start of a row before the patient's name (NICU-03 | 解红梅 女 45岁).
+    (rf"(?P<v>[A-Z](?<![A-Za-z0-9\-][A-Z])[A-Z]{{1,4}}-\d{{1,3}})(?=[ \t]*\|[ \t]*{_CJK_NAME})", ID),
     (rf"(?P<v>{_CARET_NAME})", NAME, coded_value),  # a DICOM person name anywhere: (MENG^FANYU), not a code
     (rf"(?P<v>{_CJK_NAME})(?=(?:[（(][^（）()\n]{{1,30}}[)）])?[，, \t]*(?:男|女|先生|女士))", NAME),
 )
@@ -461,22 +581,47 @@ _HOSPITAL_LEAD = re.compile(r".*(?:患者|病人|建议|曾|已|在|于|到|至|
 # Hospital words that name no institution (建议至上级医院).
 _GENERIC_HOSPITALS = frozenset({
     "", "上级", "专科", "综合", "当地", "基层", "其他", "其它", "正规", "该", "外", "上述", "大", "私人", "个体", "社区",
-    "乡镇", "村", "神经", "放射", "医学", "核医学", "介入",  # then departments (神经影像中心)
+    "乡镇", "村", "神经", "放射", "医学", "核医学", "介入", "司法",  # then departments (神经影像中心)
     "同", "单", "两",  # and the words before a numbered 院 that is none (同一院区)
     "贵", "县", "乡", "镇", "区域",  # an unnamed county or regional hospital (县医院, 区域影像中心)
     "接诊", "首诊", "收治", "转诊", "转入", "转出",  # a hospital by its part in the patient's path (接诊医院回告)
+    "一级", "二级", "三级", "二甲", "三甲",  # a hospital by its grade (最高诊断单位：三级医院)
 })  # fmt: skip
-# Words that end a hospital match's head and name a party or channel, not a hospital (请问你们医院, 原告认为被告医院).
-_PARTY_WORDS = ("你们", "我们", "他们", "互联网", "网上", "被告", "原告")
+# Words that end a hospital match's head and name a party or channel, not a hospital (请问你们医院, 原告认为被告医院),
+# or a stamp's (本证明加盖医院诊断证明专用章).
+_PARTY_WORDS = ("你们", "我们", "他们", "互联网", "网上", "被告", "原告", "加盖")
 
 Span = tuple[int, int, str]  # start, end and the placeholder that replaces text[start:end]
+_DITTO = frozenset({"同上", "同前", "同左"})  # a field's value that repeats another's
 # A letter O among digits, where OCR reads a zero (2O23-1O-12, 16:O4).
 _OCR_ZERO = re.compile(r"[Oo](?:(?<=\d[Oo])(?![A-Za-z])|(?<![A-Za-z][Oo])(?=\d))")
+_OCR_ONE = re.compile(r"l(?:(?<=\dl)(?![A-Za-z])|(?<![A-Za-z]l)(?=\d))")  # a letter l among digits: 1l2, 3l5-2860
+_OCR_O = re.compile(r"0(?<=[A-Z]0)(?=[A-Z])")  # a zero between capitals of a spaced-out name (G U 0 Y I N G)
+# A line OCR spaced out character by character (l D No: 0 0 5 5 7 2 1 9): six single characters between blanks
+# or more, most of its tokens.
+_SPACED_TOKEN = re.compile(r"[^ \t\n]+")
+_BLANKS = re.compile(r"[ ]+")
+_MIN_SPACED = 6
 # What a report repeats of the identifiers found, by the shortest that counts: IDs and hospitals of five
 # characters or more, dates of three (3/5), names of four (Jenny) or of two Chinese characters.
 _REPEATED_LENGTHS = {ID: 5, HOSPITAL: 5, DATE: 3, NAME: 4, DOCTOR: 4}
 _CHINESE_NAME = re.compile(r"[\u4e00-\u9fff·]{2,}")
 _WORD_CHAR = re.compile(r"[A-Za-z0-9]")
+# HL7 segments that name places, a department's code after its hospital's (ZJPH_RAD; a code alone, RAD or
+# NORTHWARD, may be a system's or a ward's) and an ID repeated after ~ in a field.
+_HL7_PLACES = re.compile(r"^(?P<segment>MSH|PID|PV1)\|[^\n]*", re.MULTILINE)
+_FACILITY_CODE = re.compile(r"(?P<v>[A-Z][A-Z0-9]{2,9})_[A-Z]{2,8}")
+_HL7_REPEAT = re.compile(r"~(?P<v>[^\^~]+)")
+# A hospital's code in capitals, which a report repeats (HL7's ZJPH, MGH MRN …, diagnosed at MGH).
+_HOSPITAL_CODE = re.compile(r"[A-Z]{3,5}")
+# A romanised name listed after another (, or and), and the letter a romanised name ends with.
+_NEXT_NAME = re.compile(rf"(?:,[ ]|,?[ ]and[ ])(?P<v>{_LATIN_NAMES})")
+_LATIN_END = re.compile(rf"[{_LETTER}]")
+# A row of a CSV export with its values quoted, a cell, a header that names a person and a name's shape.
+_CSV_ROW = re.compile(r'^"[^\n]*"$', re.MULTILINE)
+_CSV_CELL = re.compile(r'"(?P<v>[^"\n]*)"')
+_PERSON_HEADER = re.compile(r"(?i)(?:^|_)(?:dr|doctor|physician|radiologist|technologist|nurse|name)$")
+_NAME_CELL = re.compile(rf"{_LATIN_NAME}|[\u4e00-\u9fff·]{{2,8}}")
 # A phone number listed after another, after a slash or 、 (电话：(0571)8702-3311 / 0913-552-117).
 _NEXT_PHONE = re.compile(rf"[ \t]*[/／、][ \t]*(?P<v>{_PHONE_SHAPE}{_EXTENSION})(?![\d\-]|{_UNIT})")
 
@@ -494,8 +639,40 @@ def _regex_finder(pattern: str, placeholder: str, reject: Reject | None = None) 
 
 def _structured(text: str) -> Iterator[Span]:
     """Identifiers by their place in HL7 segments, DICOM dumps and key=value exports
-    (:mod:`brainfm.reports.structured_fields`)."""
-    return ((a, b, PLACEHOLDERS[kind]) for a, b, kind in structured_identifiers(text))
+    (:mod:`brainfm.reports.structured_fields`), but no ditto (NK1 address 同上)."""
+    return ((a, b, PLACEHOLDERS[kind]) for a, b, kind in structured_identifiers(text) if text[a:b] not in _DITTO)
+
+
+def _hl7_places(text: str) -> Iterator[Span]:
+    """Places and further IDs in HL7 segments: the hospital of a sending or receiving department (MSH-4, MSH-6:
+    ZJPH of ZJPH_RAD), the patient's location (PV1-3: NS2^12^01 and its facility ZJPH) and the patient's IDs
+    after the first (PID-3: ~YB3301-0087712^^^CHN^SS)."""
+    if "MSH|" not in text and "PV1|" not in text:
+        return
+    for line in _HL7_PLACES.finditer(text):
+        at, segment = line.start(), line.group("segment")
+        for number, value in enumerate(line.group().split("|")):
+            if segment == "MSH" and number in (3, 5):  # MSH-1 is the separator: field n is item n - 1
+                code = _FACILITY_CODE.fullmatch(value)
+                if code:
+                    yield at + code.start("v"), at + code.end("v"), HOSPITAL
+            elif segment == "PV1" and number == 3:
+                yield from _hl7_location(value, at)
+            elif segment == "PID" and number == 3:
+                for repeat in _HL7_REPEAT.finditer(value):
+                    yield at + repeat.start("v"), at + repeat.end("v"), ID
+            at += len(value) + 1
+
+
+def _hl7_location(value: str, at: int) -> Iterator[Span]:
+    """A PV1-3 location at ``at`` that names its facility: its ward, room and bed an ID, the facility a
+    hospital (a ward alone, NEURO^12^B, is none)."""
+    parts = value.split("^")
+    if len(parts) > 3 and parts[3]:
+        place = "^".join(parts[:3]).rstrip("^")
+        yield at, at + len(place), ID
+        start = at + len("^".join(parts[:3])) + 1
+        yield start, start + len(parts[3]), HOSPITAL
 
 
 def _beds(text: str) -> Iterator[Span]:
@@ -519,7 +696,7 @@ def _study_dates(text: str) -> Iterator[Span]:
 def _issued_numbers(text: str) -> Iterator[Span]:
     """Numbers issued on a document (京卫字第0512号), with the characters before 字第, searched from it backwards."""
     for number in _ISSUED_NUMBER.finditer(text):
-        head = _ISSUED_HEAD.search(text, max(0, number.start() - 10), number.start())
+        head = _ISSUED_HEAD.search(text, max(0, number.start() - 16), number.start())
         yield head.start() if head else number.start(), number.end(), ID
 
 
@@ -527,6 +704,66 @@ def _streets(text: str) -> Iterator[Span]:
     """English street addresses (14 Elm Road, Cambridge CB1 2AB), looked for only where a street word stands."""
     if _STREET_WORD.search(text):
         yield from ((*m.span(), ADDRESS) for m in _STREET.finditer(text))
+
+
+def _roads(text: str) -> Iterator[Span]:
+    """Chinese addresses from a road's name to its house number and flat (跑马地黄泥涌道31号嘉兰阁12楼B室), the
+    words before the name that are none cut off as before a hospital's (家在|…)."""
+    for number in _ROAD_NUMBER.finditer(text):
+        name = _ROAD_NAME.search(text, max(0, number.start() - 20), number.start())
+        if name:
+            lead = _HOSPITAL_LEAD.match(text, name.start(), number.start())
+            yield lead.end() if lead else name.start(), number.end(), ADDRESS
+
+
+def _fhir_people(text: str) -> Iterator[Span]:
+    """The display names of the people a FHIR resource refers to ("resultsInterpreter": [{"display": "…"}])."""
+    if '"display"' not in text:
+        return
+    for key in _FHIR_PERSON_KEY.finditer(text):
+        close = "]" if key.group("open") == "[" else "}"
+        end = text.find(close, key.end())
+        for display in _FHIR_DISPLAY.finditer(text, key.end(), end if end >= 0 else len(text)):
+            yield *display.span("v"), NAME
+
+
+def _csv_people(text: str) -> Iterator[Span]:
+    """The cells of a CSV export's columns whose header names a person (referring_dr, reporting_dr,
+    patient_name), where shaped as a name."""
+    if '","' not in text:
+        return
+    rows = [list(_CSV_CELL.finditer(text, *row.span())) for row in _CSV_ROW.finditer(text)]
+    people = {i for i, cell in enumerate(rows[0] if rows else []) if _PERSON_HEADER.search(cell.group("v"))}
+    for row in rows[1:]:
+        for i, cell in enumerate(row):
+            if i in people and _NAME_CELL.fullmatch(cell.group("v")):
+                yield *cell.span("v"), NAME
+
+
+def _before_romanised(text: str) -> Iterator[Span]:
+    """A name in Chinese characters, its parts apart, before its romanised form in parentheses (佐藤 美咲 (Sato
+    Misaki)), searched from the parenthesis backwards; no clinical word."""
+    for roman in _ROMAN_IN_PARENTHESES.finditer(text):
+        name = _SPACED_NAME_BEFORE.search(text, max(0, roman.start() - 8), roman.start())
+        if name and not holds_clinical_word(name.group("v").replace(" ", "")):
+            yield *name.span("v"), NAME
+
+
+def _before_sex_columns(text: str) -> Iterator[Span]:
+    """A romanised name in a worklist's row, apart before the sex and age (Sokolova, Anna    女   38; MAIMAITI
+    ALIM     M   41), searched from the sex backwards."""
+    for sex in _SEX_COLUMN.finditer(text):
+        name = _LATIN_NAME_BEFORE.search(text, max(0, sex.start() - _LONGEST_ROMAN), sex.start())
+        if name:
+            yield *name.span("v"), NAME
+
+
+def _before_ranks(text: str) -> Iterator[Span]:
+    """A name standing apart before a physician's rank (影像科 普建新 主任医师), searched from the rank backwards."""
+    for rank in _RANK_APART.finditer(text):
+        name = _ANY_NAME_BEFORE.search(text, max(0, rank.start() - 4), rank.start())
+        if name:
+            yield *name.span(), DOCTOR
 
 
 def _before_kin(text: str) -> Iterator[Span]:
@@ -580,6 +817,7 @@ def _person_names(text: str) -> Iterator[Span]:
 # In priority order: where two finders' spans overlap, the earlier one's placeholder stands.
 _FINDERS: tuple[Callable[[str], Iterator[Span]], ...] = (
     _structured,
+    _hl7_places,
     *(_regex_finder(*pattern) for pattern in _PATTERNS[:-2]),
     _beds,
     _study_dates,
@@ -588,8 +826,14 @@ _FINDERS: tuple[Callable[[str], Iterator[Span]], ...] = (
     # after hospitals: a hospital name may end in a surname-like character
     *(_regex_finder(*pattern) for pattern in _PATTERNS[-2:]),
     _before_degrees,
+    _before_sex_columns,
+    _before_ranks,
     _before_kin,
     _streets,
+    _roads,
+    _fhir_people,
+    _csv_people,
+    _before_romanised,
     _person_names,
 )
 
@@ -637,7 +881,28 @@ def _taken(text: str, taken: list[Span], spans: Iterable[Span]) -> list[Span]:
 def _folded(text: str) -> str:
     """``text`` as the finders read it, character for character: traditional characters as simplified ones,
     and a letter O among digits as a zero (OCR)."""
-    return _OCR_ZERO.sub("0", simplified(text))
+    return _OCR_ONE.sub("1", _OCR_ZERO.sub("0", simplified(text)))
+
+
+def _spaced_out(line: str) -> bool:
+    """``line`` is spaced out: most of its tokens are single characters, six or more."""
+    tokens = _SPACED_TOKEN.findall(line)
+    singles = sum(len(token) == 1 for token in tokens)
+    return singles >= _MIN_SPACED and 2 * singles > len(tokens)
+
+
+def _despaced(folded: str) -> Iterator[Span]:
+    """Identifiers in spaced-out lines (Date: 1 2 / 0 8 / 2 0 1 9, 门 诊 号 ： 2O23O9O4 1 l 7), found by the
+    finders in each such line read with one blank fewer in every run of blanks (single blanks dropped, column
+    gaps kept), and put back in place."""
+    at = 0
+    for line in folded.split("\n"):
+        if line.count(" ") >= _MIN_SPACED and _spaced_out(line):
+            kept = [at + i for i, char in enumerate(line) if char != " " or line[i + 1 : i + 2] == " "]
+            packed = _OCR_O.sub("O", _folded(_BLANKS.sub(lambda m: m.group()[1:], line)))
+            for a, b, placeholder in chain.from_iterable(finder(packed) for finder in _FINDERS):
+                yield kept[a], kept[b - 1] + 1, placeholder
+        at += len(line) + 1
 
 
 def _repeats(text: str, taken: list[Span]) -> Iterator[Span]:
@@ -648,8 +913,10 @@ def _repeats(text: str, taken: list[Span]) -> Iterator[Span]:
     places = {(a, b) for a, b, _ in taken}
     for a, b, placeholder in taken:
         value = text[a:b]
-        if b - a >= _REPEATED_LENGTHS.get(placeholder, len(text) + 1) or (
-            placeholder in (NAME, DOCTOR) and _CHINESE_NAME.fullmatch(value)
+        if (
+            b - a >= _REPEATED_LENGTHS.get(placeholder, len(text) + 1)
+            or (placeholder in (NAME, DOCTOR) and _CHINESE_NAME.fullmatch(value))
+            or (placeholder == HOSPITAL and _HOSPITAL_CODE.fullmatch(value))
         ):
             found.setdefault(value, placeholder)
     for value, placeholder in found.items():
@@ -660,6 +927,16 @@ def _repeats(text: str, taken: list[Span]) -> Iterator[Span]:
             if (at, end) not in places and not _WORD_CHAR.search(edges):
                 yield at, end, placeholder
             at = text.find(value, end)
+
+
+def _listed_names(text: str, taken: list[Span]) -> Iterator[Span]:
+    """The romanised names listed after each one found (Hao ZHOU, WEI ZHANG and Jianguo Huang)."""
+    for _, end, placeholder in taken:
+        latin = placeholder in (NAME, DOCTOR) and _LATIN_END.match(text, end - 1)
+        listed = _NEXT_NAME.match(text, end) if latin else None
+        while listed:
+            yield *listed.span("v"), placeholder
+            listed = _NEXT_NAME.match(text, listed.end())
 
 
 def _listed_phones(text: str, taken: list[Span]) -> Iterator[Span]:
@@ -710,6 +987,7 @@ def identifier_spans(
     found = (m.span() + (KNOWN,) for m in known.finditer(text)) if known else iter(())
     folded = _folded(text)  # traditional characters read as simplified ones, at the same places
     taken = _taken(text, [], chain(found, *(finder(folded) for finder in _FINDERS if patterns)))
+    taken = _taken(text, taken, _despaced(folded) if patterns else ())
     if patterns:
         taken = _taken(text, taken, _romanised(text, [span for span in taken if span[2] in (NAME, DOCTOR)]))
         taken = _taken(text, taken, chain(_repeats(folded, taken), _listed_phones(folded, taken)))
@@ -721,6 +999,8 @@ def identifier_spans(
         added = [(x, y, PLACEHOLDERS[kind]) for a, b, kind in tagged for x, y in _uncovered(a, b, taken)
                  if could_be(folded, x, y, kind) and not (kind == "id" and _trial_number(folded, x, y))]  # fmt: skip
         taken = _taken(text, taken, added)
+    if patterns:  # names listed after names found, by the rules or the tagger
+        taken = _taken(text, taken, _listed_names(folded, taken))
     joined: list[Span] = []
     for a, b, placeholder in taken:  # touching parts of one kind are one identifier: [姓名][姓名] -> [姓名]
         if joined and joined[-1][1] == a and joined[-1][2] == placeholder:

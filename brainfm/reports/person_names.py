@@ -12,8 +12,9 @@ characters such as 脑 or 侧. Where only a name can stand, words such as 黄河
 names without a surname (格桑卓玛, 热依拉·艾买提) that the tagger reads or that stand first in a line before
 the sex. Right after a role word and a separator, a name standing alone (up to a space, the line's end or a
 list separator) counts whatever its characters (报告医生：阿不都萨拉木) unless it is clinical or ordinary words
-only (审核：同上). A name found once is found wherever the report repeats it. A name is ``staff`` when a
-staff role word, title or signature line says so; names in Latin script are left to deid_text's patterns. The
+only (审核：同上). A name spaced out character by character (杨 小 梅, 司马 瑜) counts where it stands as a
+whole, not inside a line spaced out by OCR. A name found once is found wherever the report repeats it. A name
+is ``staff`` when a staff role word, title or signature line says so; names in Latin script are left to deid_text's patterns. The
 text is read in simplified characters (deid_text folds traditional ones first, one for one).
 
 Written here rather than taken from a general NER library: jieba is small and fast enough for every
@@ -54,7 +55,7 @@ SURNAMES = (
     "晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝禤亓訾仝笪郇邰"
     "郦阙蔺谌琚逯隗扈乜晁昝弓伏冀郜蔚茅鞠燕荆粟练衣佴邴厍嵇钭轩帅缑亢况芮羿储汲邸桓郏浦麴糜宓郗仰伊韶蓟鄂索籍"
     "赖屠胥莘贡逄扶堵宰雍璩濮寿茹宦鱼慕戈庾暨匡禄殳沃夔阚巢蒯竺郄郅楼洪仉庹滑宣花杭盖闻皮钮裘荀羊於惠封井富巴"
-    "牧班秋暴厉戎祖幸印咸苍劳郤阎习衡满弘利越勾融毋冼揭贲郁傅萧乐元凤廉奚昌禹狄贝湛谈强支经干诸松乌山蓬束薄宿"
+    "尉牧班秋暴厉戎祖幸印咸苍劳郤阎习衡满弘利越勾融毋冼揭贲郁傅萧乐元凤廉奚昌禹狄贝湛谈强支经干诸松乌山蓬束薄宿"
     "怀阴能双通别充容慎终居步都国广东隆那空养须丰相后红权益公晋楚法汝鄢钦归海郈有琴伯赏墨哈谯爱言福水云平酆计"
     "危家从代占但战过敬展银雒母操原冶朴区檀智綦官南栗盘位豆漆卿鹿辜宾呼斯奉尧修赫门初信铁巨普旷闭来"
 )
@@ -86,7 +87,7 @@ STAFF_ROLES = (
     "Prof.", "Prof", "村医", "乡村医生", "书写", "协调员", "录入员", "登记员", "打印员", "校对员", "审核员",
     "覆核", "覆阅",  # 覆 is simplified too, so never folded to 复: words of their own
     "鉴定人", "研究者", "组长", "质控组长", "交班", "接班", "交班人", "接班人", "随访护士", "PI", "Nurse", "nurse",
-    "Doctor", "doctor",
+    "Doctor", "doctor", "阅片人", "调取人", "成员", "秘书", "助理", "主管医生", "主管医师", "首诊医生", "主治",
 )  # fmt: skip
 # Kinship words: a relative's name may follow one (监护人：祖母 王秀英), and none is a name (祖母 is tagged one).
 _KINSHIP_WORDS = (
@@ -97,6 +98,7 @@ _KINSHIP_WORDS = (
 # Words after which a relative is named (家属黄河签字, 其女王小红).
 KIN_ROLES = (
     "家属", "其子", "其女", "其妻", "其夫", "其父", "其母", "其兄", "其弟", "其姐", "其妹", "其孙", "其孙女", "配偶",
+    "被鉴定人", "友人",
     "丈夫", "妻子", "儿子", "女儿", "父亲", "母亲", "监护人", "联系人", "陪同人", "陪同者", "陪同", "代诉人", "委托人",
     "亲属", "家长", "其女儿", "其儿子", "其丈夫", "其妻子", "其父亲", "其母亲", "其女婿", "其儿媳", "翻译", "护工", "陪检", "陪护", "护送", "邻居", "同事", "朋友", "孙子", "孙女", "外孙", "哥哥", "姐姐",
     "弟弟", "妹妹", *_KINSHIP_WORDS, "Mr.", "Mr", "Mrs.", "Mrs", "Ms.", "Ms", "Miss",
@@ -144,7 +146,8 @@ _CLINICAL_WORDS = (
     "符合", "曲张", "游离", "阳性", "阴性", "查体", "康复", "麻醉", "麻木", "梅毒", "窦汇", "窦腔", "宫颈", "房间隔",
     "屈曲", "艾滋", "尤其", "迟发", "卫生", "温度", "齐平", "易于", "权重", "燕尾", "沙漏", "程度", "谷氨酸", "平扫",
     "扫描", "复查", "随访", "临床", "皮层", "皮质", "皮下", "皮肤", "花环", "融合", "暴露", "封闭", "劳累", "利于", "习惯",
-    "满意", "揭示", "印象", "宣教", "窦口", "陈述", "铜蓝蛋白", "谢谢", "无名氏",
+    "满意", "揭示", "印象", "宣教", "窦口", "陈述", "铜蓝蛋白", "谢谢", "无名氏", "修补", "修补术", "亚低温",
+    "越南籍",  # a nationality
 )  # fmt: skip
 # Characters of clinical text that Chinese given names practically never hold.
 _NON_NAME_CHARS = frozenset(
@@ -581,6 +584,11 @@ def _clinical(text: str, start: int, end: int, inside: bool = False) -> bool:
     return _drug_stem(text, start, end)
 
 
+def holds_clinical_word(span: str) -> bool:
+    """A clinical word lies in ``span`` or is it (:func:`_clinical`): no name is there."""
+    return _clinical(span, 0, len(span))
+
+
 def _drug_stem(text: str, start: int, end: int) -> bool:
     """``text[start:end]`` holds the ending of a generic drug name or ends within :data:`_DRUG_REACH`
     characters of one in its run: the drug's stem (贝伐珠|单抗, 左乙拉|西坦)."""
@@ -964,6 +972,58 @@ def _glosses(reader: _Reader) -> Iterator[PersonName]:
             yield PersonName(at, end, False)
 
 
+# A name written with a blank after the surname and each given character (杨 小 梅, 司马 瑜, 被鉴定人邴 强驾驶…).
+_SPACED = re.compile(rf"(?:{alternation(COMPOUND_SURNAMES)}|[{SURNAMES}])(?:[ ][\u4e00-\u9fff]){{1,2}}")
+# A run of four single characters or more between blanks: a line OCR spaced out (江 苏 省 沭 阳 县).
+_SPACED_OUT = re.compile(r"[\u4e00-\u9fff](?:[ ][\u4e00-\u9fff]){3}")
+_SINGLE_BEFORE = re.compile(r"(?<![\u4e00-\u9fff])[\u4e00-\u9fff][ ]$")  # 门 | 诊 号
+_SINGLE_AFTER = re.compile(r"[ ][\u4e00-\u9fff]|[ \t]*[:：]")
+
+
+def _name_start(text: str, at: int) -> bool:
+    """A name may start at ``at`` written right after what stands before: neither Chinese nor a digit, or a
+    role word or a department (被鉴定人邴 强, 神经外科海 明); not the rest of a word (异常 鼻骨, 检查 头颅)."""
+    return (
+        at == 0
+        or not (_CJK_RUN.match(text, at - 1) or text[at - 1].isdigit())  # 第24周 神经…: a unit
+        or text[at - 1] in _DEPARTMENT_ENDS
+        or bool(_ROLE_END.search(text, max(0, at - 12), at))
+    )
+
+
+def _spaced_name(text: str, start: int, end: int) -> bool:
+    """``text[start:end]``, a surname and given characters after blanks, is a name that stands as a whole where
+    a name may start: no single character before it after a blank nor after it (a spaced-out line: 门 诊 号),
+    no label next, no stutter, no clinical word or department in it or across its end; in a spaced-out line,
+    no ordinary words either (人 民 中 路)."""
+    before, after = text[max(0, start - 3) : start], text[end : end + 3]
+    if _SINGLE_BEFORE.search(before) or _SINGLE_AFTER.match(after) or not _name_start(text, start):
+        return False
+    name = text[start:end].replace(" ", "")
+    rest = _CJK_RUN.match(text, end)
+    joined = name + (rest.group() if rest else "")
+    line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end)
+    spaced_out = _SPACED_OUT.search(text, line_start, line_end if line_end >= 0 else len(text))
+    return not (
+        name[0] == name[1]  # a stutter of dictation (钮 钮建平)
+        or _DEPARTMENT.match(joined, _surname_length(joined, 0))  # 医阮 神 经 外 科 (OCR)
+        or _vetoed(joined, 0, len(name))
+        or (spaced_out and all_ordinary_words(name))
+    )
+
+
+def _spaced_names(reader: _Reader) -> Iterator[PersonName]:
+    """Names spaced out character by character (杨 小 梅, 司马 瑜): :func:`_spaced_name`; where one is not, a
+    name may start at its next character (班 尉 晓 娟)."""
+    text, at = reader.text, 0
+    while (m := _SPACED.search(text, at)) is not None:
+        if _spaced_name(text, *m.span()):
+            yield PersonName(*m.span(), False)
+            at = m.end()
+        else:
+            at = m.start() + 1
+
+
 def _repeated(text: str, found: set[PersonName]) -> Iterator[PersonName]:
     """Every other place a name found once (two characters or more) stands, where nothing else marks it as one
     (住院医师田野书写，田野的初稿…; 杨光明已复述), unless a clinical word crosses it there."""
@@ -980,7 +1040,9 @@ def find_person_names(text: str) -> list[PersonName]:
     any reading says so (通知王建华医生: after 通知, and before 医生). ``text`` is read in simplified
     characters (:func:`brainfm.reports.lexicon.simplified` folds traditional ones, at the same places)."""
     reader = _Reader(text)
-    finders = (_after_roles, _after_departments, _before_titles, _in_lines, _glosses, _tagged_names)
+    finders = (
+        _after_roles, _after_departments, _before_titles, _in_lines, _glosses, _tagged_names, _spaced_names
+    )
     found = {n for finder in finders for n in finder(reader)}
     found = sorted(found | set(_repeated(text, found)), key=lambda n: (n.start, -n.end))
     kept: list[PersonName] = []

@@ -73,6 +73,83 @@ FORMS = [
     ("危急值已通知主管护士（分机5127）。", ["5127"]),
     ("内线021-64041990-3366", ["021-64041990-3366"]),
     ("会诊编号：HZ-22-0815\n受试者编号：SZ-0042", ["HZ-22-0815", "SZ-0042"]),
+    # names spaced out: after a role word, glued to it or to the next word, in a worklist's row, in a list
+    ("已告知其妻杨 小 梅（电话另附）。", ["杨 小 梅"]),
+    ("被鉴定人邴 强驾驶电动车受伤。", ["邴 强"]),
+    ("推荐至神经外科海 明副主任医师门诊。", ["海 明"]),
+    ("阅片人：本中心 司马 瑜", ["司马 瑜"]),
+    ("02   07:50 0003720015  金 华             男   45", ["金 华"]),
+    ("操作技师：早班 尉 晓 娟、施 凯", ["尉 晓 娟", "施 凯"]),
+    # a line OCR spaced out, read without its single blanks (O and l among digits read as 0 and 1)
+    ("年 龄 ： 6 8    门 诊 号 ： 2O23O9O4 1 l 7", ["2O23O9O4 1 l 7"]),
+    ("Pa tient: L I U  G U 0 Y I N G     Sex: F   A ge: 7O", ["L I U  G U 0 Y I N G"]),
+    ("Date: 1 2 / 0 8 / 2 0 1 9\nDr: W A N G  Y A N", ["1 2 / 0 8 / 2 0 1 9", "W A N G  Y A N"]),
+    ("出生日期：民國 5 8 年 1 O 月 2 3 日", ["民國 5 8 年 1 O 月 2 3 日"]),
+    ("转诊医师：许 文 彬   电话：(07)3l5-2860 分机 7 5 2 3", ["(07)3l5-2860 分机 7 5 2 3"]),
+    # chat logs, a name after its department and a hyphen, user names in pinyin
+    ("[03/10/2023, 21:15] Winnie Ho: 我哋到咗", ["03/10/2023, 21:15", "Winnie Ho"]),
+    ("[2024-01-08 19:55] 庄严（临沂市人民医院 神经外科）：收到", ["2024-01-08 19:55", "庄严"]),
+    ("22:05 影像科-温宁：CT平扫未见出血", ["温宁"]),
+    ("账号：zhangwei（张伟，放射科）", ["zhangwei", "张伟"]),
+    ("电话通知信息科值班 lihong（李红）", ["lihong", "李红"]),
+    # dates: a comma or weekday before the clock, short labelled years, ROC and Chinese numerals, dictated English
+    ("检查时间为2024年6月8日（周六）14:20。", ["2024年6月8日（周六）14:20"]),
+    ("检查日期：23.5.6", ["23.5.6"]),
+    ("申請日期：中華民國112年11月10日", ["中華民國112年11月10日"]),
+    ("檢查日：民國一一二年三月五日", ["民國一一二年三月五日"]),
+    ("口述时间：二零二四年四月二十五日 上午十点零七分", ["二零二四年四月二十五日 上午十点零七分"]),
+    ("Date of service: January nine, twenty twenty four.", ["January nine, twenty twenty four"]),
+    ("Stable compared with 09/2023.", ["09/2023"]),
+    # IDs: hyphenated codes, a log's user codes, FHIR references, issued numbers, a ward's bed in a row
+    ("on the enclosed CD (study NNI-MRA-230908-0112).", ["NNI-MRA-230908-0112"]),
+    ("2024-01-03 09:40:21  N2231    符洁     NEU-PC", ["N2231", "符洁"]),
+    ('"subject": {"reference": "Patient/GZ-7720135", "display": "司徒嘉怡"}', ["GZ-7720135", "司徒嘉怡"]),
+    ('"resultsInterpreter": [{"display": "利文强"}, {"display": "Li Wenqiang"}]', ["利文强", "Li Wenqiang"]),
+    ("鄂同济司鉴中心[2023]临鉴字第1187号", ["鄂同济司鉴中心[2023]临鉴字第1187号"]),
+    ("NICU-03 | 解红梅 女 45岁", ["NICU-03", "解红梅"]),
+    # hospitals: English, Italian, Malay and Korean names, forensic and dispatch centres, codes that recur
+    ("National Hospital for Neurology and Neurosurgery, London", ["National Hospital for Neurology and Neurosurgery"]),
+    ("NATIONAL NEUROSCIENCE INSTITUTE (SINGAPORE)", ["NATIONAL NEUROSCIENCE INSTITUTE (SINGAPORE)"]),
+    ("To: Prof. Marco Bianchi (Università di Padova)", ["Marco Bianchi", "Università di Padova"]),
+    ("To: Dr. Ng Siew Lan, Klinik Keluarga Ng, Petaling Jaya", ["Ng Siew Lan", "Klinik Keluarga Ng"]),
+    ("国际门诊 / 칭다오대학 부속병원 국제진료", ["칭다오대학 부속병원"]),
+    ("湖北同济法医学司法鉴定中心\n出车单位：成都市急救指挥中心", ["湖北同济法医学司法鉴定中心", "成都市急救指挥中心"]),
+    ("转出单位：江西省赣州市于都县人民医院", ["江西省赣州市于都县人民医院"]),
+    ("(0008, 0080) Institution Name  LO: 'Jinan Central Hospital'", ["Jinan Central Hospital"]),
+    ("DOB 11/23/1990, MGH MRN 7743-1190. Diagnosed at MGH in 2019.", ["MGH", "7743-1190"]),
+    (
+        (
+            "MSH|^~\\&|RIS|ZJPH_RAD|HIS|ZJPH|20240115093512||ORU^R01|1|P|2.4\n"
+            "PID|1||0042871953^^^ZJPH^MR~YB3301-0087712^^^CHN^SS||SHANGGUAN^YAN\nPV1|1|I|NS2^12^01^ZJPH||||"
+        ),
+        ["ZJPH", "0042871953", "YB3301-0087712", "NS2^12^01", "SHANGGUAN^YAN"],
+    ),
+    # names: initials, nicknames, kin in English, Korean, Japanese, worklists, lists, CSV columns, ranks
+    ("受试者姓名缩写：DJH   Subject initials: L-Y-Q", ["DJH", "L-Y-Q"]),
+    ('姓名：卢 乐（小名"乐乐"）', ["卢 乐", "乐乐"]),
+    ("wife in Hong Kong; contact wife Lv Na 188 6401 2297", ["Lv Na", "188 6401 2297"]),
+    ("Please contact her mother, Grace Wu, at the clinic.", ["Grace Wu"]),
+    ("陪同：友人 박지현（PARK JIHYUN）   审核：Dr. 권민호（交流医师）", ["박지현", "PARK JIHYUN", "권민호"]),
+    ("Patient: TANAKA Hiroshi（田中 浩）, M, 66 y", ["TANAKA Hiroshi", "田中 浩"]),
+    ("Interpreter 翻译: 佐藤 美咲 (Sato Misaki), 电话另附", ["佐藤 美咲", "Sato Misaki"]),
+    ("05   09:10 0003696214  Sokolova, Anna    女   38   颈椎MRI", ["Sokolova, Anna", "0003696214"]),
+    ("成员 娄 平、Wolf Schneider（德国进修医师）", ["娄 平", "Wolf Schneider"]),
+    ("首诊医生：急诊科 时光（开具头颅CT）\n调取人：民警 舒畅（警号 011287）", ["时光", "舒畅"]),
+    ("会诊专家：影像科 普建新 主任医师", ["普建新"]),
+    ("Authors: Yuxin LIU, Hao ZHOU and Jianguo Huang* (Department of Radiology)", ["Yuxin LIU", "Hao ZHOU", "Jianguo Huang"]),
+    ("his mother, Hu Xiuzhen (胡秀珍, Hú Xiùzhēn), on 2 August", ["Hu Xiuzhen", "胡秀珍", "Hú Xiùzhēn"]),
+    ('"exam_id","referring_dr"\n"CT001","Liang Fei"\n"CT002","次旦"', ["Liang Fei", "次旦"]),
+    ("22:03 急诊-鲍振华：@神经内科\n22:42 护士长-阎红：导管室已准备", ["鲍振华", "阎红"]),
+    ("复核：理赔二部 段然\n打印人：登记处 戚文", ["段然", "戚文"]),
+    ("出生日期：77年9月14日   比较：22.11.15", ["77年9月14日", "22.11.15"]),
+    ("比较：2023年三月二十日外院MRI", ["2023年三月二十日"]),
+    ("Corresponding author: Jianguo Huang, tel. +86 27 8572 6413", ["Jianguo Huang", "+86 27 8572 6413"]),
+    ("NRIC: 650814-10-5531", ["650814-10-5531"]),
+    ("温岭市第一人民医阮；南京市秦淮区夕阳红养老服务中心", ["温岭市第一人民医阮", "南京市秦淮区夕阳红养老服务中心"]),
+    # addresses: a town first after where one lives, a road's house number and flat
+    ("家在院东头镇桃花坪村12号，儿子在外地。", ["院东头镇桃花坪村12号"]),
+    ("喺屋企，跑馬地黃泥涌道31號嘉蘭閣12樓B室", ["跑馬地黃泥涌道31號嘉蘭閣12樓B室"]),
+    ("her grandmother, at 上海市黄浦区瑞金二路150弄7号302室.", ["上海市黄浦区瑞金二路150弄7号302室"]),
 ]
 
 # Clinical text in the same forms, and near the new rules: role words before ordinary words, departments
@@ -97,6 +174,20 @@ CLINICAL = [
     "MRI Post-contrast T1-weighted images show ring enhancement. Follow-up in 3-6 months.",
     "Vetted by: Consultant Neuroradiologist",
     "Re-scan in the next 24 hours if symptoms worsen.",
+    # near the seventh round's rules: words apart in dictation, a week before a department, a hospital's grade
+    # or stamp, a trial's protocol number, a ward without its facility, a ditto
+    "检查 头颅 CT 平扫 加 CTA\n所见 蛛网膜下腔 弥漫性高密度 鞍上池 环池 外侧裂池 均可见",
+    "结论 中线移位 医生 复核",
+    "### 第24周 神经肿瘤MDT病例清单",
+    "头 晕 加 重 伴 走 路 不 稳 。",
+    "生前主要疾病最高诊断单位：三级医院",
+    "（本证明加盖医院诊断证明专用章后有效）",
+    "Protocol No. TASTE2-CN-005 (not a personal number)",
+    "PV1|1|I|NEURO^12^B",
+    "NK1|1||FTH|同上",
+    "病灶-周围：未见水肿",
+    "审核：神经内科 会诊",
+    "行颅骨修补术，入院后予亚低温治疗，母亲为越南籍。",
 ]
 
 
