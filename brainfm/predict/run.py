@@ -16,7 +16,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +72,6 @@ STUDY_ADAPTER_DIRS = {
 REPORT_MODEL_DIR = "instructed_vlm/vlm"
 REPORT_SLICES = 4  # slices per sequence (evenly spaced) the report model sees, as in its held-out evaluation
 REPORT_MAX_TOKENS = 384
-EMBED_BATCH = 64  # slices per encoder forward in the shared pass, as `predict_studies` embeds by default
 HASHED_FILES = (
     "mae.safetensors",
     "config.json",
@@ -176,7 +175,7 @@ class Predictor:
         self.heads = {
             task: self._study_adapter(self.models_dir / f) for task, f in STUDY_ADAPTER_DIRS.items()
         }
-        self._embeddings: tuple[str, Any, Any] | None = None  # (study, its one encoder pass), see _shared_pass
+        self._embeddings: tuple[str, Any] | None = None  # (study, its SliceEmbeddings), see _predict_row
         self.vlm = None
         if (self.models_dir / REPORT_MODEL_DIR).is_dir():
             from models.vlm.vlm import load_vlm
@@ -382,36 +381,14 @@ class Predictor:
         """The head's prediction columns for one study, through the training-time evaluation path
         (`predict_studies`). Heads on the shared frozen encoder (probes) read one table of the study's slice
         embeddings, computed once per study: the encoder pass dominates predict on the CPU."""
-        from models.heads.study_train import predict_studies
+        from models.heads.study_train import SliceEmbeddings, predict_studies
 
-        embed = self._shared_pass(bags, study)[0] if encoder is self.encoder else None
+        embed = None
+        if encoder is self.encoder:
+            if self._embeddings is None or self._embeddings[0] != study:
+                self._embeddings = (study, SliceEmbeddings(encoder, bags, [study], batch=64))
+            embed = self._embeddings[1]
         return predict_studies(encoder, head, bags, [study], covariates, progress=True, embed=embed).loc[study]
-
-    def _shared_pass(self, bags: StudyBags, study: str) -> tuple[Callable[[np.ndarray], torch.Tensor], Any]:
-        """The shared encoder's one pass over the study's slices, made on first use: the probe heads' embeddings
-        (item ids -> rows) and, with a report model, the report's `FeatureCache` (float32 rows: embedding and
-        regions; else None). A head's first call fills the cache for every slice in the chunks `SliceEmbeddings`
-        uses, so the heads read the same embeddings and the report encodes nothing again."""
-        import torch
-
-        from models.heads.study_data import flatten
-        from models.heads.study_train import SliceEmbeddings
-        from models.vlm.visual import FeatureCache
-
-        if self._embeddings is None or self._embeddings[0] != study:
-            if self.vlm is None:
-                self._embeddings = (study, SliceEmbeddings(self.encoder, bags, [study], batch=EMBED_BATCH), None)
-            else:
-                grid = self.vlm.resampler.spec.region_grid
-                cache = FeatureCache(self.encoder, bags, grid, EMBED_BATCH, dtype=torch.float32)
-                every = np.unique(flatten([bags.all_slices(study)]))
-
-                def embed(items: np.ndarray) -> torch.Tensor:
-                    cache.features(every)  # encodes once, in SliceEmbeddings' chunks; then a no-op
-                    return cache.features(items)[:, 0]
-
-                self._embeddings = (study, embed, cache)
-        return self._embeddings[1], self._embeddings[2]
 
     def _segment(self, images: np.ndarray) -> np.ndarray:
         from models.heads.seg_train import predict_segmentation
@@ -484,7 +461,7 @@ class Predictor:
         from models.vlm.align_train import REPORT_PROMPT
         from models.vlm.visual import spread_bags
 
-        _, cache = self._shared_pass(bags, study)
+        cache = self.vlm.feature_cache(bags)
         visual = cache.batch([study], spread_bags(bags, [study], REPORT_SLICES))
         text = self.vlm.generate(visual, REPORT_PROMPT, REPORT_MAX_TOKENS)[0]
         probabilities = {f"p_category_{c}": p for c, p in classification["category"]["probabilities"].items()}
