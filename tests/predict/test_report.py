@@ -39,8 +39,15 @@ def models_with_vlm(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     return root
 
 
-def test_the_report_is_generated_and_grounded(models_with_vlm: Path, study: Study, tmp_path: Path) -> None:
-    result = Predictor(models_with_vlm, "cpu").predict(study.folder, tmp_path / "out")
+def test_the_report_is_generated_and_grounded(
+    models_with_vlm: Path, study: Study, predicted: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """In full precision, as the shared prediction without a report model: loading one changes no head's
+    prediction."""
+    result = Predictor(models_with_vlm, "cpu", precision="fp32").predict(study.folder, tmp_path / "out")
+    _, without = predicted
+    for task in ("classification", "grade", "prognosis"):
+        assert result[task] == without[task], task
     report = result["report"]
     assert isinstance(report["text"], str) and report["model"] == run.REPORT_MODEL_DIR
     assert isinstance(report["grounding"], list) and isinstance(report["flags"], list)
