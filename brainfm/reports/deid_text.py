@@ -929,23 +929,29 @@ def _repeats(text: str, taken: list[Span]) -> Iterator[Span]:
             at = text.find(value, end)
 
 
-def _listed_names(text: str, taken: list[Span]) -> Iterator[Span]:
-    """The romanised names listed after each one found (Hao ZHOU, WEI ZHANG and Jianguo Huang)."""
+def _listed(
+    text: str, taken: list[Span], heads: Callable[[int, str], bool], following: re.Pattern[str]
+) -> Iterator[Span]:
+    """The identifiers listed after each one found that ``heads`` accepts (by its end and placeholder), one
+    after another as ``following`` matches group "v", with the found one's placeholder."""
     for _, end, placeholder in taken:
-        latin = placeholder in (NAME, DOCTOR) and _LATIN_END.match(text, end - 1)
-        listed = _NEXT_NAME.match(text, end) if latin else None
+        listed = following.match(text, end) if heads(end, placeholder) else None
         while listed:
             yield *listed.span("v"), placeholder
-            listed = _NEXT_NAME.match(text, listed.end())
+            listed = following.match(text, listed.end())
+
+
+def _listed_names(text: str, taken: list[Span]) -> Iterator[Span]:
+    """The romanised names listed after each one found (Hao ZHOU, WEI ZHANG and Jianguo Huang)."""
+    def latin(end: int, placeholder: str) -> bool:
+        return placeholder in (NAME, DOCTOR) and bool(_LATIN_END.match(text, end - 1))
+
+    return _listed(text, taken, latin, _NEXT_NAME)
 
 
 def _listed_phones(text: str, taken: list[Span]) -> Iterator[Span]:
     """The phone numbers listed after each phone number found (… / 0913-552-117)."""
-    for _, end, placeholder in taken:
-        listed = _NEXT_PHONE.match(text, end) if placeholder == PHONE else None
-        while listed:
-            yield *listed.span("v"), PHONE
-            listed = _NEXT_PHONE.match(text, listed.end())
+    return _listed(text, taken, lambda _, placeholder: placeholder == PHONE, _NEXT_PHONE)
 
 
 def _romanised(text: str, names: list[Span]) -> Iterator[Span]:
