@@ -4,7 +4,8 @@ Scores :func:`brainfm.reports.deid_text.identifier_spans` on ``--set`` (by defau
 :mod:`brainfm.reports.deid_eval`) twice, with the rules alone and with the rules and the identifier tagger, and
 times both over the texts of ``--time`` on one core: cold, as text never seen (jieba and the tagger are loaded
 beforehand; the person-name recogniser's caches are cleared before each report), and cached (sentences cached
-by an earlier pass, as a hospital's repeated sentences are). ``--cross-validate`` adds the tagger's
+by an earlier pass, as a hospital's repeated sentences are), and counts the identifiers that still reach the
+stored findings and impression (:func:`brainfm.reports.deid_eval.stored_leaks`). ``--cross-validate`` adds the tagger's
 leave-one-set-out scores on the six sets it is trained on (a few minutes). Prints markdown, or JSON with
 ``--json``.
 
@@ -24,7 +25,7 @@ from functools import partial
 from pathlib import Path
 
 from brainfm.jsonl import read_jsonl
-from brainfm.reports.deid_eval import score_deid
+from brainfm.reports.deid_eval import score_deid, stored_leaks
 from brainfm.reports.deid_text import deidentify_text, identifier_spans
 from brainfm.reports.identifier_tagger_training import DATA, TRAINING_SETS, cross_validate
 from brainfm.reports.person_names import clear_caches
@@ -87,10 +88,12 @@ def main() -> None:
             "scores": score_deid(records, spans=partial(identifier_spans, learned=learned)),
             "timing": _timing(partial(deidentify_text, learned=learned), texts, args.repeats),
         }
+    stored, leaks = stored_leaks(records)
     machine = f"{platform.machine()}, {os.cpu_count()} cores visible, Python {platform.python_version()}"
     if args.json:
         out = {"set": str(args.set), "machine": machine, "reports_timed": len(texts)}
         out |= {n: {"scores": r["scores"].to_json(), "timing": r["timing"]} for n, r in results.items()}
+        out["stored_leaks"] = {**stored.to_json(), "leaks": [vars(leak) for leak in leaks]}
         out["cross_validation"] = {h: {n: s.to_json() for n, s in v.items()} for h, v in folds.items()}
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return
@@ -104,6 +107,10 @@ def main() -> None:
             f"{timing['ms_per_report_cold']:.2f} ms per report cold (never seen), "
             f"{timing['ms_per_report_cached']:.2f} ms cached ({machine}).\n"
         )
+    print(
+        f"### What is stored\n\nDistinct identifiers that reach the stored findings and impression (de-identified, "
+        f"minimised; rules + tagger): {stored}. Leaks: {', '.join(f'{m.id} {m.kind} {m.position}' for m in leaks)}\n"
+    )
     if folds:
         print("### Leave one set out: the tagger trained on the other sets\n")
         print(

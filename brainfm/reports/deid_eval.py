@@ -10,6 +10,10 @@ A record is ``{"id", "style", "text", "identifiers": [{"text", "kind", "position
 - Precision: a predicted span is correct when it overlaps an occurrence of a listed identifier (span
   level); at character level, the predicted characters that lie inside such occurrences.
 
+- Stored leaks (:func:`stored_leaks`): the share of a report's distinct identifiers that still reach what the
+  pipeline stores of it (the findings and impression of :func:`brainfm.reports.structure.structure_report`,
+  de-identified and minimised): the residual risk, as opposed to recall over the whole text.
+
 Each rate carries a 95% Wilson score interval. Misses (id, kind, position) and false positives (id, the
 masked string) are listed for debugging; the set's identifiers are fictional.
 """
@@ -25,6 +29,7 @@ from typing import Any
 from scipy.stats import binomtest
 
 from brainfm.reports.deid_text import Span, identifier_spans
+from brainfm.reports.structure import structure_report
 
 
 @dataclass(frozen=True)
@@ -169,3 +174,22 @@ def score_deid(
     return DeidScores(
         n, recall, Rate(span_hits, span_total), Rate(char_hits, char_total), misses, false_positives
     )
+
+
+def stored_leaks(records: Iterable[Mapping[str, Any]]) -> tuple[Rate, list[Miss]]:
+    """Of each record's distinct listed identifiers (case-insensitively), those whose text occurs in the stored
+    findings or impression of its structured report; a string that is also an ordinary word of the stored text
+    counts as a leak too (an upper bound). Returns the rate and the leaks (id, kind, position)."""
+    leaks: list[Miss] = []
+    total = 0
+    for record in records:
+        sections = structure_report(record["text"], str(record["id"])).sections
+        stored = f"{sections.findings}\n{sections.impression}".lower()
+        distinct = {str(entry["text"]).lower(): entry for entry in record["identifiers"]}
+        total += len(distinct)
+        leaks += [
+            Miss(str(record["id"]), entry["kind"], str(entry.get("position", "")))
+            for lowered, entry in distinct.items()
+            if lowered in stored
+        ]
+    return Rate(len(leaks), total), leaks

@@ -23,6 +23,7 @@ from brainfm.reports.categories import find_categories
 from brainfm.reports.deid_text import deidentify_text, identifier_kinds
 from brainfm.reports.lexicon import CATEGORIES, LATERALITIES, LOCATIONS
 from brainfm.reports.locations import SiteMention, find_sites, laterality
+from brainfm.reports.minimise import clinical_sections
 from brainfm.reports.negation import clauses
 from brainfm.reports.sections import Sections, split_sections
 from brainfm.reports.sizes import sizes_mm
@@ -69,7 +70,7 @@ def structure_report(text: str, report_id: str = "", identifiers: Iterable[str] 
     """Structure one report. ``identifiers`` are known identifying strings of the study (patient name, IDs,
     dates from the DICOM header), removed on top of the pattern-based de-identification."""
     text_deid = deidentify_text(text, identifiers)
-    sections = split_sections(text_deid)
+    sections = clinical_sections(split_sections(text_deid))
     # The impression is read first: the primary category is the one the radiologist concludes with.
     impression = clauses(sections.impression)
     findings = clauses(sections.findings, first_sentence=impression[-1].sentence + 1 if impression else 0)
