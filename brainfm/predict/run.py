@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
     from models.heads.aggregate import StudyHead
     from models.heads.study_data import StudyBags
+    from models.heads.study_train import SliceEmbeddings
 
 # Where the assets save what predict loads, relative to MODELS_DIR (assets/adapters.py: `_encoder_dir`,
 # `seg_adapter`, STUDY_ASSETS; each adapter in `<asset>/adapter`).
@@ -175,7 +176,8 @@ class Predictor:
         self.heads = {
             task: self._study_adapter(self.models_dir / f) for task, f in STUDY_ADAPTER_DIRS.items()
         }
-        self._embeddings: tuple[str, Any] | None = None  # (study, its SliceEmbeddings), see _predict_row
+        # (study, items whose feature maps are kept, its SliceEmbeddings once built): see _slice_table
+        self._embeddings: tuple[str, np.ndarray, Any] = ("", np.empty(0, dtype=np.int64), None)
         self.vlm = None
         if (self.models_dir / REPORT_MODEL_DIR).is_dir():
             from models.vlm.vlm import load_vlm
@@ -257,22 +259,29 @@ class Predictor:
     def _predict(
         self, study: IngestedStudy, stage: Path, timer: _Timer, covariates: torch.Tensor | None
     ) -> dict[str, Any]:
-        from models.heads.study_data import StudyBags
+        from models.heads.study_data import StudyBags, flatten
 
         bags = StudyBags(study.slices_dir)
-        self._embeddings = None  # a new study's slices: embedded afresh by the first probe head
         warnings = list(study.warnings)
+        sequences = self.seg_config.sequences or _study_sequences()
+        segmented = _choose_series(study.volumes, sequences, oriented=True)
+        series = segmented or _choose_series(study.volumes, _study_sequences(), oriented=False)
+        assert series is not None  # ingest_study refused a study without any of these sequences
+        images, slice_index, items = _series_slices(study, series)
+        # A new study's slices, embedded afresh by the first probe head; with a probe segmenter on the same
+        # encoder, that pass keeps the segmented series' feature maps, so its slices are encoded once.
+        shared = (
+            segmented is not None
+            and self.segmenter.encoder is self.encoder
+            and bool(np.isin(items, flatten([bags.all_slices(study.study)])).all())
+        )
+        self._embeddings = (study.study, items if shared else np.empty(0, dtype=np.int64), None)
         with timer("classification"):
             classification = self._classification(bags, study.study)
         with timer("grading"):
             grade = self._grade(bags, study.study, classification["subtype"]["label"])
         with timer("prognosis"):
             prognosis = self._prognosis(bags, study.study, covariates)
-        sequences = self.seg_config.sequences or _study_sequences()
-        segmented = _choose_series(study.volumes, sequences, oriented=True)
-        series = segmented or _choose_series(study.volumes, _study_sequences(), oriented=False)
-        assert series is not None  # ingest_study refused a study without any of these sequences
-        images, slice_index = _series_slices(study, series)
         segmentation, outputs, labels = None, {}, None
         if segmented is None:
             warnings.append(
@@ -280,7 +289,8 @@ class Predictor:
             )
         else:
             with timer("segmentation"):
-                labels = self._segment(images)
+                maps = self._slice_table(self.encoder, bags, study.study).feature_maps if shared else None
+                labels = self._segment(images, maps)
             with timer("outputs"):
                 segmentation, outputs, notes = self._write_segmentation(
                     study, series, labels, slice_index, stage
@@ -381,20 +391,27 @@ class Predictor:
         """The head's prediction columns for one study, through the training-time evaluation path
         (`predict_studies`). Heads on the shared frozen encoder (probes) read one table of the study's slice
         embeddings, computed once per study: the encoder pass dominates predict on the CPU."""
-        from models.heads.study_train import SliceEmbeddings, predict_studies
+        from models.heads.study_train import predict_studies
 
-        embed = None
-        if encoder is self.encoder:
-            if self._embeddings is None or self._embeddings[0] != study:
-                self._embeddings = (study, SliceEmbeddings(encoder, bags, [study], batch=64))
-            embed = self._embeddings[1]
+        embed = self._slice_table(encoder, bags, study) if encoder is self.encoder else None
         return predict_studies(encoder, head, bags, [study], covariates, progress=True, embed=embed).loc[study]
 
-    def _segment(self, images: np.ndarray) -> np.ndarray:
+    def _slice_table(self, encoder: nn.Module, bags: StudyBags, study: str) -> SliceEmbeddings:
+        """The study's table of slice embeddings on the shared encoder (and the kept feature maps), built once."""
+        from models.heads.study_train import SliceEmbeddings
+
+        key, keep, table = self._embeddings
+        assert key == study, "_predict sets the study's table up first"
+        if table is None:
+            table = SliceEmbeddings(encoder, bags, [study], batch=64, keep_maps=keep)
+            self._embeddings = (key, keep, table)
+        return table
+
+    def _segment(self, images: np.ndarray, feature_maps: list[torch.Tensor] | None) -> np.ndarray:
         from models.heads.seg_train import predict_segmentation
 
         return predict_segmentation(  # its own autocast would override predict's on the CPU
-            self.segmenter, _Slices(images), bf16=self.precision == "bf16"  # type: ignore[arg-type]
+            self.segmenter, _Slices(images), bf16=self.precision == "bf16", feature_maps=feature_maps  # type: ignore[arg-type]
         )
 
     def _write_segmentation(
@@ -515,15 +532,16 @@ def _volume_row(study: IngestedStudy, series: Mapping[str, Any]) -> dict[str, An
     )
 
 
-def _series_slices(study: IngestedStudy, series: Mapping[str, Any]) -> tuple[np.ndarray, list[int]]:
-    """The kept normalised slices (n, 256, 256) of the series' first volume, by slice_index, and their indices."""
+def _series_slices(study: IngestedStudy, series: Mapping[str, Any]) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """The kept normalised slices (n, 256, 256) of the series' first volume, by slice_index, their indices and
+    their item ids in the study's slice store."""
     store = open_slices(study.slices_dir)
     rows = (
         store.index.with_row_index("item")
         .filter(pl.col("series") == series["series"], pl.col("volume") == 0)
         .sort("slice_index")
     )
-    return np.stack([store[i] for i in rows["item"]]), rows["slice_index"].to_list()
+    return np.stack([store[i] for i in rows["item"]]), rows["slice_index"].to_list(), rows["item"].to_numpy()
 
 
 def _series_summary(study: IngestedStudy) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -128,17 +128,25 @@ def _batches(data: SegmentationSlices, config: SegConfig) -> Iterator[np.ndarray
 
 @torch.inference_mode()
 def predict_segmentation(
-    model: SegmentationModel, data: SegmentationSlices, batch_size: int = 16, bf16: bool | None = None
+    model: SegmentationModel,
+    data: SegmentationSlices,
+    batch_size: int = 16,
+    bf16: bool | None = None,
+    feature_maps: Sequence[torch.Tensor] | None = None,
 ) -> np.ndarray:
     """Argmax label maps uint8 (N, H, W) of every item of `data`, in item order (rows of `data.keys`); under
-    bfloat16 autocast where ``bf16`` says (default: on CUDA only, as in training)."""
+    bfloat16 autocast where ``bf16`` says (default: on CUDA only, as in training). ``feature_maps``: the
+    frozen encoder's maps of those items, one tensor per scale (`SliceEmbeddings.feature_maps`), read instead
+    of encoding them again."""
     device = next(model.parameters()).device
     model.eval()
     out = []
     for lo in range(0, len(data), batch_size):
-        images, _ = data[np.arange(lo, min(lo + batch_size, len(data)))]
+        hi = min(lo + batch_size, len(data))
+        images, _ = data[np.arange(lo, hi)]
+        maps = None if feature_maps is None else [m[lo:hi] for m in feature_maps]
         with bf16_autocast(device, enabled=bf16):
-            logits = model(to_input(torch.from_numpy(images).to(device)))
+            logits = model(to_input(torch.from_numpy(images).to(device)), maps)
         out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
 

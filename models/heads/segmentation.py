@@ -9,6 +9,8 @@ background / lesion / oedema / necrosis (the label values of data/lesion_masks).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from monai.losses import DiceCELoss
 from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrUpBlock
@@ -71,11 +73,13 @@ class SegmentationModel(nn.Module):
         self.n_classes, self.width = n_classes, width
         self.decoder = SegmentationDecoder(encoder.feature_channels, encoder.in_chans, n_classes, width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frozen = not any(p.requires_grad for p in self.encoder.parameters())
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            maps = self.encoder.forward_features(x).feature_maps
-        return self.decoder(x, maps)
+    def forward(self, x: torch.Tensor, feature_maps: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """``feature_maps``: the encoder's maps of ``x`` when already computed (a probe's shared encoder pass)."""
+        if feature_maps is None:
+            frozen = not any(p.requires_grad for p in self.encoder.parameters())
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+                feature_maps = self.encoder.forward_features(x).feature_maps
+        return self.decoder(x, list(feature_maps))
 
 
 def segmentation_loss() -> DiceCELoss:

@@ -75,11 +75,33 @@ def embed_slices(encoder: nn.Module, bags: StudyBags, items: np.ndarray, batch: 
 
 class SliceEmbeddings:
     """Embeddings of every slice of the given studies, computed once by the frozen encoder; called with item
-    ids, it returns their rows. One table serves every probe head on the same encoder."""
+    ids, it returns their rows. One table serves every probe head on the same encoder.
 
-    def __init__(self, encoder: nn.Module, bags: StudyBags, studies: Sequence[str], batch: int) -> None:
+    ``keep_maps``: items (of those studies) whose multi-scale feature maps are kept too, in that order
+    (`feature_maps`, one tensor per scale), so that a segmentation decoder on the same frozen encoder reads them
+    instead of encoding those slices again (`models.heads.seg_train.predict_segmentation`)."""
+
+    def __init__(
+        self, encoder: nn.Module, bags: StudyBags, studies: Sequence[str], batch: int, keep_maps: Sequence[int] = ()
+    ) -> None:
         self.items = np.unique(flatten([bags.all_slices(s) for s in studies]))
-        self.embeddings = embed_slices(encoder, bags, self.items, batch)
+        self.feature_maps: list[torch.Tensor] = []
+        if not len(keep_maps):
+            self.embeddings = embed_slices(encoder, bags, self.items, batch)
+            return
+        keep = np.searchsorted(self.items, np.asarray(keep_maps))
+        if not np.array_equal(self.items[np.minimum(keep, len(self.items) - 1)], np.asarray(keep_maps)):
+            raise ValueError("keep_maps names items that are not slices of these studies")
+        embeddings, maps = [], [[] for _ in keep]
+        device = _device(encoder)
+        for lo in range(0, len(self.items), batch):
+            with torch.no_grad():
+                features = encoder.forward_features(to_input(bags.read(self.items[lo : lo + batch]).to(device)))
+            embeddings.append(features.embedding)
+            for i in np.flatnonzero((keep >= lo) & (keep < lo + batch)):
+                maps[i] = [m[keep[i] - lo].clone() for m in features.feature_maps]  # not a view of the batch
+        self.embeddings = torch.cat(embeddings)
+        self.feature_maps = [torch.stack(scale) for scale in zip(*maps)]
 
     def __call__(self, items: np.ndarray) -> torch.Tensor:
         return self.embeddings[torch.from_numpy(np.searchsorted(self.items, items))]

@@ -77,3 +77,35 @@ def test_embedding_table_is_refused_for_finetuning_and_when_it_lacks_slices(
     probe = study_config("tiny", Variant("pretrained", "probe"), seed=0)
     with pytest.raises(ValueError, match="lack slices of these studies"):
         fit_study_task("classification", encoder, bags, train, test, probe, table, embeddings=partial)
+
+
+def test_kept_feature_maps_segment_as_the_segmenter_own_encoder_pass(
+    cohort: tuple[StudyBags, pd.DataFrame], encoder: HybridEncoder
+) -> None:
+    """A table that keeps some slices' feature maps (predict: the segmented series) holds the same embeddings,
+    and a probe segmenter on the same encoder reading those maps gives the labels of its own encoder pass."""
+    from models.heads.seg_train import predict_segmentation
+    from models.heads.segmentation import SegmentationModel
+
+    bags, table = cohort
+    studies = list(table["study"])[:3]
+    plain = SliceEmbeddings(encoder, bags, studies, batch=4)
+    keep = plain.items[[7, 1, 5]]  # across batches, out of order
+    kept = SliceEmbeddings(encoder, bags, studies, batch=4, keep_maps=keep)
+    torch.testing.assert_close(kept.embeddings, plain.embeddings, rtol=0, atol=0)
+    torch.manual_seed(0)
+    segmenter = SegmentationModel(encoder, width=8).eval()
+
+    class Slices:  # what predict_segmentation reads: images (N, 1, H, W) uint8 by row
+        def __len__(self) -> int:
+            return len(keep)
+
+        def __getitem__(self, rows: np.ndarray) -> tuple[np.ndarray, None]:
+            return bags.read(keep[rows]).numpy(), None
+
+    own = predict_segmentation(segmenter, Slices(), batch_size=2)  # type: ignore[arg-type]
+    shared = predict_segmentation(segmenter, Slices(), batch_size=2, feature_maps=kept.feature_maps)  # type: ignore[arg-type]
+    assert own.shape == (3, SIZE, SIZE)
+    np.testing.assert_array_equal(shared, own)
+    with pytest.raises(ValueError, match="not slices of these studies"):
+        SliceEmbeddings(encoder, bags, studies[:1], batch=4, keep_maps=plain.items[-1:])

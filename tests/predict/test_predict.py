@@ -154,6 +154,16 @@ def test_the_nifti_lies_on_the_input_series_grid(predicted, study) -> None:
     )
 
 
+def test_the_segmented_series_is_encoded_once(predicted, predictor) -> None:
+    """The probe segmenter shares the heads' encoder, so the heads' one pass over the study kept the FLAIR
+    slices' feature maps and the segmenter read them (that they segment alike: tests/models/test_experiments.py)."""
+    _, result = predicted
+    key, kept, table = predictor._embeddings
+    assert key == result["study"]["key"]
+    assert len(kept) == series_summary(result, "FLAIR")["slices"] > 0
+    assert [len(m) for m in table.feature_maps] == [len(kept)] * 4
+
+
 def test_the_dicom_seg_lies_on_the_original_instances(predicted, study) -> None:
     out, result = predicted
     path = out / run.OUTPUT_FILES["dicom_seg"]
