@@ -149,15 +149,22 @@ class Predictor:
     so that they match the keys of the site's pipeline data; without one, from a random key of this run.
     ``precision``: ``bf16`` runs the models under bfloat16 autocast (half the memory traffic of float32, the
     format they were trained in on the GPU), ``fp32`` in full precision; default :func:`default_precision`.
+    ``report_tokens``: the generated report's budget in tokens (a trained model stops at its end token first).
     """
 
-    def __init__(self, models_dir: Path, device: str = "cpu", precision: Precision | None = None) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        device: str = "cpu",
+        precision: Precision | None = None,
+        report_tokens: int = REPORT_MAX_TOKENS,
+    ) -> None:
         import torch
 
         from models.checkpoint import load_encoder, read_config
         from models.heads.seg_train import SegConfig, load_segmentation
 
-        self.models_dir, self.device = Path(models_dir), device
+        self.models_dir, self.device, self.report_tokens = Path(models_dir), device, report_tokens
         self.precision: Precision = precision or default_precision(device)
         if self.precision not in get_args(Precision):
             raise ValueError(f"precision {self.precision!r}: choose one of {', '.join(get_args(Precision))}")
@@ -268,14 +275,17 @@ class Predictor:
         series = segmented or _choose_series(study.volumes, _study_sequences(), oriented=False)
         assert series is not None  # ingest_study refused a study without any of these sequences
         images, slice_index, items = _series_slices(study, series)
-        # A new study's slices, embedded afresh by the first probe head; with a probe segmenter on the same
-        # encoder, that pass keeps the segmented series' feature maps, so its slices are encoded once.
-        shared = (
-            segmented is not None
-            and self.segmenter.encoder is self.encoder
-            and bool(np.isin(items, flatten([bags.all_slices(study.study)])).all())
-        )
-        self._embeddings = (study.study, items if shared else np.empty(0, dtype=np.int64), None)
+        # A new study's slices, embedded afresh by the first probe head. That pass keeps the feature maps of the
+        # segmented series (for a probe segmenter on the same encoder) and of the report model's slices, so
+        # that no slice goes through the encoder twice.
+        table = any(encoder is self.encoder for _, encoder in self.heads.values())  # a probe head builds one
+        in_table = flatten([bags.all_slices(study.study)])
+        shared = table and segmented is not None and self.segmenter.encoder is self.encoder
+        shared = shared and bool(np.isin(items, in_table).all())
+        keep = [items] if shared else []
+        if table and self.vlm is not None:
+            keep.append(self._report_slices(bags, study.study))
+        self._embeddings = (study.study, np.concatenate(keep) if keep else np.empty(0, dtype=np.int64), None)
         with timer("classification"):
             classification = self._classification(bags, study.study)
         with timer("grading"):
@@ -289,7 +299,7 @@ class Predictor:
             )
         else:
             with timer("segmentation"):
-                maps = self._slice_table(self.encoder, bags, study.study).feature_maps if shared else None
+                maps = self._slice_table(self.encoder, bags, study.study).kept_maps(items) if shared else None
                 labels = self._segment(images, maps)
             with timer("outputs"):
                 segmentation, outputs, notes = self._write_segmentation(
@@ -407,6 +417,14 @@ class Predictor:
             self._embeddings = (key, keep, table)
         return table
 
+    @staticmethod
+    def _report_slices(bags: StudyBags, study: str) -> np.ndarray:
+        """The items the report model reads: :data:`REPORT_SLICES` evenly spaced slices per sequence."""
+        from models.heads.study_data import flatten
+        from models.vlm.visual import spread_bags
+
+        return flatten(spread_bags(bags, [study], REPORT_SLICES))
+
     def _segment(self, images: np.ndarray, feature_maps: list[torch.Tensor] | None) -> np.ndarray:
         from models.heads.seg_train import predict_segmentation
 
@@ -479,8 +497,12 @@ class Predictor:
         from models.vlm.visual import spread_bags
 
         cache = self.vlm.feature_cache(bags)
+        key, kept, table = self._embeddings
+        shown = self._report_slices(bags, study)
+        if key == study and table is not None and np.isin(shown, kept).all():  # the heads' pass kept them
+            cache.fill(shown, table(shown), table.kept_maps(shown))
         visual = cache.batch([study], spread_bags(bags, [study], REPORT_SLICES))
-        text = self.vlm.generate(visual, REPORT_PROMPT, REPORT_MAX_TOKENS)[0]
+        text = self.vlm.generate(visual, REPORT_PROMPT, self.report_tokens)[0]
         probabilities = {f"p_category_{c}": p for c, p in classification["category"]["probabilities"].items()}
         slices = None if labels is None or volume is None else [
             SegmentedSlice(labels[i] > 0, volume, k) for i, k in enumerate(slice_index)

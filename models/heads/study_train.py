@@ -77,20 +77,21 @@ class SliceEmbeddings:
     """Embeddings of every slice of the given studies, computed once by the frozen encoder; called with item
     ids, it returns their rows. One table serves every probe head on the same encoder.
 
-    ``keep_maps``: items (of those studies) whose multi-scale feature maps are kept too, in that order
-    (`feature_maps`, one tensor per scale), so that a segmentation decoder on the same frozen encoder reads them
-    instead of encoding those slices again (`models.heads.seg_train.predict_segmentation`)."""
+    ``keep_maps``: items (of those studies) whose multi-scale feature maps are kept too (`kept_maps`), so that
+    a segmentation decoder or the report model on the same frozen encoder reads them instead of encoding those
+    slices again (`models.heads.seg_train.predict_segmentation`, `models.vlm.visual.FeatureCache.fill`)."""
 
     def __init__(
         self, encoder: nn.Module, bags: StudyBags, studies: Sequence[str], batch: int, keep_maps: Sequence[int] = ()
     ) -> None:
         self.items = np.unique(flatten([bags.all_slices(s) for s in studies]))
-        self.feature_maps: list[torch.Tensor] = []
-        if not len(keep_maps):
+        self.kept = np.unique(np.asarray(keep_maps, dtype=np.int64))
+        self.feature_maps: list[torch.Tensor] = []  # per scale, rows in `kept` order
+        if not len(self.kept):
             self.embeddings = embed_slices(encoder, bags, self.items, batch)
             return
-        keep = np.searchsorted(self.items, np.asarray(keep_maps))
-        if not np.array_equal(self.items[np.minimum(keep, len(self.items) - 1)], np.asarray(keep_maps)):
+        keep = np.searchsorted(self.items, self.kept)
+        if not np.array_equal(self.items[np.minimum(keep, len(self.items) - 1)], self.kept):
             raise ValueError("keep_maps names items that are not slices of these studies")
         embeddings, maps = [], [[] for _ in keep]
         device = _device(encoder)
@@ -105,6 +106,14 @@ class SliceEmbeddings:
 
     def __call__(self, items: np.ndarray) -> torch.Tensor:
         return self.embeddings[torch.from_numpy(np.searchsorted(self.items, items))]
+
+    def kept_maps(self, items: np.ndarray) -> list[torch.Tensor]:
+        """The kept feature maps of ``items`` (a subset of ``keep_maps``), one tensor per scale, rows in order."""
+        rows = np.searchsorted(self.kept, items)
+        if not np.isin(items, self.kept).all():
+            raise ValueError("these items' feature maps were not kept (keep_maps)")
+        index = torch.from_numpy(rows)
+        return [m[index] for m in self.feature_maps]
 
 
 def train_study_adapter(

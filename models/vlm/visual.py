@@ -100,11 +100,17 @@ class FeatureCache:
         for lo in range(0, len(missing), self.embed_batch):
             chunk = missing[lo : lo + self.embed_batch]
             out = self.encoder.forward_features(to_input(self.bags.read(chunk).to(self.device)))
-            regions = F.adaptive_avg_pool2d(out.feature_maps[2], self.region_grid).flatten(2).transpose(1, 2)
-            rows = torch.cat([out.embedding[:, None], regions], dim=1).to(self.dtype)
-            self._store.update(zip(chunk.tolist(), rows))
+            self.fill(chunk, out.embedding, out.feature_maps)
         # float32 before stacking: CPU autocast's type promotion (bfloat16 only) refuses float16 inputs
         return torch.stack([self._store[i].float() for i in items.tolist()])
+
+    @torch.no_grad()
+    def fill(self, items: np.ndarray, embeddings: torch.Tensor, feature_maps: Sequence[torch.Tensor]) -> None:
+        """Store the features of ``items`` from this encoder's output for them, computed elsewhere (the
+        embedding (N, D) and the multi-scale maps of `HybridEncoder.forward_features`)."""
+        regions = F.adaptive_avg_pool2d(feature_maps[2], self.region_grid).flatten(2).transpose(1, 2)
+        rows = torch.cat([embeddings[:, None], regions], dim=1).to(self.dtype)
+        self._store.update(zip(np.asarray(items).tolist(), rows))
 
     def batch(self, studies: Sequence[str], drawn: Sequence[Bag]) -> VisualBatch:
         """The `VisualBatch` of the slices `drawn[i]` (sequence -> item ids) of `studies[i]`."""

@@ -104,8 +104,10 @@ def test_kept_feature_maps_segment_as_the_segmenter_own_encoder_pass(
             return bags.read(keep[rows]).numpy(), None
 
     own = predict_segmentation(segmenter, Slices(), batch_size=2)  # type: ignore[arg-type]
-    shared = predict_segmentation(segmenter, Slices(), batch_size=2, feature_maps=kept.feature_maps)  # type: ignore[arg-type]
+    shared = predict_segmentation(segmenter, Slices(), batch_size=2, feature_maps=kept.kept_maps(keep))  # type: ignore[arg-type]
     assert own.shape == (3, SIZE, SIZE)
     np.testing.assert_array_equal(shared, own)
     with pytest.raises(ValueError, match="not slices of these studies"):
         SliceEmbeddings(encoder, bags, studies[:1], batch=4, keep_maps=plain.items[-1:])
+    with pytest.raises(ValueError, match="were not kept"):
+        kept.kept_maps(plain.items[:1])

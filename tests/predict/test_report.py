@@ -40,11 +40,17 @@ def models_with_vlm(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_the_report_is_generated_and_grounded(
-    models_with_vlm: Path, study: Study, predicted: tuple[Path, dict], tmp_path: Path
+    models_with_vlm: Path, study: Study, predicted: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In full precision, as the shared prediction without a report model: loading one changes no head's
-    prediction."""
+    prediction. The report reads its slices' features from the heads' encoder pass: one fill of the report
+    model's cache, and none from encoding (FeatureCache.features fills what it encodes)."""
+    from models.vlm.visual import FeatureCache
+
+    filled, fill = [], FeatureCache.fill
+    monkeypatch.setattr(FeatureCache, "fill", lambda self, items, *a: (filled.append(len(items)), fill(self, items, *a)))
     result = Predictor(models_with_vlm, "cpu", precision="fp32").predict(study.folder, tmp_path / "out")
+    assert filled == [run.REPORT_SLICES * len(result["study"]["series"])]
     _, without = predicted
     for task in ("classification", "grade", "prognosis"):
         assert result[task] == without[task], task

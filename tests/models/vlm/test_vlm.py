@@ -19,7 +19,7 @@ from models.hybrid_encoder import HybridEncoder, create_encoder
 from models.vlm.align_train import REPORT_PROMPT, AlignConfig, train_alignment
 from models.vlm.instruct_train import InstructConfig, train_instructions
 from models.vlm.tokenizer import IGNORE_INDEX, IMAGE_TOKEN, pad_token_id
-from models.vlm.visual import FeatureCache, spread_bags
+from models.vlm.visual import FeatureCache, ResamplerSpec, spread_bags
 from models.vlm.vlm import BrainVLM, base_state_dict, collate, load_vlm, save_vlm, tokenize_examples
 
 NewVLM = Callable[[], BrainVLM]
@@ -74,6 +74,25 @@ def test_visual_batch_tags_sequence_depth_and_padding(cache: FeatureCache, study
     encoded = len(cache)
     cache.batch(studies, drawn)
     assert len(cache) == encoded  # nothing encoded twice
+
+
+def test_features_filled_from_the_heads_pass_are_the_features_the_cache_computes(
+    encoder: HybridEncoder, study_bags: StudyBags, resampler_spec: ResamplerSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """predict fills the report's cache from the slice table's kept maps: the same rows, and no slice is
+    encoded again."""
+    from models.heads.study_train import SliceEmbeddings
+
+    study = study_bags.studies[0]
+    items = spread_bags(study_bags, [study], 3)[0]["T1"]
+    computed = FeatureCache(encoder, study_bags, resampler_spec.region_grid).features(items)
+    table = SliceEmbeddings(encoder, study_bags, [study], batch=64, keep_maps=items)
+    filled = FeatureCache(encoder, study_bags, resampler_spec.region_grid)
+    filled.fill(items, table(items), table.kept_maps(items))
+    calls = []
+    monkeypatch.setattr(encoder, "forward_features", lambda x: calls.append(x))
+    torch.testing.assert_close(filled.features(items), computed, rtol=0, atol=0)
+    assert not calls
 
 
 def test_splice_puts_visual_tokens_at_the_placeholder(
