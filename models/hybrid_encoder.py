@@ -243,7 +243,18 @@ class HybridEncoder(nn.Module):
         return vit_tokens + local_tokens
 
     def forward_features(self, x: torch.Tensor) -> EncoderFeatures:
-        """Whole-image features for downstream adapters."""
+        """Whole-image features for downstream adapters.
+
+        An encoder whose weights were cast to bfloat16 (inference: `brainfm predict`) runs in bfloat16 throughout,
+        under autocast or not: autocast would run its LayerNorms in float32 and cast each of their outputs back,
+        about a tenth of its time on the CPU (docs/BENCHMARKS.md)."""
+        dtype = next(self.parameters()).dtype
+        if dtype == torch.bfloat16:
+            with torch.autocast(x.device.type, enabled=False):
+                return self._features(x.to(dtype))
+        return self._features(x)
+
+    def _features(self, x: torch.Tensor) -> EncoderFeatures:
         maps = self._conv_maps(x) if self.convnext is not None else None
         tokens = self._fuse(
             self._vit_tokens(x, None) if self.vit is not None else None,

@@ -194,8 +194,9 @@ class Predictor:
             )
         if self.precision == "bf16":
             # The encoders' weights in bfloat16 once: autocast casts a frozen module's weights again at every
-            # forward (a third of the encoder's time on the CPU, docs/BENCHMARKS.md); heads and decoders stay
-            # float32 under autocast.
+            # forward (a third of the encoder's time on the CPU, docs/BENCHMARKS.md), and a bfloat16 encoder runs
+            # in bfloat16 throughout (`HybridEncoder.forward_features`); heads and decoders stay float32 under
+            # autocast.
             encoders = (self.encoder, self.segmenter.encoder, *(encoder for _, encoder in self.heads.values()))
             for encoder in {id(e): e for e in encoders}.values():
                 encoder.to(torch.bfloat16)

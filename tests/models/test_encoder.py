@@ -26,6 +26,25 @@ def test_forward_features_shapes(in_chans: int) -> None:
     ]
 
 
+def test_a_bf16_encoder_runs_in_bf16_under_autocast_too() -> None:
+    """Cast to bfloat16 for inference, the encoder gives the same features with or without autocast (autocast
+    would run its LayerNorms in float32), close to the float32 encoder's."""
+    torch.manual_seed(0)
+    full = create_encoder("tiny").eval()
+    half = create_encoder("tiny").eval()
+    half.load_state_dict(full.state_dict())
+    half.to(torch.bfloat16)
+    x = torch.rand(2, 1, 256, 256)
+    with torch.no_grad():
+        plain = half.forward_features(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = half.forward_features(x)
+        reference = full.forward_features(x).embedding
+    assert autocast.embedding.dtype == torch.bfloat16
+    torch.testing.assert_close(autocast.embedding, plain.embedding, rtol=0, atol=0)
+    assert F.cosine_similarity(plain.embedding.float(), reference).min() > 0.999
+
+
 def test_registry() -> None:
     assert {"tiny", "base", "large"} <= set(list_sizes())
     with pytest.raises(KeyError, match="choose one of"):
