@@ -5,7 +5,7 @@ the DICOM header or the hospital system, in their common renderings), labelled f
 label ending in 号 or No., 报告医师：, 电话：…, and a romanised name after any role label), free patterns (dates
 in the common and the ROC calendars, phone numbers, by shape after a phone, relative or notification word too,
 long ID numbers, hospital names, institution lines in English or Portuguese, a name right after 患者 or before
-the patient's sex and age) and person names wherever they stand (:mod:`brainfm.reports.person_names`); a
+the patient's sex and age, names alone in a table's cells) and person names wherever they stand (:mod:`brainfm.reports.person_names`); a
 romanised name right next to a name found is the same person's, a phone number listed after one found is one
 too, and an identifier found once is one wherever the report repeats it. Then the identifier tagger
 (:mod:`brainfm.reports.identifier_tagger`), learned from the labelled sets, adds what the rules left uncovered of
@@ -40,6 +40,8 @@ from brainfm.reports.person_names import (
     all_ordinary_words,
     find_person_names,
     holds_clinical_word,
+    one_common_word,
+    reads_as_words,
 )
 from brainfm.reports.structured_fields import coded_value, hl7_code, structured_identifiers
 
@@ -96,7 +98,7 @@ _GIVEN_AFTER_COMMA = (
 )
 # Lower-case particles inside a name (Nur Aisyah binte Rahman, Ana da Silva, Jan van Dijk, and Sharmila d/o
 # Rajendran: daughter of).
-_PARTICLE = r"(?:bin|binti|binte|bte|van|von|der|de|da|do|dos|das|di|del|al|el|[ds]/o|a/[lp])"
+_PARTICLE = r"(?:bin|binti|binte|bte|van|von|der|de|da|do|dos|das|di|del|al|el|[ds]/o|a/[lp]|BIN|BINTI|BINTE|BTE|[DS]/O|A/[LP])"
 # Not the first words of an institution (InstitutionName: Zhongshan Hospital).
 _NO_INSTITUTION_NEXT = rf"(?![ ](?:{_CAP_WORD} )*{_INSTITUTION})"
 _INITIALS_AFTER = rf"[ ]{_NO_MD}{_INITIAL}(?:[ ]?{_INITIAL}){{0,2}}"  # after a surname: Leung S.K.
@@ -124,8 +126,8 @@ _PINYIN_NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}"  # two or three title-case wo
 # Uyghur, Mongolian (崔美兰（최미란）, 才让卓玛（ཚེ་རིང་སྒྲོལ་མ）).
 _OTHER_SCRIPT = "\uac00-\ud7a3\u30a0-\u30ff\u0f00-\u0fff\u0600-\u06ff\u1820-\u18af"
 _ROMAN_AFTER = re.compile(
-    rf"[ \t]*(?:(?P<open>[（(])|[/／,，])?[ \t]*(?P<v>{_LATIN_NAMES}"
-    rf"|(?<=[（(])[{_OTHER_SCRIPT}][{_OTHER_SCRIPT} ]{{1,40}}(?=[)）]))(?(open)[ \t]*[)）])"
+    rf"[ \t\u3000]*(?:(?P<open>[（(])|[/／,，])?[ \t]*(?P<v>{_LATIN_NAMES}"
+    rf"|(?<=[（(])[{_OTHER_SCRIPT}][{_OTHER_SCRIPT} ]{{1,40}}(?=[)）]))(?(open)[ \t]*[)）,，])"
 )
 # An English name in parentheses right after a Latin name (Zhao Jing (Jenny); not a unit: (MED)): the same
 # person's.
@@ -186,18 +188,19 @@ _ISSUED_HEAD = re.compile(r"[\u4e00-\u9fff〔〕\[\]\d]{1,16}$")
 _SPOKEN_ID = r"[A-Za-z]{0,3}[零〇一二三四五六七八九幺]{4,}(?:[ \t]+[零〇一二三四五六七八九幺]{2,})*"
 _SPOKEN_EN = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 _NUMBER_LABEL = r"号(?<![信型序层符括句问记称口字暗年几等逗引顿分冒加减乘星番月日]号)"
-_ENGLISH_NUMBER_LABEL = r"No\.?|NO\.?|Number|NUMBER|ID|[Nn]\.?º(?:[ \t]+[A-Za-zÀ-ÿ]+){0,3}"
+_ENGLISH_NUMBER_LABEL = r"No\.?|NO\.?|no\.?|Number|NUMBER|ID|[Nn]\.?º(?:[ \t]+[A-Za-zÀ-ÿ]+){0,3}"
 _PHONE_LABELS = [
-    "联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "内线", "传真", "Tel", "TEL", "Fax", "fax",
+    "联系电话", "电话号码", "电话", "手机号码", "手机号", "手机", "联系方式", "内线", "联络电话", "联络", "传真", "Tel", "TEL", "Fax", "fax",
     "FAX",
 ]  # fmt: skip
 # An extension after a phone number (028-85422286转3301, 0755-86913333-8602, ext. 215), and its own labels.
-_EXTENSION = r"(?:[ \t]*(?:转|-|分机|[Ee]xt\.?|x)[ \t]*\d{1,6}(?!\d))?"
-_EXTENSION_LABELS = ["分机号", "分机", "Ext.", "ext.", "extension", "Extension"]
+_EXTENSION = r"(?:[ \t]*(?:转|-|分机|[Ee]xt\.?|x|#)[ \t]*\d{1,6}(?!\d))?"
+_EXTENSION_LABELS = ["分机号", "分机", "Ext.", "ext.", "extension", "Extension", "内线"]
 # Words in a sentence that a phone number may follow at some distance: phone words, relatives, notifications.
 _PHONE_CUES = [
     *_PHONE_LABELS, "致电", "电告", "来电", "回电", "phone", "Phone", "PHONE", "mobile", "Mobile", "call", "Call",
     "contact", "Contact", "tel", "通知", "告知", *(w for w in KIN_ROLES if not w.isascii()),
+    *(w for k in ("wife", "husband", "mother", "father", "daughter", "son", "sister", "brother") for w in (f"({k})", f"（{k}）")),
 ]  # fmt: skip
 # Units after a number that is no phone number (b值 1000 2000 s/mm²).
 _UNIT = r"[ \t]*(?:s/mm|mm|cm|ms|ml|mg|Hz|T\b|%|℃|次|岁|分|秒|天|周|月|年)"
@@ -211,7 +214,8 @@ _ENGLISH_LABELS = alternation(f for w in ("patient", "name", "pt") for f in (w, 
 _HOSPITAL_SUFFIXES = (
     "附属医院", "人民医院", "中心医院", "医院", "医学中心", "医疗中心", "卫生院", "保健院", "影像中心", "卫生服务中心",
     "诊所", "门诊部", "疗养院", "体检中心", "卫生室", "卫生中心", "护老院", "养老院", "敬老院", "防治中心", "防治院",
-    "防治所", "鉴定中心", "鉴定所", "指挥中心", "养老服务中心", "医阮",  # 医阮: OCR's 院
+    "防治所", "鉴定中心", "鉴定所", "指挥中心", "养老服务中心", "医药中心", "医务中心", "眼科中心",
+    "医阮",  # 医阮: OCR's 院
     "병원", "의원", "의료원",  # and in Korean: 부산대학교병원
 )  # fmt: skip
 # Short forms: a numbered hospital (湘雅二院, 市一院, 附一院) and a provincial or city people's hospital (省人医).
@@ -248,10 +252,11 @@ _TIME_ZONES = (
 _TIME = (
     rf"(?:,?[ \t]*(?:[（(]?(?:星期|周|礼拜)[一二三四五六日天][)）]?[ \t]*)?(?:上午|下午|晚上|凌晨|中午)?[ \t]*"
     rf"\d{{1,2}}[:：]\d{{2}}"
-    rf"(?:[:：]\d{{2}})?(?:[ \t]*(?:AM|PM|am|pm|a\.m\.|p\.m\.)(?![A-Za-z]))?"
+    rf"(?:[:：]\d{{2}})?(?:[ \t]*[-–~至][ \t]*\d{{1,2}}[:：]\d{{2}})?(?:[ \t]*(?:AM|PM|am|pm|a\.m\.|p\.m\.)(?![A-Za-z]))?"
     rf"(?:[ \t]+(?:{alternation(_TIME_ZONES)})(?:[+\-]\d{{1,2}}(?::?\d{{2}})?)?(?![A-Za-z]))?"
     r"|T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+\-]\d{2}:?\d{2})?"
-    r"|[ \t]*\d{1,2}[ \t]*时(?:[ \t]*\d{1,2}[ \t]*分)?)"
+    r"|[ \t]*\d{1,2}[ \t]*时(?:[ \t]*\d{1,2}[ \t]*分)?"
+    r"|[ \t]*(?:上午|下午|晚上|凌晨|中午)(?:[ \t]*\d{1,2}[ \t]*点(?:[ \t]*\d{1,2}[ \t]*分|半)?)?)"
 )
 # A day, a month's name and a year: 3 March 2022, 08-Nov-22 and 18SEP2023 (a two-digit year only between
 # hyphens), or no year after a day and a month's name (on 12 June; not 3 May, a verb too); one rule, for speed.
@@ -303,7 +308,7 @@ _ENGLISH_HOSPITAL = (
     rf"(?:(?:{_CAP_WORD}|{_INITIAL}|{_CONNECTOR}) ){{0,6}}"
     rf"{_INSTITUTION}{_INSTITUTION_NAME}*"
     rf"|(?:Centro Hospital|CENTRO HOSPITAL|Hospital|HOSPITAL)(?:ar|AR)?{_INSTITUTION_NAME}+){_UNIVERSITY}?"
-    rf"(?:[ ]\([{_UPPER}]+\))?"  # NATIONAL NEUROSCIENCE INSTITUTE (SINGAPORE)
+    rf"(?:[ ]\([{_UPPER}]+\)|,[ ][{_UPPER}]{{4,}}(?=[ \t]*(?:\n|$)))?"  # NATIONAL NEUROSCIENCE INSTITUTE (SINGAPORE)
 )
 # An institution named first in Italian, German, French, Spanish or Malay, its name after (Università di Padova,
 # Klinik Keluarga Ng).
@@ -336,7 +341,7 @@ _ROAD_NUMBER = re.compile(
     r"(?:道|路|街|巷)\d{1,4}(?:弄\d{1,4})?号(?:[\u4e00-\u9fff]{0,6}?[A-Z\d]{1,5}(?:号楼|栋|幢|单元|楼|层|座|室)){0,3}(?:\d{2,5}(?![\d.]))?"
 )
 _ROAD_NAME = re.compile(r"[\u4e00-\u9fff]{1,20}$")
-_STREET_WORD = re.compile(r"(?:Road|Street|Avenue|Lane|Drive|Boulevard|Rd|St|Ave)\b")
+_STREET_WORD = re.compile(r"(?:Road|Street|Avenue|Lane|Drive|Boulevard|Highway|Crescent|Way|Rd|St|Ave|Hwy|Blvd|Cres)\b")
 _NAME_BEFORE = re.compile(rf"{_CJK_NAME}$")
 # A FHIR element that refers to people, its object or list, and a display name in it.
 _FHIR_PERSON_KEY = re.compile(
@@ -353,15 +358,31 @@ _LATIN_NAME_BEFORE = re.compile(rf"(?<![{_LETTER}])(?P<v>(?=[{_UPPER}]){_LATIN_W
 # A physician's rank apart after a name, and a name apart before it (not the end of a word: 神经内科 主任医师).
 _RANK_APART = re.compile(r"[ \t\u3000]+(?:主任医师|副主任医师|主治医师|住院医师|副教授|教授)")
 _ANY_NAME_BEFORE = re.compile(rf"(?<![\u4e00-\u9fff]){_ANY_CJK_NAME}$")
+# A signature's role in parentheses after the name (某某（诊断）　某某（审核）).
+_ROLE_IN_PARENTHESES = re.compile(r"[（(](?:诊断|审核|报告|复核|初审|终审|审阅|签发|书写|记录|录入|初诊|复诊)[)）]")
+# A name whose parts are joined by a middle dot, before the sex or a table's next cell (某某·某某某，男).
+_DOTTED_BEFORE_SEX = re.compile(
+    rf"(?<![\u4e00-\u9fff·•・])(?P<v>{_DOTTED_NAME})(?=[，,][ \t]*(?:男|女)|[ \t\u3000]{{2,}}|[ \t]*[|｜,])"
+)
+# A cell of a table's row: between bars, commas or wide gaps (| 某某 |, ｜某某（急诊科）｜, 头颅MRI　　某某　　某某).
+_CELL_GAP = r"[ \t]*[|｜,][ \t]*|[ \t\u3000]{2,}"
+_NAME_CELL_ROW = re.compile(
+    rf"(?:(?<=\n)|^|{_CELL_GAP})(?P<v>{_ANY_CJK_NAME})(?:[（(][\u4e00-\u9fff]{{1,8}}[)）])?(?={_CELL_GAP}|[ \t]*(?:\n|$))",
+    re.MULTILINE,
+)
+_CELL_GAPS = re.compile(_CELL_GAP)
+_ROLE_ENDINGS = ("人", "员", "者")  # a header's role (申请人, 经办人), no name
+# A hospital's other name in parentheses after it (某市第一医院（某市公共卫生救治中心）).
+_HOSPITAL_ALIAS = re.compile(r"[（(](?P<v>[\u4e00-\u9fff]{2,20}(?:中心|医院|研究所|研究院))[)）]")
 _KIN_IN_PARENTHESES = re.compile(r"[（(](?:父|母|夫|妻|子|女|兄|弟|姐|妹|配偶|丈夫|妻子|儿子|女儿|本人)[，,、)）]")
 # A street address in English: a house number, a street (maybe numbered: South 4th Ring West Road), then the
 # district, city and a UK postcode or a state and its postcode (14 Elm Road, Cambridge CB1 2AB; No. 88 Huaihai
 # Road (M), Huangpu District; 5 Gum Rd, Ryde NSW 2112).
 _STREET_ADDRESS = (
     r"(?:No\.[ ]?)?\d(?<![\d.]\d)\d{0,4}[A-Za-z]?,?(?:[ ][A-Z0-9][A-Za-z0-9'’]*){1,5}[ ]"
-    r"(?:Road|Street|Avenue|Lane|Drive|Boulevard|Rd|St|Ave)\b\.?(?:[ ]\([A-Z]\))?"
+    r"(?:Road|Street|Avenue|Lane|Drive|Boulevard|Highway|Crescent|Way|Rd|St|Ave|Hwy|Blvd|Cres)\b\.?(?:[ ]\([A-Z]\))?"
     r"(?:,[ ][A-Z][a-z]+(?:[ ][A-Z][a-z]+){0,2}){0,3}"
-    r"(?:[ ][A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}|[ ][A-Z]{2,3}[ ]\d{4,5})?"
+    r"(?:[ ][A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}|[ ][A-Z]{2,3}[ ]\d{4,5}|,?[ ][A-Z]{2}[ ][A-Z]\d[A-Z][ ]?\d[A-Z]\d)?"
 )
 _STREET = re.compile(_STREET_ADDRESS)
 _OWN_HOSPITAL = frozenset({"本院", "我院", "外院", "他院", "院外"})
@@ -423,6 +444,20 @@ def _no_month_day(text: str, start: int, end: int) -> bool:
     return any(not (1 <= int(month) <= 12 and 1 <= int(day) <= 31) for month, day in pairs)
 
 
+_FIELD_LABEL = re.compile(r"性别|年龄|[\u4e00-\u9fff]*(?:号|日期|时间|科室|科别|部位|类型|项目|医生|医师|方式|结果|诊断)")
+
+
+def _field_label(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` is a field's label (a table's header: 性别, 检查号, 检查日期), no name."""
+    return bool(_FIELD_LABEL.fullmatch(text, start, end))
+
+
+def _words_only(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` reads as words, no name: a clinical word, or a verb, adverb or conjunction (查看,
+    进一步处理, 及家属)."""
+    return reads_as_words(text[start:end])
+
+
 def _ordinary_place(text: str, start: int, end: int) -> bool:
     """``text[start:end]`` names no outside hospital: ordinary words (头颅, 复查) or our own hospital."""
     return text[start:end] in _OWN_HOSPITAL or all_ordinary_words(text[start:end])
@@ -434,6 +469,14 @@ def _ordinary_place(text: str, start: int, end: int) -> bool:
 _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     (rf"(?:姓[ \t\u3000]*名(?:[（(][\u4e00-\u9fff]{{1,4}}[)）])?|病人姓名|患者姓名|受检者|病人|患者|Name|NAME|Patient(?: [Nn]ame)?|PATIENT(?: NAME)?){_SEP}(?!{_NO_NAME})(?P<v>{_DOTTED_NAME}|[\u4e00-\u9fff]{{2,4}}|{_SPACED_NAME}|{_LATIN_NAME}|[\uac00-\ud7a3]{{2,5}})", NAME),
     (rf"(?:{_PATIENT_WORDS})[ \t]*(?P<v>{_PINYIN_NAME}|{_CARET_NAME})", NAME),  # 患者Zhao Liping
+    # The name in a table's cell after its label's (| 姓名 | 某某 |), not the header's next label (| 姓名 | 性别 |).
+    (rf"(?:姓[ \t\u3000]*名|Name|NAME)[ \t]*[|｜][ \t]*(?P<v>[\u4e00-\u9fff·]{{2,8}}|{_LATIN_NAME})(?=[ \t]*[|｜])", NAME, _field_label),
+    # A staff member at the end of a notification sentence, after the role (已电话通知神经外科值班医生某某。).
+    (r"(?:通知|告知|联系|电告|转告|交代|汇报)[^\n。；;]{0,24}?(?:医生|医师|大夫)(?P<v>[\u4e00-\u9fff]{2,5}?)(?=[。；;，,]|[ \t]*(?:\n|$))", DOCTOR, _words_only),
+    # An interpreter or carer named before what they do (由翻译某某某协助沟通, 护工某某陪同).
+    (r"(?:翻译|护工|陪护|照顾者|家佣|保姆)(?P<v>[\u4e00-\u9fff]{2,5}?)(?=协助|陪同|在场|签字|到场|代诉|代述|口译)", NAME, _words_only),
+    # A name in capitals in a CSV row, before the sex's cell (3,MR0012,WONG KA MING,男,41).
+    (r",(?P<v>[A-Z]{2,}(?:[ ][A-Z]{2,}){1,3}),(?=(?:男|女|M|F),)", NAME),
     # The sender of a chat message after its date ([03/10/2023, 21:15] Winnie Ho:, [2024-01-08 19:55] 庄严（…）：).
     (rf"\[[\d/\-., :]{{8,22}}\][ \t]*(?P<v>{_CAP_WORD}(?:[ ]{_CAP_WORD}){{1,3}}|{_CJK_NAME})(?=[ \t]*[:：（(])", NAME),
     # A name after its department or role and a hyphen, before a colon (22:05 影像科-温宁：, 急诊-鲍振华：).
@@ -444,8 +487,8 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # A user name in pinyin: after an account label, or before the name in Chinese (lihong（李红）).
     (r"(?:账号|账户|用户名|登录名|[Uu]ser(?:name)?)[ \t:：]*(?P<v>[a-z]{3,20})(?![A-Za-z0-9])", NAME, _no_pinyin),
     (rf"(?P<v>[a-z](?<![A-Za-z0-9_.@][a-z])[a-z]{{3,19}})(?=[（(]{_CJK_NAME}[，,)）])", NAME, _no_pinyin),
-    # A relative named in English after the kinship (contact wife Lv Na, her mother, Grace Wu).
-    (rf"(?:{_ENGLISH_KIN}),?[ \t]+{_HONORIFIC}(?!{_TITLE_WORD})(?P<v>{_LATIN_NAME})", NAME),
+    # A relative named after the kinship in English (contact wife Lv Na, her mother, Grace Wu, her son 王伟).
+    (rf"(?:{_ENGLISH_KIN}),?[ \t]+{_HONORIFIC}(?!{_TITLE_WORD})(?P<v>{_LATIN_NAME}|{_ANY_CJK_NAME}(?![\u4e00-\u9fff]))", NAME),
     # A Korean name after a title or before its romanised form (Dr. 권민호, 박지현（PARK JIHYUN）).
     (r"(?:Dr|Prof|友人|同事|朋友)\.?[ \t]*(?P<v>[\uac00-\ud7a3]{2,4})(?![\uac00-\ud7a3])", NAME),
     (r"(?P<v>[\uac00-\ud7a3]{2,4})(?=[（(][A-Z]{2,}[ ][A-Z])", NAME),
@@ -461,6 +504,8 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # After a role label, a department or rank and a blank, a name before a parenthesis, a list's separator or
     # the line's end (首诊医生：急诊科 时光（…）, 调取人：民警 舒畅（警号…）, 复核：理赔二部 段然).
     (rf"(?:{alternation(STAFF_ROLES)}){_SEP}[\u4e00-\u9fff]{{1,6}}[ \t\u3000]+(?P<v>{_ANY_CJK_NAME})(?=[（(、，,/／;；]|[ \t]*(?:\n|$)|[ \t]{{2,}})", DOCTOR, _clinical_name),
+    # …and after a relative's or contact's (单位联系人：指导员 某某（电话…）, 陪同：交警 某某（警号…）).
+    (rf"(?:{alternation(KIN_ROLES)}){_SEP}[\u4e00-\u9fff]{{1,6}}[ \t\u3000]+(?P<v>{_ANY_CJK_NAME})(?=[（(、，,/／;；]|[ \t]*(?:\n|$)|[ \t]{{2,}})", NAME, _clinical_name),
     # A romanised name after any role label, maybe glossed and titled (報告醫生 Médico：Dr. António Ribeiro), or
     # right after a Chinese one (翻译Emily Zhang).
     (rf"(?:{alternation(STAFF_ROLES)})\d?(?:{_GLOSS}{_SEP}|[ \t]+|(?<=[\u4e00-\u9fff])(?=[A-Z])){_HONORIFIC}(?P<v>{_LATIN_NAMES})", DOCTOR),  # 阅片者1：
@@ -471,7 +516,7 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # A staff number in parentheses right after a Chinese name (王芳(T0123), 李强（工号 E0456）).
     (r"[（(](?<=[\u4e00-\u9fff][（(])(?:工号[ \t:：]*)?(?P<v>[A-Za-z]{1,3}\d{3,6})[)）]", ID),
     # A correspondent's name in a message header (From: Jane Doe (daughter), cc: …).
-    (rf"(?:From|FROM|To|TO|Cc|CC|cc|Attn|ATTN|[Aa]uthors?|AUTHORS?)[ \t]*:[ \t]*{_HONORIFIC}(?P<v>{_LATIN_NAMES})", NAME),
+    (rf"(?:From|FROM|To|TO|Cc|CC|cc|Attn|ATTN|[Aa]uthors?|AUTHORS?)[ \t]*:[ \t]*{_HONORIFIC}(?P<v>{_LATIN_NAMES}|{_ANY_CJK_NAME}(?![\u4e00-\u9fff]))", NAME),
     # A Chinese name after English "by" (exported by 王芳, Signed by 李明).
     (rf"(?:b(?<![A-Za-z]b)|B(?<![A-Za-z]B))y[ \t]+(?P<v>{_CJK_NAME})(?![\u4e00-\u9fff])", DOCTOR),
     # The patient named in English running text (second opinion, patient Zhou Anping).
@@ -481,11 +526,15 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # A bed after its label: a ward before the number (床号：神外ICU-5, 床号 Bed ┃ 老年科 09).
     (rf"(?:床[ \t]*号|床位号?)(?:{_GLOSS}{_SEP}|[ \t]+)(?P<v>(?:{_WARD})?{_BED})(?![\dA-Za-z])", ID),
     (rf"(?:{alternation(_PHONE_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\+?[\d\- ]{{7,16}}\d{_EXTENSION})", PHONE),
-    (rf"(?:{alternation(_EXTENSION_LABELS)})(?:{_SEP}|[ \t]*)(?P<v>\d(?:-?\d){{1,6}})(?!\d)", PHONE),  # ext. 4-5521
+    # An extension with its label (ext. 4-5521, 内线 3321).
+    (rf"(?P<v>(?:{alternation(_EXTENSION_LABELS)})(?:{_SEP}|[ \t]*)\d(?:-?\d){{1,6}})(?!\d)", PHONE),
     # A phone number by its shape after a phone, relative or notification word in its sentence (by phone (6287
     # 1043), 家屬：配偶 方國樑 0912-338-451), but not before a unit.
     (rf"(?:{alternation(_PHONE_CUES)})[^\n。；;]{{0,30}}?(?P<v>{_PHONE_SHAPE}{_EXTENSION})(?![\d\-]|{_UNIT})", PHONE),
-    (rf"(?:地址|住址|现住址){_SEP}(?P<v>[^\s，。；,;]+)", ADDRESS),
+    # …its words apart too (香港某某道9號 某某安老院), but not the next field's label (住址：某市  电话：…).
+    (rf"(?:地址|住址|现住址){_SEP}(?P<v>[^\s，。；,;]+(?:[ ](?![^\s，。；,;]*[:：])(?=[^\s，。；,;]{{3}})[^\s，。；,;]+)*)", ADDRESS),
+    # An address in Latin letters after a Chinese label, up to a wide gap or the line's end (住址：No. 8, Jalan …).
+    (rf"(?:地址|住址|现住址){_SEP}(?P<v>(?=[A-Za-z0-9])[^\n\t\u3000]*?[^\s.,;])(?=[ \t]*(?:$|\n|\t|[ ]{{2}})|\u3000)", ADDRESS),
     # A Chinese address after 住/住址/地址, spaces inside (住长沙市岳麓区…路 22 号 3 栋): a province or city first,
     # up to the last house, building or room number of the clause.
     (rf"(?:地址|住址|住所|家住|现住|住(?![院址所]))(?:{_SEP}|[ \t]*)(?P<v>{_CN_ADDRESS})", ADDRESS),
@@ -498,6 +547,8 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # A medical record number read out in English words (record number seven seven three one…).
     (rf"(?:number|Number|NUMBER|MRN|ID)[ \t]+(?:is[ \t]+)?(?P<v>{_SPOKEN_EN}(?:[ \t]+{_SPOKEN_EN}){{3,}})\b", ID),
     (rf"(?:{_ENGLISH_NUMBER_LABEL}){_SEP}(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID),
+    # …or in a table's next cell (| 住院号 | NM2023-000123 |).
+    (rf"(?:{_NUMBER_LABEL}|ID)[ \t]*[|｜][ \t]*(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})(?=[ \t]*[|｜])", ID),
     (rf"(?:No|NO)\.[ \t]+(?P<v>(?=[A-Za-z0-9\-]{{4}}){_ID_VALUE})", ID, _trial_number),  # No. 2024-0056731
     # A reference number (booking ref XR-MR-40218, Reference: 5520331), three digits in a row in it.
     (rf"(?:r(?<![A-Za-z]r)|R(?<![A-Za-z]R))ef(?:erence)?\.?(?:[ \t]*(?:[Nn]o\.?|#))?[ \t:：#]+(?P<v>(?=[A-Za-z\-]*\d{{3}}){_ID_VALUE})", ID),
@@ -513,6 +564,11 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     (r"(?P<v>[\uac00-\ud7a3]{2,}(?:[ ][\uac00-\ud7a3]+){1,3}(?<=병원|의원))", HOSPITAL),
     # A code of capitals joined by hyphens to six digits or more (NNI-MRA-230908-0112, WHU-P-2211087).
     (r"(?P<v>[A-Z](?<![A-Za-z0-9\-][A-Z])[A-Z]{0,4}(?:-[A-Z]{1,5})*-\d{6,}(?:-[A-Za-z0-9]+)*)(?![A-Za-z0-9])", ID),
+    # …or capitals and a year before a serial (ZY2023-04417, NM2022-000815).
+    (r"(?P<v>[A-Z](?<![A-Za-z0-9\-][A-Z])[A-Z]{0,3}(?:19|20)\d{2}-\d{4,})(?![\d\-])", ID),
+    # …or of three groups or more, the last of three digits or more (a subject's code PDX-B-017, a site's record
+    # number KLX-23-0091822, SX-RMH-23-1102).
+    (r"(?P<v>[A-Z](?<![A-Za-z0-9\-][A-Z])[A-Z]{1,4}(?:-(?:[A-Z]{1,5}|\d{2,4})){1,3}-\d{3,}(?:-[A-Za-z0-9]+)*)(?![A-Za-z0-9\-])", ID, _trial_number),
     # A user's code in a log's column before a name (2024-01-03 09:40:21  N2231    符洁).
     (r"(?P<v>[A-Z](?<![A-Za-z0-9\-][A-Z])[A-Z]{0,2}\d{4,6})(?=[ \t]{2,}[\u4e00-\u9fff])", ID),
     # A FHIR reference to a patient or practitioner: its id ("reference": "Patient/GZ-7720135").
@@ -537,7 +593,7 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     (rf"(?P<v>(?:{_MONTHS})[ \t]+{_SPOKEN_DAY}?{_SPOKEN_YEAR})(?![A-Za-z])", DATE),
     # A month and a year (compared with 09/2023), no digit or slash around.
     (r"(?P<v>(?:0(?<![\d/.]0)[1-9]|1(?<![\d/.]1)[0-2])/(?:19|20)\d\d)(?![\d/])", DATE),
-    (r"(?P<v>1(?<![\d.]1)[01]\d(?:[ \t]*年[ \t]*\d{1,2}[ \t]*月[ \t]*\d{1,2}[ \t]*[日号]|(?P<s>[-/.])(?:0[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01])(?![\d.])))", DATE),
+    (rf"(?P<v>1(?<![\d.]1)[01]\d(?:[ \t]*年[ \t]*\d{{1,2}}[ \t]*月[ \t]*\d{{1,2}}[ \t]*[日号]|(?P<s>[-/.])(?:0[1-9]|1[0-2])(?P=s)(?:[0-2]\d|3[01])(?![\d.])){_TIME}?)", DATE),
     # A two-digit year (ROC or short: 77年9月14日), a year in digits and the rest in Chinese numerals (2023年三月二十日).
     (rf"(?P<v>\d(?<![\d.]\d)\d[ \t]*年[ \t]*\d{{1,2}}[ \t]*月[ \t]*\d{{1,2}}[ \t]*[日号]{_TIME}?)", DATE),
     (rf"(?P<v>(?:19|20)\d{{2}}[ \t]*年[ \t]*[{_CN_NUMBER}]{{1,2}}[ \t]*月(?:[ \t]*[{_CN_NUMBER}]{{1,3}}[ \t]*[日号])?)", DATE),
@@ -547,6 +603,11 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # 23-05-12 only after a date label (unlabelled, it is as likely a size 12-10-15mm or slices 10/11/12);
     # 05/12/2023 anywhere, but not before a unit. One separator twice, no digit or point around.
     (r"(?:日期|时间|Date|DATE|DOB|入院|出院|比较|对比)[ \t]*[:：]?[ \t]*(?P<v>\d{2,3}(?P<s>[-/.])(?:0?[1-9]|1[0-2])(?P=s)(?:[0-2]?\d|3[01]))(?!\.?\d)", DATE),
+    # Eight digits after a date label, maybe with the time ([检查时间]20230412 10:05, Date: 20230412).
+    (r"(?:日期|时间|Date|DATE)[\]】]?[ \t]*[:：]?[ \t]*(?P<v>(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01])(?:[ \t]+\d{1,2}:\d{2}(?::\d{2})?)?)(?!\d)", DATE),
+    # A year, a month's name and a day (2023-Apr-12), and a month and day with a time (04-12 02:30).
+    (rf"(?P<v>(?:19|20)\d{{2}}-(?:{_MONTHS})-\d{{1,2}}{_TIME}?)(?!\d)", DATE),
+    (r"(?P<v>0(?<![\d\-./:]0)[1-9]-(?:[0-2]\d|3[01])[ \t]+\d{1,2}:\d{2}|1(?<![\d\-./:]1)[0-2]-(?:[0-2]\d|3[01])[ \t]+\d{1,2}:\d{2})(?![\d:])", DATE),
     # A month and day with no year, between 与/较 and a prior study (与3.12外院MRI比较).
     (rf"(?:与|较)(?P<v>(?:0?[1-9]|1[0-2])[./](?:[0-2]?\d|3[01]))(?=[\u4e00-\u9fff]{{0,4}}{_MODALITY}[^\n。]{{0,20}}?(?:对比|比较|相比))", DATE),
     # A month and day with a slash before a clock time or a study (3/5 凌晨1:32, 11/30 CT示); not a spinal level
@@ -560,6 +621,12 @@ _PATTERNS: tuple[tuple[str, str] | tuple[str, str, Reject], ...] = (
     # A North American number with its area code in parentheses, and an international one: (617) 555-0199,
     # +44 20 7946 0958.
     (r"(?P<v>\(\d{3}\)[ \t]?\d{3}-\d{4}|\+(?<![\w+]\+)\d{1,3}[ \t\-]\d{1,4}(?:[ \t\-]\d{2,4}){1,3})(?!\d)", PHONE),
+    # …and one written 778-555-0142 (no digit, hyphen or point around).
+    (r"(?P<v>\d(?<![\d\-.]\d)\d{2}-\d{3}-\d{4})(?![\d\-])", PHONE),
+    # A Malaysian identity card number (MyKad: 710203-08-5531): birth date, place code, serial.
+    (r"(?P<v>\d(?<![\d\-.]\d)\d{5}-\d{2}-\d{4})(?![\d\-])", ID),
+    # A date of eight digits in a file's name (export_20231107.csv, 某某_MRI_20230305.dcm).
+    (r"_(?P<v>(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01]))(?=\.[A-Za-z]{2,5}(?![A-Za-z]))", DATE),
     # A long number, maybe with a prefix, a suffix after a hyphen (CT240314-1127) or a check digit; not a code of
     # an HL7 message header (its message control ID).
     (rf"(?P<v>[A-Za-z0-9](?<![\d.][A-Za-z0-9])[A-Za-z]{{0,3}}\d{{6,}}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*{_CHECK_DIGIT})(?![\d.])", ID, hl7_code),
@@ -596,6 +663,7 @@ _DITTO = frozenset({"同上", "同前", "同左"})  # a field's value that repea
 # A letter O among digits, where OCR reads a zero (2O23-1O-12, 16:O4).
 _OCR_ZERO = re.compile(r"[Oo](?:(?<=\d[Oo])(?![A-Za-z])|(?<![A-Za-z][Oo])(?=\d))")
 _OCR_ONE = re.compile(r"l(?:(?<=\dl)(?![A-Za-z])|(?<![A-Za-z]l)(?=\d))")  # a letter l among digits: 1l2, 3l5-2860
+_OCR_DAY = re.compile(r"月[ \t]*[\dlI]{1,2}[ \t]*[日号]")  # a day misread with letters l: 4月ll日, 5月l2日
 _OCR_O = re.compile(r"0(?<=[A-Z]0)(?=[A-Z])")  # a zero between capitals of a spaced-out name (G U 0 Y I N G)
 # A line OCR spaced out character by character (l D No: 0 0 5 5 7 2 1 9): six single characters between blanks
 # or more, most of its tokens.
@@ -775,6 +843,36 @@ def _before_kin(text: str) -> Iterator[Span]:
             yield *name.span(), NAME
 
 
+def _before_role_notes(text: str) -> Iterator[Span]:
+    """A name right before its role in parentheses, standing apart (签名：某某（诊断）　某某（审核）), searched from
+    the parenthesis backwards; no clinical word."""
+    for role in _ROLE_IN_PARENTHESES.finditer(text):
+        name = _ANY_NAME_BEFORE.search(text, max(0, role.start() - 4), role.start())
+        if name and not holds_clinical_word(name.group()):
+            yield *name.span(), DOCTOR
+
+
+def _dotted_names(text: str) -> Iterator[Span]:
+    """A name of parts joined by a middle dot before the sex (某某·某某某，男), looked for only where a dot stands."""
+    if "·" in text or "•" in text or "・" in text:
+        yield from ((*m.span("v"), NAME) for m in _DOTTED_BEFORE_SEX.finditer(text))
+
+
+def _table_names(text: str) -> Iterator[Span]:
+    """Names alone in the cells of a table's rows (a worklist, a register): a surname-led name, maybe with a
+    department in parentheses, between bars or wide gaps, in a line of three such gaps or more; no clinical
+    word, no verb, no role (申请人) nor a word of the dictionary that is no name (a header's 项目, 来源)."""
+    at = 0
+    for line in text.split("\n"):
+        start, at = at, at + len(line) + 1
+        if len(_CELL_GAPS.findall(line)) < 3:
+            continue
+        for cell in _NAME_CELL_ROW.finditer(text, start, at - 1):
+            name = cell.group("v")
+            if not (reads_as_words(name) or one_common_word(name) or name.endswith(_ROLE_ENDINGS)):
+                yield *cell.span("v"), NAME
+
+
 def _hospitals(text: str) -> Iterator[Span]:
     """Hospital names: a suffix (医院, 医学中心…) and the name characters right before it.
 
@@ -793,7 +891,11 @@ def _hospitals(text: str) -> Iterator[Span]:
         named = head not in _GENERIC_HOSPITALS and head not in _OWN_HOSPITAL  # not 本院（东院区）
         if named and not head.endswith(_PARTY_WORDS) and not label:
             campus = _CAMPUS.match(text, suffix.end())
-            yield start, campus.end() if campus else suffix.end(), HOSPITAL
+            end = campus.end() if campus else suffix.end()
+            yield start, end, HOSPITAL
+            alias = _HOSPITAL_ALIAS.match(text, end)
+            if alias:
+                yield *alias.span("v"), HOSPITAL
 
 
 def _before_degrees(text: str) -> Iterator[Span]:
@@ -829,6 +931,9 @@ _FINDERS: tuple[Callable[[str], Iterator[Span]], ...] = (
     _before_sex_columns,
     _before_ranks,
     _before_kin,
+    _before_role_notes,
+    _dotted_names,
+    _table_names,
     _streets,
     _roads,
     _fhir_people,
@@ -881,7 +986,10 @@ def _taken(text: str, taken: list[Span], spans: Iterable[Span]) -> list[Span]:
 def _folded(text: str) -> str:
     """``text`` as the finders read it, character for character: traditional characters as simplified ones,
     and a letter O among digits as a zero (OCR)."""
-    return _OCR_ONE.sub("1", _OCR_ZERO.sub("0", simplified(text)))
+    folded = _OCR_ONE.sub("1", _OCR_ZERO.sub("0", simplified(text)))
+    if "l" in folded or "I" in folded:
+        folded = _OCR_DAY.sub(lambda m: m.group().replace("l", "1").replace("I", "1"), folded)
+    return folded
 
 
 def _spaced_out(line: str) -> bool:

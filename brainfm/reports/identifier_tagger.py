@@ -263,11 +263,11 @@ _SHAPES = {
     "phone": re.compile(r"(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}|0\d{2,3}[- ]?\d{7,8}(?:转\d+)?|\d{8}"),
     "id": re.compile(r".*(?:\d{4}|[A-Za-z][-_]?\d|\d[-_]?[A-Za-z]).*"),
 }
-# Shapes a number of a kind never has: a range of years (2019-2021年) is no date, a measurement (Skyra 3.0T, a
-# number with one decimal point) no ID, nor a marker or isotope (Ki-67, Tc-99m: a lower-case letter, three digits
-# at most).
+# Shapes a number of a kind never has: a range of years (2019-2021年) or a version (V10.2.11) is no date, a
+# measurement (Skyra 3.0T, a number with one decimal point) no ID, nor a marker or isotope (Ki-67, Tc-99m: a
+# lower-case letter, three digits at most).
 _NOT_SHAPES = {
-    "date": re.compile(r"(?:19|20)\d{2}[-~–至到](?:19|20)\d{2}年?"),
+    "date": re.compile(r"(?:19|20)\d{2}[-~–至到](?:19|20)\d{2}年?|[A-Za-z]+\d{1,3}(?:\.\d{1,3})+"),
     "id": re.compile(r".*(?<![\d.])\d+\.\d+(?![\d.]).*|[A-Za-z]*[a-z][A-Za-z]*-?\d{1,3}[a-z]?"),
 }
 _LATIN_WORD = re.compile(r"[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿ]+")  # capitalised: Seen at is one

@@ -8,7 +8,7 @@ words around them alone: de-identified text must read as clean. While training, 
 their class token at random, so that the tagger learns names from where they stand and not only from which
 characters they are made of (a name of the next report is made of characters it has never seen).
 
-    python -m brainfm.reports.identifier_tagger_training  # retrain the shipped tagger on the eight sets
+    python -m brainfm.reports.identifier_tagger_training  # retrain the shipped tagger on the nine sets
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ DATA = Path(__file__).parents[2] / "tests" / "data" / "reports"
 TRAINING_SETS = ("deid_identifiers.jsonl", "deid_identifiers_fresh.jsonl", "deid_identifiers_holdout.jsonl",
                  "deid_identifiers_unseen.jsonl", "deid_identifiers_sealed.jsonl",
                  "deid_identifiers_sealed2.jsonl", "deid_identifiers_sealed3.jsonl",
-                 "deid_identifiers_sealed4.jsonl")  # fmt: skip
+                 "deid_identifiers_sealed4.jsonl", "deid_identifiers_sealed5.jsonl")  # fmt: skip
 IGNORE = -100  # padding, in the labels
 
 

@@ -88,6 +88,7 @@ STAFF_ROLES = (
     "覆核", "覆阅",  # 覆 is simplified too, so never folded to 复: words of their own
     "鉴定人", "研究者", "组长", "质控组长", "交班", "接班", "交班人", "接班人", "随访护士", "PI", "Nurse", "nurse",
     "Doctor", "doctor", "阅片人", "调取人", "成员", "秘书", "助理", "主管医生", "主管医师", "首诊医生", "主治",
+    "评估员", "评估者", "仲裁", "仲裁者", "仲裁人", "监查员", "护理员", "联络人", "随访人", "随访员", "随访者",
 )  # fmt: skip
 # Kinship words: a relative's name may follow one (监护人：祖母 王秀英), and none is a name (祖母 is tagged one).
 _KINSHIP_WORDS = (
@@ -101,7 +102,7 @@ KIN_ROLES = (
     "被鉴定人", "友人",
     "丈夫", "妻子", "儿子", "女儿", "父亲", "母亲", "监护人", "联系人", "陪同人", "陪同者", "陪同", "代诉人", "委托人",
     "亲属", "家长", "其女儿", "其儿子", "其丈夫", "其妻子", "其父亲", "其母亲", "其女婿", "其儿媳", "翻译", "护工", "陪检", "陪护", "护送", "邻居", "同事", "朋友", "孙子", "孙女", "外孙", "哥哥", "姐姐",
-    "弟弟", "妹妹", *_KINSHIP_WORDS, "Mr.", "Mr", "Mrs.", "Mrs", "Ms.", "Ms", "Miss",
+    "弟弟", "妹妹", "照顾者", "照护者", "家佣", "保姆", *_KINSHIP_WORDS, "Mr.", "Mr", "Mrs.", "Mrs", "Ms.", "Ms", "Miss",
 )  # fmt: skip
 # Verbs of telling and prepositions, after which a name or a common noun stands (通知王芳, 由岑翔报告; 告知程序).
 _TELL_VERBS = ("通知", "告知", "联系", "电告", "转告", "致电", "告诉", "交代", "由", "经", "请", "与")
@@ -655,6 +656,24 @@ def all_ordinary_words(span: str) -> bool:
     return all(
         flag == "nrt" or not (flag.startswith(("nr", "ns", "nz")) or flag in ("x", "eng")) for _, flag in tokens
     )
+
+
+def reads_as_words(span: str) -> bool:
+    """A clinical word lies in ``span`` (Chinese), or jieba reads a verb or adverb in it or one that opens it
+    with a conjunction, preposition or particle (查看, 进一步|处理, 及|家属): no name stands alone there,
+    whatever its characters."""
+    tokens = _hmm_tokens(span)
+    return (
+        holds_clinical_word(span)
+        or any(flag.startswith(("v", "d")) for _, flag in tokens)
+        or tokens[0][1].startswith(("p", "c", "u"))
+    )
+
+
+def one_common_word(span: str) -> bool:
+    """jieba reads ``span`` (Chinese) as one word of its dictionary that is no name (项目, 来源, 申请人, 文静)."""
+    tokens = _hmm_tokens(span)
+    return len(tokens) == 1 and tokens[0][1] != "x" and not tokens[0][1].startswith("nr")
 
 
 def _ends_name(text: str, end: int, told: bool = False) -> bool:

@@ -15,8 +15,8 @@ DATA = Path(__file__).parents[1] / "data" / "reports"
 SEALED_ALL, SEALED_NAMES = 997, 455  # the sealed set's identifiers and names found, of 997 and 455
 SEALED2_ALL, SEALED2_NAMES = 1090, 520  # the second sealed set's, of 1,107 and 531
 SEALED3_ALL, SEALED3_NAMES = 1234, 591  # the third sealed set's, of 1,240 and 594
-SEALED4_ALL, SEALED4_NAMES = 1601, 689  # the fourth sealed set's, of 1,608 and 691
-SEALED5_ALL, SEALED5_NAMES = 1415, 724  # the fifth sealed set's, of 1,456 and 745 (unbiased: not tuned on)
+SEALED4_ALL, SEALED4_NAMES = 1602, 690  # the fourth sealed set's, of 1,608 and 691
+SEALED5_ALL, SEALED5_NAMES = 1455, 745  # the fifth sealed set's, of 1,456 and 745
 
 
 def _record(text: str, *identifiers: tuple[str, str, str]) -> dict:
@@ -85,7 +85,7 @@ def test_unseen_set_keeps_its_scores() -> None:
     clinical words, fails."""
     scores = score_deid(read_jsonl(DATA / "deid_identifiers_unseen.jsonl"))
     assert scores.n_reports == 118
-    assert scores.recall["all"].hits >= 773 and scores.recall["name"].hits >= 372, scores.misses
+    assert scores.recall["all"].hits >= 785 and scores.recall["name"].hits >= 372, scores.misses
     assert scores.span_precision.value >= 0.99, scores.false_positives
 
 
@@ -131,19 +131,22 @@ def test_fourth_sealed_set_keeps_its_scores() -> None:
     precision 0.985) and unbiased with the sixth round's, written without seeing it (recall 0.919, 1,478; names
     0.907, 627; span precision 0.985), then tuned on (the seventh round of rules) and added to the tagger's
     training sets, so its scores now are tuning scores (recall 0.996, 1,601; names 0.997, 689; span precision
-    0.998): a change that finds fewer, or masks clinical words, fails."""
+    0.998; after the eighth round 1,602, 690 and 0.998): a change that finds fewer, or masks clinical words,
+    fails."""
     scores = score_deid(read_jsonl(DATA / "deid_identifiers_sealed4.jsonl"))
     assert scores.n_reports == 130
     assert scores.recall["all"].hits >= SEALED4_ALL and scores.recall["name"].hits >= SEALED4_NAMES, scores.misses
     assert scores.span_precision.value >= 0.99, scores.false_positives
 
 
-def test_fifth_sealed_set_keeps_its_unbiased_scores() -> None:
+def test_fifth_sealed_set_keeps_its_scores() -> None:
     """The fifth sealed set (tests/data/reports/README.md), a realistic archive written by someone who had read only
     the label conventions, scored with the sixth round's code (recall 0.958, 1,395 of 1,456; names 0.953, 710 of
     745; span precision 0.988) and unbiased with the seventh round's, written without seeing it (recall 0.972,
-    1,415; names 0.972, 724; span precision 0.987); not tuned on: a change that finds fewer, or masks more
-    clinical words, fails."""
+    1,415; names 0.972, 724; span precision 0.987), then tuned on (the eighth round of rules) and added to the
+    tagger's training sets, so its scores now are tuning scores (recall 0.999, 1,455; names 1.000, 745; span
+    precision 0.988; the rules alone 1,446 and 738): a change that finds fewer, or masks more clinical words,
+    fails."""
     scores = score_deid(read_jsonl(DATA / "deid_identifiers_sealed5.jsonl"))
     assert scores.n_reports == 132
     assert scores.recall["all"].hits >= SEALED5_ALL and scores.recall["name"].hits >= SEALED5_NAMES, scores.misses

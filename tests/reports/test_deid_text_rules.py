@@ -56,7 +56,7 @@ CASES = [
     # after a separator a name standing alone, whatever its characters; with none, a name to the end of its run
     ("姓名 巴图其其格　性别 男", [("巴图其其格", NAME)]),
     ("记录：宝力道", [("宝力道", DOCTOR)]),
-    ("已电话通知主管医生贡布扎西（分机3302）。", [("贡布扎西", DOCTOR), ("3302", PHONE)]),
+    ("已电话通知主管医生贡布扎西（分机3302）。", [("贡布扎西", DOCTOR), ("分机3302", PHONE)]),
     ("家属（其女刘晓雯，电话 13612345678）", [("刘晓雯", NAME), ("13612345678", PHONE)]),
     # a label written with spaces, and a name written with spaces
     ("姓  名：闵 晓 东　　性  别：男", [("闵 晓 东", NAME)]),
@@ -156,8 +156,8 @@ ROUND_FIVE = [
     ("上传时间：24/02/19 23:05", [("24/02/19 23:05", DATE)]),
     ("比较：与3.12外院MRI对比，病灶缩小。", [("3.12", DATE)]),
     # phones: an extension with a hyphen or after "extension", a North American and an international number
-    ("Called ext. 3-4410 at noon.", [("3-4410", PHONE)]),
-    ("by telephone (extension 71204)", [("71204", PHONE)]),
+    ("Called ext. 3-4410 at noon.", [("ext. 3-4410", PHONE)]),
+    ("by telephone (extension 71204)", [("extension 71204", PHONE)]),
     ("Reach me at (415) 555-0172.", [("(415) 555-0172", PHONE)]),
     ("Mobile abroad +33 6 1234 5678 only", [("+33 6 1234 5678", PHONE)]),
     # hospitals: a campus or branch after the name, a short 附院, an English name after a hospital label, St.
@@ -427,3 +427,93 @@ def test_a_header_line_becomes_placeholders_only() -> None:
     number after a Portuguese label."""
     text = "鏡湖醫院 CENTRO HOSPITALAR KIANG WU\n姓名 Nome：歐陽嘉慧 AU YEUNG KA WAI　N.º de utente：7730215"
     assert deidentify_text(text) == f"{HOSPITAL} {HOSPITAL}\n姓名 Nome：{NAME} {NAME}　N.º de utente：{ID}"
+
+
+# The eighth round (the fifth sealed set's): worklists, CSV exports and registers, role words of trials and MDT
+# minutes, notification sentences, carers and interpreters, signature notes, Malay names and numbers, codes,
+# damaged or ranged dates, Malaysian, Canadian and Hong Kong addresses, and hospital aliases. Each case is masked
+# by the rules alone (no tagger).
+ROUND_EIGHT = [
+    # a name alone in a table's cell, after a bar, a comma or a wide gap, in a row of three gaps or more
+    ("| 姓名 | 巴特尔 | 性别 | 男 |", [("巴特尔", NAME)]),
+    ("07　　2023-03-02　　头颅CT　　　　韩丽君　　谭永安\n", [("2023-03-02", DATE), ("韩丽君", NAME), ("谭永安", NAME)]),
+    ("5｜CT230301017｜左侧基底节出血｜潘伟民｜祝晓燕（急诊科）｜否", [("CT230301017", ID), ("潘伟民", NAME), ("祝晓燕", NAME)]),
+    ("4,MR23030104,石玉兰,女,58,头颅MRI平扫,09:10,郝建业,神经内科", [("MR23030104", ID), ("石玉兰", NAME), ("郝建业", NAME)]),
+    # a name in capitals in a CSV row before the sex's cell
+    ("6,CT23030106,LIANG MEIQI,女,29,头颅CT", [("CT23030106", ID), ("LIANG MEIQI", NAME)]),
+    # role words of trials, MDT minutes and contacts
+    ("影像评估员：乔雪松　　仲裁：范立群", [("乔雪松", DOCTOR), ("范立群", DOCTOR)]),
+    ("（随访人：宋佳怡）", [("宋佳怡", DOCTOR)]),
+    ("单位联系人：辅导员 邵明辉（电话 021-5523871）", [("邵明辉", NAME), ("021-5523871", PHONE)]),
+    # a staff member at the end of a notification sentence, after the role word
+    ("已电话告知神经内科值班医生戴远航。", [("戴远航", DOCTOR)]),
+    ("于14:05电话通知卒中医生乌兰图雅。", [("乌兰图雅", DOCTOR)]),
+    # an interpreter or carer before what they do; a carer's or contact's romanised name after the role
+    ("由翻译阿依努尔协助问诊。", [("阿依努尔", NAME)]),
+    ("照顧者：印尼籍家傭 Siti Rahayu（電話 6123 4455）", [("Siti Rahayu", NAME), ("6123 4455", PHONE)]),
+    # a name before its role in parentheses in a signature, an ordinary word too
+    ("电子签名：柳青（诊断）　文静（审核）", [("柳青", DOCTOR), ("文静", DOCTOR)]),
+    # names: Malay particles in capitals, a name of dotted parts before the sex, capitals after a full-width blank,
+    # a Latin name in parentheses before a comma, and a Chinese one after To:
+    ("Name: NOR AZIZAH BINTI ISMAIL   NRIC: S7712345D", [("NOR AZIZAH BINTI ISMAIL", NAME), ("S7712345D", ID)]),
+    ("Name: RAJESH A/L KUMAR", [("RAJESH A/L KUMAR", NAME)]),
+    ("【病例2】买买提·艾力，男，47岁", [("买买提·艾力", NAME)]),
+    ("姓名：梁家輝　LEUNG KA FAI　性別：男", [("梁家輝", NAME), ("LEUNG KA FAI", NAME)]),
+    ("her daughter 陳家明 (Kelvin Chan, 604-555-0187) will", [("陳家明", NAME), ("Kelvin Chan", NAME), ("604-555-0187", PHONE)]),
+    ("To: 邓嘉欣 (Deng Jiaxin), Guangzhou", [("邓嘉欣", NAME), ("Deng Jiaxin", NAME)]),
+    # a relative's phone after the kinship in English
+    ("NOK: WONG Siu Ming (son), 9123 8876.", [("WONG Siu Ming", NAME), ("9123 8876", PHONE)]),
+    # numbers: MyKad, a police report, codes of three groups, capitals and a year, labels in a table or lower case
+    ("MyKad: 680415-10-5521", [("680415-10-5521", ID)]),
+    ("Police report no.: BRICKFIELDS/004512/23", [("BRICKFIELDS/004512/23", ID)]),
+    ("受试者：PDX-B-017｜RN: KLX-23-0091822｜SX-RMH-23-1102", [("PDX-B-017", ID), ("KLX-23-0091822", ID), ("SX-RMH-23-1102", ID)]),
+    ("| 住院号 | QD2023-004417 |", [("QD2023-004417", ID)]),
+    ("Case no: SGH23-551207", [("SGH23-551207", ID)]),
+    # dates: a day misread with letters, a time range, an ROC date-time, a date in a file's name
+    ("检查日期：2023年5月l1日", [("2023年5月l1日", DATE)]),
+    ("时间：2023年3月8日 09:30-11:00　　地点：示教室", [("2023年3月8日 09:30-11:00", DATE)]),
+    ("簽發時間：112/09/03 08:12", [("112/09/03 08:12", DATE)]),
+    ("附件：PACS导出_CT1号机_20230611.xlsx", [("20230611", DATE)]),
+    # phones: an extension with its label or after #, a phone label 联络, one written 778-555-0142
+    ("Fellow (ext. 3378)", [("ext. 3378", PHONE)]),
+    ("聯絡：0922-118-305／(07)3312-4400", [("0922-118-305", PHONE), ("(07)3312-4400", PHONE)]),
+    ("聯絡電話：(05)2771-8890 #36", [("(05)2771-8890 #36", PHONE)]),
+    # dates: a half of the day and its hour, eight digits after a date label, a month's name between numbers, a
+    # month and day with a time
+    ("申请时间：2023年4月2日上午9点", [("2023年4月2日上午9点", DATE)]),
+    ("[检查时间]20230412 10:05", [("20230412 10:05", DATE)]),
+    ("Exam Date: 2023-Apr-12", [("2023-Apr-12", DATE)]),
+    ("由民警于04-12 02:30送入急诊。", [("04-12 02:30", DATE)]),
+    # addresses in Latin letters after a Chinese label, in Canada, and in Hong Kong with the home's name
+    ("住址：No. 7, Jalan Ampang 3, 50450 Kuala Lumpur", [("No. 7, Jalan Ampang 3, 50450 Kuala Lumpur", ADDRESS)]),
+    ("4151 Hazelbridge Way, Richmond, BC V6X 4J7", [("4151 Hazelbridge Way, Richmond, BC V6X 4J7", ADDRESS)]),
+    ("住址：香港柴灣道88號 康和護老院（院舍）\n", [("香港柴灣道88號 康和護老院（院舍）", ADDRESS)]),
+    # hospitals: an alias in parentheses, an institution in capitals with its country, more suffixes
+    ("岳阳市第二医院（岳阳市传染病防治中心）", [("岳阳市第二医院", HOSPITAL), ("岳阳市传染病防治中心", HOSPITAL)]),
+    ("NATIONAL CANCER CENTRE, SINGAPORE\n", [("NATIONAL CANCER CENTRE, SINGAPORE", HOSPITAL)]),
+    ("转自槟城华人医务中心。", [("槟城华人医务中心", HOSPITAL)]),
+]
+# Clinical text near the eighth round's rules: none of it is masked.
+ROUND_EIGHT_CLINICAL = [
+    "| 项目 | 内容 |\n|---|---|\n| 来源 | 门诊 |",
+    "| 日期 | 申请人 | 经办人 | 终端 |",
+    "左侧额叶,顶叶,颞叶,枕叶,丘脑见异常信号",
+    "已通知临床医生进一步处理。",
+    "已电话通知主管医生查看。",
+    "由翻译协助沟通。",
+    "影像诊断（报告）：右侧基底节区腔隙性梗死。",
+    "T2-FLAIR示白质高信号，Fazekas 2级；WHO-CNS5分级。",
+    "扫描时间 08:00-08:30，层厚 5 mm。",
+    "方案编号：STROKE-TNK-2022-01",
+    "层厚5 mm，间隔 1-2 mm，于上午完成扫描。",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ROUND_EIGHT)
+def test_each_rule_of_the_eighth_round_masks_its_identifier(text: str, expected: list[tuple[str, str]]) -> None:
+    assert [(text[a:b], p) for a, b, p in identifier_spans(text, learned=False)] == expected, deidentify_text(text)
+
+
+@pytest.mark.parametrize("text", ROUND_EIGHT_CLINICAL)
+def test_clinical_text_near_the_eighth_round_round_trips(text: str) -> None:
+    assert identifier_spans(text) == [], _masked(text)
