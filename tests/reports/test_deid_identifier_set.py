@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from brainfm.jsonl import read_jsonl
-from brainfm.reports.deid_eval import score_deid
+from brainfm.reports.deid_eval import score_deid, stored_leaks
 from brainfm.reports.deid_text import identifier_spans
 
 DATA = Path(__file__).parents[1] / "data" / "reports"
@@ -17,6 +17,8 @@ SEALED2_ALL, SEALED2_NAMES = 1090, 520  # the second sealed set's, of 1,107 and 
 SEALED3_ALL, SEALED3_NAMES = 1234, 591  # the third sealed set's, of 1,240 and 594
 SEALED4_ALL, SEALED4_NAMES = 1602, 690  # the fourth sealed set's, of 1,608 and 691
 SEALED5_ALL, SEALED5_NAMES = 1455, 745  # the fifth sealed set's, of 1,456 and 745
+SEALED6_ALL, SEALED6_NAMES = 1566, 781  # the sixth sealed set's, of 1,633 and 807 (unbiased: not tuned on)
+SEALED6_STORED = 11  # its distinct identifiers that reach the stored findings and impression, of 1,475
 
 
 def _record(text: str, *identifiers: tuple[str, str, str]) -> dict:
@@ -151,3 +153,19 @@ def test_fifth_sealed_set_keeps_its_scores() -> None:
     assert scores.n_reports == 132
     assert scores.recall["all"].hits >= SEALED5_ALL and scores.recall["name"].hits >= SEALED5_NAMES, scores.misses
     assert scores.span_precision.value >= 0.98, scores.false_positives
+
+
+def test_sixth_sealed_set_keeps_its_unbiased_scores() -> None:
+    """The sixth sealed set (tests/data/reports/README.md), a realistic archive written blind like the fifth,
+    scored once with the eighth round's code, written without seeing it (recall 0.959, 1,566 of 1,633; names 0.968,
+    781 of 807; span precision 0.988; the seventh round's code: 1,564 and 782). Of its 1,475 distinct
+    identifiers, 41 are left somewhere in the de-identified text and 11 reach what is stored of the reports (29
+    before the stored text was minimised, `brainfm.reports.minimise`). Not tuned on: a change that finds fewer,
+    masks more clinical words or stores more identifiers fails."""
+    records = read_jsonl(DATA / "deid_identifiers_sealed6.jsonl")
+    scores = score_deid(records)
+    assert scores.n_reports == 132
+    assert scores.recall["all"].hits >= SEALED6_ALL and scores.recall["name"].hits >= SEALED6_NAMES, scores.misses
+    assert scores.span_precision.value >= 0.98, scores.false_positives
+    stored, leaks = stored_leaks(records)
+    assert stored.total == 1475 and stored.hits <= SEALED6_STORED, leaks
