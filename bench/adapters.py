@@ -38,6 +38,7 @@ import platform
 import shlex
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,11 +120,14 @@ def score(task: str, run, train: pd.DataFrame, seed: int) -> tuple[dict, pd.Data
 def run_cell(task: str, variant: Variant, encoder_dir: Path, images: list[Path], masks: list[Path],
              bags: StudyBags, table: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, seed: int,
              profile: str, device: str, finetune_steps: int | None,
-             embeddings: SliceEmbeddings | None = None) -> tuple[dict, pd.DataFrame]:
-    """Train and score one cell (`score`); `embeddings`: the shared slice table of a study-task probe's encoder."""
+             embeddings: SliceEmbeddings | None = None, seg_steps: int | None = None) -> tuple[dict, pd.DataFrame]:
+    """Train and score one cell (`score`); `embeddings`: the shared slice table of a study-task probe's encoder;
+    `seg_steps`: the steps of a segmentation run whatever its variant (warm-up an eighth of them)."""
     encoder = make_encoder(variant.source, encoder_dir, seed, device)
     if task == "segmentation":
         config = seg_config(profile, variant, seed, finetune_steps)
+        if seg_steps is not None:
+            config = replace(config, steps=seg_steps, warmup_steps=max(1, seg_steps // 8))
         empty = list(table.loc[table["category"] == "normal", "study"])
         run = fit_segmentation(encoder, images, masks, list(train["patient"]), list(test["patient"]), empty, config)
     else:
@@ -327,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS))
     parser.add_argument("--profile", default="tiny", help="adapter training profile (steps, batch sizes)")
     parser.add_argument("--finetune-steps", type=int, help="steps of every fine-tuning run (CPU budgets)")
+    parser.add_argument("--seg-steps", type=int,
+                        help="steps of every segmentation run, probe and fine-tuned alike (default: the profile's "
+                             "for a probe, --finetune-steps for fine-tuning; 40 steps of the tiny profile left one "
+                             "seed in three collapsed on the small cohort, docs/BENCHMARKS.md)")
     parser.add_argument("--loco", action="store_true",
                         help="leave-one-center-out for classification, segmentation (seed 0, the --variants)")
     parser.add_argument("--merge", type=Path, action="append", default=[], metavar="RESULTS_CSV",
@@ -391,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         return (f"machine: {platform.node()} ({torch.get_num_threads()} threads, device {args.device}), "
                 f"{time.perf_counter() - start:.0f} s, {len(centers)} centers, {table['patient'].nunique()} patients "
                 f"({len(train_all)} train / {len(test)} test studies)\n"
-                f"adapter profile {args.profile}, fine-tuning steps {args.finetune_steps or 'of the profile'}\n"
+                f"adapter profile {args.profile}, fine-tuning steps {args.finetune_steps or 'of the profile'}, "
+                f"segmentation steps {args.seg_steps or 'as above'}\n"
                 + (f"merged: {', '.join(map(str, args.merge))}\n" if args.merge else ""))
 
     def write_outputs() -> str:
@@ -432,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         tic = time.perf_counter()
         scores, held_out = run_cell(task, variant, checkpoint, images, masks, bags, table, train, held, seed,
                                     args.profile, args.device, args.finetune_steps,
-                                    embeddings(task, variant, checkpoint))
+                                    embeddings(task, variant, checkpoint), args.seg_steps)
         return scores, held_out, time.perf_counter() - tic
 
     for task in filter(None, args.tasks.split(",")):
