@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from models.heads.aggregate import StudyHead
-    from models.heads.study_data import StudyBags
+    from models.heads.study_data import Bag, StudyBags
     from models.heads.study_train import SliceEmbeddings
 
 # Where the assets save what predict loads, relative to MODELS_DIR (assets/adapters.py: `_encoder_dir`,
@@ -285,7 +285,7 @@ class Predictor:
         shared = shared and bool(np.isin(items, in_table).all())
         keep = [items] if shared else []
         if table and self.vlm is not None:
-            keep.append(self._report_slices(bags, study.study))
+            keep.append(flatten(self._report_bags(bags, study.study)))
         self._embeddings = (study.study, np.concatenate(keep) if keep else np.empty(0, dtype=np.int64), None)
         with timer("classification"):
             classification = self._classification(bags, study.study)
@@ -419,12 +419,11 @@ class Predictor:
         return table
 
     @staticmethod
-    def _report_slices(bags: StudyBags, study: str) -> np.ndarray:
-        """The items the report model reads: :data:`REPORT_SLICES` evenly spaced slices per sequence."""
-        from models.heads.study_data import flatten
+    def _report_bags(bags: StudyBags, study: str) -> list[Bag]:
+        """The slices the report model reads: :data:`REPORT_SLICES` evenly spaced per sequence."""
         from models.vlm.visual import spread_bags
 
-        return flatten(spread_bags(bags, [study], REPORT_SLICES))
+        return spread_bags(bags, [study], REPORT_SLICES)
 
     def _segment(self, images: np.ndarray, feature_maps: list[torch.Tensor] | None) -> np.ndarray:
         from models.heads.seg_train import predict_segmentation
@@ -494,15 +493,16 @@ class Predictor:
             return None
         from brainfm.grounding import SegmentedSlice, check_report, evidence_from_predictions
         from brainfm.reports.sections import split_sections
+        from models.heads.study_data import flatten
         from models.vlm.align_train import REPORT_PROMPT
-        from models.vlm.visual import spread_bags
 
         cache = self.vlm.feature_cache(bags)
-        key, kept, table = self._embeddings
-        shown = self._report_slices(bags, study)
-        if key == study and table is not None and np.isin(shown, kept).all():  # the heads' pass kept them
+        key, _, table = self._embeddings
+        drawn = self._report_bags(bags, study)
+        shown = flatten(drawn)
+        if key == study and table is not None and np.isin(shown, table.kept).all():  # the heads' pass kept them
             cache.fill(shown, table(shown), table.kept_maps(shown))
-        visual = cache.batch([study], spread_bags(bags, [study], REPORT_SLICES))
+        visual = cache.batch([study], drawn)
         text = self.vlm.generate(visual, REPORT_PROMPT, self.report_tokens)[0]
         probabilities = {f"p_category_{c}": p for c, p in classification["category"]["probabilities"].items()}
         slices = None if labels is None or volume is None else [

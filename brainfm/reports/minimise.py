@@ -51,7 +51,7 @@ _SENTENCE_END = "。！!？?."
 _CLAUSE_END = "，,；;。！!？?"
 _WORD = re.compile(r"\w")
 # An English full stop ends a clause before a capital, except after a title or an abbreviation.
-_NOT_SENTENCE_END = re.compile(r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|St|No|Fig|vs|e\.g|i\.e|approx)|\b[A-Z])$")
+_NOT_SENTENCE_END = re.compile(rf"(?:\b(?:{_TITLES}|Prof|St|No|Fig|vs|e\.g|i\.e|approx)|\b[A-Z])$")
 
 # Cells of a worklist, log-book or CSV row: pipes, tabs, ASCII commas without a following space, or a run of
 # spaces holding an ideographic space or two ordinary ones.

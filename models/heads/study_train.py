@@ -29,6 +29,7 @@ from models.heads.common import AdapterMode, adapter_optimizer, check_mode, prep
 from models.heads.grading import GradingHead
 from models.heads.prognosis import PrognosisHead
 from models.heads.study_data import BagLayout, StudyBags, StudyTargets, flatten
+from models.hybrid_encoder import HybridEncoder
 from models.profiles import Profiled
 
 HEADS: dict[str, type[StudyHead]] = {h.kind: h for h in (ClassificationHead, GradingHead, PrognosisHead)}
@@ -82,17 +83,13 @@ class SliceEmbeddings:
     slices again (`models.heads.seg_train.predict_segmentation`, `models.vlm.visual.FeatureCache.fill`)."""
 
     def __init__(
-        self, encoder: nn.Module, bags: StudyBags, studies: Sequence[str], batch: int, keep_maps: Sequence[int] = ()
+        self, encoder: HybridEncoder, bags: StudyBags, studies: Sequence[str], batch: int, keep_maps: Sequence[int] = ()
     ) -> None:
         self.items = np.unique(flatten([bags.all_slices(s) for s in studies]))
         self.kept = np.unique(np.asarray(keep_maps, dtype=np.int64))
-        self.feature_maps: list[torch.Tensor] = []  # per scale, rows in `kept` order
-        if not len(self.kept):
-            self.embeddings = embed_slices(encoder, bags, self.items, batch)
-            return
-        keep = np.searchsorted(self.items, self.kept)
-        if not np.array_equal(self.items[np.minimum(keep, len(self.items) - 1)], self.kept):
+        if not np.isin(self.kept, self.items).all():
             raise ValueError("keep_maps names items that are not slices of these studies")
+        keep = np.searchsorted(self.items, self.kept)
         embeddings, maps = [], [[] for _ in keep]
         device = _device(encoder)
         for lo in range(0, len(self.items), batch):
@@ -102,17 +99,16 @@ class SliceEmbeddings:
             for i in np.flatnonzero((keep >= lo) & (keep < lo + batch)):
                 maps[i] = [m[keep[i] - lo].clone() for m in features.feature_maps]  # not a view of the batch
         self.embeddings = torch.cat(embeddings)
-        self.feature_maps = [torch.stack(scale) for scale in zip(*maps)]
+        self.feature_maps: list[torch.Tensor] = [torch.stack(scale) for scale in zip(*maps)]  # rows in `kept` order
 
     def __call__(self, items: np.ndarray) -> torch.Tensor:
         return self.embeddings[torch.from_numpy(np.searchsorted(self.items, items))]
 
     def kept_maps(self, items: np.ndarray) -> list[torch.Tensor]:
         """The kept feature maps of ``items`` (a subset of ``keep_maps``), one tensor per scale, rows in order."""
-        rows = np.searchsorted(self.kept, items)
         if not np.isin(items, self.kept).all():
             raise ValueError("these items' feature maps were not kept (keep_maps)")
-        index = torch.from_numpy(rows)
+        index = torch.from_numpy(np.searchsorted(self.kept, items))
         return [m[index] for m in self.feature_maps]
 
 
