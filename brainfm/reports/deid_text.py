@@ -808,47 +808,45 @@ def _csv_people(text: str) -> Iterator[Span]:
                 yield *cell.span("v"), NAME
 
 
+def _found_before(text: str, marks: re.Pattern[str], name: re.Pattern[str], reach: int) -> Iterator[re.Match[str]]:
+    """``name`` (a pattern anchored at its end) ending right before each match of ``marks``, searched from the mark
+    backwards within ``reach`` characters: a name pattern run over the whole text would be tried at every position."""
+    for mark in marks.finditer(text):
+        found = name.search(text, max(0, mark.start() - reach), mark.start())
+        if found:
+            yield found
+
+
 def _before_romanised(text: str) -> Iterator[Span]:
     """A name in Chinese characters, its parts apart, before its romanised form in parentheses (佐藤 美咲 (Sato
     Misaki)), searched from the parenthesis backwards; no clinical word."""
-    for roman in _ROMAN_IN_PARENTHESES.finditer(text):
-        name = _SPACED_NAME_BEFORE.search(text, max(0, roman.start() - 8), roman.start())
-        if name and not holds_clinical_word(name.group("v").replace(" ", "")):
+    for name in _found_before(text, _ROMAN_IN_PARENTHESES, _SPACED_NAME_BEFORE, 8):
+        if not holds_clinical_word(name.group("v").replace(" ", "")):
             yield *name.span("v"), NAME
 
 
 def _before_sex_columns(text: str) -> Iterator[Span]:
     """A romanised name in a worklist's row, apart before the sex and age (Sokolova, Anna    女   38; MAIMAITI
     ALIM     M   41), searched from the sex backwards."""
-    for sex in _SEX_COLUMN.finditer(text):
-        name = _LATIN_NAME_BEFORE.search(text, max(0, sex.start() - _LONGEST_ROMAN), sex.start())
-        if name:
-            yield *name.span("v"), NAME
+    yield from ((*name.span("v"), NAME) for name in _found_before(text, _SEX_COLUMN, _LATIN_NAME_BEFORE, _LONGEST_ROMAN))
 
 
 def _before_ranks(text: str) -> Iterator[Span]:
     """A name standing apart before a physician's rank (影像科 普建新 主任医师), searched from the rank backwards."""
-    for rank in _RANK_APART.finditer(text):
-        name = _ANY_NAME_BEFORE.search(text, max(0, rank.start() - 4), rank.start())
-        if name:
-            yield *name.span(), DOCTOR
+    yield from ((*name.span(), DOCTOR) for name in _found_before(text, _RANK_APART, _ANY_NAME_BEFORE, 4))
 
 
 def _before_kin(text: str) -> Iterator[Span]:
     """A name right before its kinship or 本人 in parentheses (王芳（母，电话…）, 李强（本人接听）), searched from the
     parenthesis backwards."""
-    for kin in _KIN_IN_PARENTHESES.finditer(text):
-        name = _NAME_BEFORE.search(text, max(0, kin.start() - 4), kin.start())
-        if name:
-            yield *name.span(), NAME
+    yield from ((*name.span(), NAME) for name in _found_before(text, _KIN_IN_PARENTHESES, _NAME_BEFORE, 4))
 
 
 def _before_role_notes(text: str) -> Iterator[Span]:
     """A name right before its role in parentheses, standing apart (签名：某某（诊断）　某某（审核）), searched from
     the parenthesis backwards; no clinical word."""
-    for role in _ROLE_IN_PARENTHESES.finditer(text):
-        name = _ANY_NAME_BEFORE.search(text, max(0, role.start() - 4), role.start())
-        if name and not holds_clinical_word(name.group()):
+    for name in _found_before(text, _ROLE_IN_PARENTHESES, _ANY_NAME_BEFORE, 4):
+        if not holds_clinical_word(name.group()):
             yield *name.span(), DOCTOR
 
 
