@@ -59,3 +59,16 @@ def test_the_report_is_generated_and_grounded(
     assert isinstance(report["grounding"], list) and isinstance(report["flags"], list)
     assert all(v["verdict"] in {"supported", "unsupported", "unverifiable"} for v in report["grounding"])
     assert run.REPORT_MODEL_DIR in result["models"]["md5"] and "report" in result["timings_s"]
+
+
+def test_the_report_budget_is_what_the_model_may_generate(
+    models_with_vlm: Path, study: Study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``report_tokens`` is the report model's generation budget (bench/predict.py's stand-in for a trained
+    model's length); by default predict's cap."""
+    from models.vlm.vlm import BrainVLM
+
+    budgets, generate = [], BrainVLM.generate
+    monkeypatch.setattr(BrainVLM, "generate", lambda self, v, p, n: (budgets.append(n), generate(self, v, p, n))[1])
+    Predictor(models_with_vlm, "cpu", precision="fp32", report_tokens=3).predict(study.folder, tmp_path / "out")
+    assert budgets == [3] and Predictor.__init__.__defaults__[-1] == run.REPORT_MAX_TOKENS
